@@ -1,0 +1,49 @@
+# dinoseg: two commands set everything up on a fresh machine.
+#   make demo   installs what it needs and runs the demo
+#   make test   installs what the tests need and runs them
+# libtorch comes from the pip package torch==2.11.0 (the version tch 0.24 binds) in .venv; the binaries carry
+# an rpath to its lib/ folder, so nothing needs LD_LIBRARY_PATH.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION := 2.11.0
+CARGO ?= cargo
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test build venv check-ros lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tools/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) -r tools/requirements.txt
+	touch $@
+
+build: venv
+	$(CARGO) build --release --locked
+
+demo: build
+	./target/release/dinoseg backbones
+	./target/release/dinoseg demo --variant vits16
+	./target/release/dinoseg demo --variant convnext_tiny
+
+test: build
+	$(CARGO) test --release --locked
+	$(MAKE) check-ros
+
+# The ROS 2 node type-checks against r2r's doc-only build (no ROS 2 installed here or in CI).
+check-ros:
+	$(CARGO) check --release --locked --features ros,r2r/doc-only --bin dinoseg_node
+
+lint: venv
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+bench: build
+	$(PY) bench/backbone_cpu.py
+
+clean:
+	rm -rf target/fixtures target/test-tmp

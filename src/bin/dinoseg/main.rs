@@ -1,0 +1,131 @@
+//! `dinoseg`: the command-line front end of the dinoseg core (no ROS needed).
+
+use clap::{Parser, Subcommand};
+use dinoseg::checkpoint;
+use dinoseg::device::{parse_device, parse_precision};
+use dinoseg::model::ForwardOptions;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Parser)]
+#[command(name = "dinoseg", version, about = "DINOv3 segmentation on libtorch, for ROS 2 robots and offline runs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every DINOv3 backbone of the catalog.
+    Backbones {
+        /// Print this variant's transformers config.json instead.
+        #[arg(long, value_name = "VARIANT")]
+        config: Option<String>,
+        /// Write a transformers directory with random weights of VARIANT to DIR (benchmarks, smoke tests).
+        #[arg(long, num_args = 2, value_names = ["VARIANT", "DIR"])]
+        random_weights: Option<Vec<String>>,
+    },
+    /// Run a model on `pixel_values` from a safetensors file and write its raw outputs under transformers' names.
+    Forward {
+        /// transformers directory, .safetensors file (with --variant), official .pth, or hub id.
+        #[arg(long)]
+        model: String,
+        /// Catalog variant for a bare .safetensors file in transformers names.
+        #[arg(long)]
+        variant: Option<String>,
+        /// safetensors file holding `pixel_values` [B,3,H,W] float32.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// fp32, fp16 or bf16 (outputs are written as float32).
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+    },
+    /// Convert an official DINOv3 .pth state dict into a transformers directory.
+    Convert {
+        src: PathBuf,
+        out_dir: PathBuf,
+        /// Attention heads, for sizes outside the catalog (the weights cannot tell the head count).
+        #[arg(long)]
+        num_heads: Option<i64>,
+    },
+    /// Random-weight catalog backbone on a generated camera frame: feature shapes and timings.
+    Demo(demo::DemoArgs),
+    /// Benchmark worker: times forward passes on request (driven by bench/*.py).
+    #[command(hide = true)]
+    BenchWorker(bench::BenchArgs),
+}
+
+mod bench;
+mod demo;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Backbones { config, random_weights } => backbones(config, random_weights),
+        Command::Forward { model, variant, input, output, device, precision } => {
+            forward(&model, variant.as_deref(), &input, &output, &device, &precision)
+        }
+        Command::Convert { src, out_dir, num_heads } => {
+            checkpoint::official::convert_official_file(&src, &out_dir, num_heads).map(|config| {
+                println!("wrote {} ({}) to {}", config.architecture(), config.model_type(), out_dir.display());
+            })
+        }
+        Command::Demo(args) => demo::run(&args),
+        Command::BenchWorker(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backbones(config: Option<String>, random_weights: Option<Vec<String>>) -> dinoseg::Result<()> {
+    let variant =
+        |name: &str| dinoseg::catalog::find(name).ok_or_else(|| dinoseg::Error::UnknownVariant(name.to_string()));
+    if let Some(name) = config {
+        println!("{}", variant(&name)?.config().to_json());
+    } else if let Some([name, dir]) = random_weights.as_deref() {
+        let config = variant(name)?.config();
+        let mut model = dinoseg::model::LoadedBackbone::build(&config, Device::Cpu)?;
+        model.randomize(0);
+        checkpoint::write_transformers_dir(std::path::Path::new(dir), &config, &model.named_tensors())?;
+    } else {
+        print!("{}", dinoseg::catalog::table());
+    }
+    Ok(())
+}
+
+fn forward(
+    model: &str,
+    variant: Option<&str>,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    device: &str,
+    precision: &str,
+) -> dinoseg::Result<()> {
+    let device: Device = parse_device(device)?;
+    let kind: Kind = parse_precision(precision)?;
+    let (model, _norm) = checkpoint::load_backbone(model, variant, device, kind)?;
+    let inputs = checkpoint::read_safetensors(input)?;
+    let pixels = inputs
+        .into_iter()
+        .find(|(n, _)| n == "pixel_values")
+        .map(|(_, t)| t)
+        .ok_or_else(|| dinoseg::Error::checkpoint_missing(input, "pixel_values"))?;
+    let opts = ForwardOptions { hidden_states: true, dense_layers: None };
+    let (out, _padding) = model.backbone.forward(&pixels.to_device(device), &opts)?;
+    let cpu = |t: &Tensor| t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+    let mut named = vec![("last_hidden_state".to_string(), cpu(&out.last_hidden_state))];
+    for (i, h) in out.hidden_states.iter().enumerate() {
+        named.push((format!("hidden_states.{i}"), cpu(h)));
+    }
+    Tensor::write_safetensors(&named, output).map_err(|e| dinoseg::Error::checkpoint_write(output, e))
+}

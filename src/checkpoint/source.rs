@@ -1,0 +1,164 @@
+//! Where a backbone comes from: a model spec (directory, `.safetensors` file, `.pth` file or hub id) resolved
+//! to an architecture, its weights and its pixel normalisation.
+
+use crate::catalog::{self, Normalization};
+use crate::checkpoint::{hub, load_weights, official, pickle, read_safetensors, read_transformers_weights};
+use crate::error::{Error, Result};
+use crate::model::config::BackboneConfig;
+use crate::model::LoadedBackbone;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// A model spec as the user wrote it, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A transformers directory (`config.json` + safetensors).
+    Dir(PathBuf),
+    /// A bare `.safetensors` file (transformers or official names) of a catalog variant.
+    Safetensors { path: PathBuf, variant: Option<String> },
+    /// An official pickled state dict (`.pth`), converted on load.
+    Pth { path: PathBuf, num_heads: Option<i64> },
+    /// A hub id, `org/name[@revision]`.
+    Hub(String),
+}
+
+/// A resolved backbone checkpoint.
+pub struct ResolvedModel {
+    pub config: BackboneConfig,
+    pub tensors: Vec<(String, Tensor)>,
+    pub norm: Normalization,
+    /// The file or directory the weights came from (for error messages).
+    pub origin: PathBuf,
+}
+
+impl ModelSource {
+    /// Classifies a spec: an existing directory or file by its kind, otherwise `org/name` as a hub id.
+    pub fn parse(spec: &str, variant: Option<&str>) -> Result<Self> {
+        let path = Path::new(spec);
+        if path.is_dir() {
+            return Ok(ModelSource::Dir(path.to_path_buf()));
+        }
+        if path.is_file() {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            return match ext.as_str() {
+                "safetensors" => {
+                    Ok(ModelSource::Safetensors { path: path.to_path_buf(), variant: variant.map(String::from) })
+                }
+                "pth" | "pt" | "bin" => Ok(ModelSource::Pth { path: path.to_path_buf(), num_heads: None }),
+                _ => Err(Error::checkpoint(path, "unrecognised checkpoint file: expected .safetensors or .pth")),
+            };
+        }
+        if hub::is_hub_id(spec) {
+            return Ok(ModelSource::Hub(spec.to_string()));
+        }
+        Err(Error::NotFound(format!(
+            "`{spec}` is neither an existing file or directory nor a hub id of the form org/name"
+        )))
+    }
+}
+
+/// Reads a transformers `config.json` into a backbone config.
+pub fn read_config(dir: &Path) -> Result<BackboneConfig> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("<missing>");
+    if !matches!(model_type, "dinov3_vit" | "dinov3_convnext") {
+        return Err(Error::Config {
+            path,
+            message: format!("`model_type` is `{model_type}`; expected dinov3_vit or dinov3_convnext"),
+        });
+    }
+    let config: BackboneConfig =
+        serde_json::from_value(value).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+    config.validate().map_err(|message| Error::Config { path, message })?;
+    Ok(config)
+}
+
+/// Normalisation of a transformers directory: `preprocessor_config.json` if present, else by the catalog
+/// entry the path names (a hub cache path contains the repo name), else ImageNet.
+fn dir_norm(dir: &Path) -> Normalization {
+    let pre = dir.join("preprocessor_config.json");
+    if let Some(json) =
+        std::fs::read_to_string(pre).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    {
+        let triple = |k: &str| -> Option<[f32; 3]> {
+            let a = json.get(k)?.as_array()?;
+            let v: Vec<f32> = a.iter().filter_map(|x| x.as_f64().map(|f| f as f32)).collect();
+            (v.len() == 3).then(|| [v[0], v[1], v[2]])
+        };
+        if let (Some(mean), Some(std)) = (triple("image_mean"), triple("image_std")) {
+            return Normalization { mean, std };
+        }
+    }
+    if dir.to_string_lossy().contains("sat493m") {
+        catalog::SAT493M
+    } else {
+        catalog::IMAGENET
+    }
+}
+
+fn looks_official(tensors: &[(String, Tensor)]) -> bool {
+    tensors.iter().any(|(n, _)| {
+        n == "cls_token" || n.starts_with("blocks.") || n.starts_with("stages.") || n.starts_with("downsample_layers.")
+    })
+}
+
+/// Resolves a spec to config, weights and normalisation. `variant` names the catalog entry for bare
+/// `.safetensors` files in transformers names.
+pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
+    match ModelSource::parse(spec, variant)? {
+        ModelSource::Dir(dir) => resolve_dir(&dir),
+        ModelSource::Hub(id) => {
+            let dir = hub::resolve_hub(&id)?;
+            let mut m = resolve_dir(&dir)?;
+            if let Some((_, w)) = catalog::weights_for_hub_id(hub::split_revision(&id).0) {
+                m.norm = w.norm;
+            }
+            Ok(m)
+        }
+        ModelSource::Pth { path, num_heads } => {
+            let state = pickle::read_torch_state_dict(&path)?;
+            let (config, tensors) = official::official_to_transformers(state, num_heads, &path)?;
+            Ok(ResolvedModel { config, tensors, norm: catalog::IMAGENET, origin: path })
+        }
+        ModelSource::Safetensors { path, variant } => {
+            let tensors = read_safetensors(&path)?;
+            if looks_official(&tensors) {
+                let (config, tensors) = official::official_to_transformers(tensors, None, &path)?;
+                return Ok(ResolvedModel { config, tensors, norm: catalog::IMAGENET, origin: path });
+            }
+            let name = variant.ok_or_else(|| {
+                Error::checkpoint(
+                    &path,
+                    "a bare .safetensors file in transformers names needs --variant (see `dinoseg backbones`)",
+                )
+            })?;
+            let v = catalog::find(&name).ok_or_else(|| Error::UnknownVariant(name.clone()))?;
+            Ok(ResolvedModel { config: v.config(), tensors, norm: v.default_norm(), origin: path })
+        }
+    }
+}
+
+fn resolve_dir(dir: &Path) -> Result<ResolvedModel> {
+    let config = read_config(dir)?;
+    let tensors = read_transformers_weights(dir)?;
+    Ok(ResolvedModel { config, tensors, norm: dir_norm(dir), origin: dir.to_path_buf() })
+}
+
+/// Builds and strictly loads a backbone from a spec, on `device` in `kind`.
+pub fn load_backbone(
+    spec: &str,
+    variant: Option<&str>,
+    device: Device,
+    kind: Kind,
+) -> Result<(LoadedBackbone, Normalization)> {
+    let m = resolve(spec, variant)?;
+    let mut model = LoadedBackbone::build(&m.config, device)?;
+    load_weights(&model.vs, m.tensors, &m.origin, &[])?;
+    if kind != Kind::Float {
+        model.set_kind(kind);
+    }
+    Ok((model, m.norm))
+}

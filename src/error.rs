@@ -1,0 +1,55 @@
+//! The crate's error type: every failure names the file, tensor, key or frame it is about.
+
+use std::path::PathBuf;
+
+/// Errors of the dinoseg core. Each variant carries enough context to act on without a debugger.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("checkpoint {path} does not fit the model:\n{report}")]
+    WeightMismatch { path: PathBuf, report: String },
+    #[error("{path}: invalid config: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("unknown backbone variant `{0}` (see `dinoseg backbones`)")]
+    UnknownVariant(String),
+    #[error("model not found: {0}")]
+    NotFound(String),
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error("invalid device `{0}`: expected cpu, cuda or cuda:N")]
+    Device(String),
+    #[error(transparent)]
+    Decode(#[from] crate::pipeline::decode::DecodeError),
+    #[error(transparent)]
+    Preprocess(#[from] crate::pipeline::preprocess::PreprocessError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("libtorch failed: {0}")]
+    Runtime(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    /// A tensor a file should hold is not there.
+    pub fn checkpoint_missing(path: impl Into<PathBuf>, tensor: &str) -> Self {
+        Error::Checkpoint { path: path.into(), message: format!("no tensor named `{tensor}`") }
+    }
+    /// Writing a tensor file failed.
+    pub fn checkpoint_write(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> Self {
+        Error::Checkpoint { path: path.into(), message: format!("cannot write: {e}") }
+    }
+    pub fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Checkpoint { path: path.into(), message: message.into() }
+    }
+}

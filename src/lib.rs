@@ -1,0 +1,14 @@
+//! dinoseg: DINOv3 backbones and segmentation heads on libtorch (tch), for ROS 2 robots and offline runs.
+//!
+//! The core has no ROS dependency: the catalog of DINOv3 variants ([`catalog`]), checkpoint loading from every
+//! source ([`checkpoint`]), the models ([`model`]) and camera-frame decoding and preprocessing ([`pipeline`]).
+//! The ROS 2 node (`dinoseg_node`, cargo feature `ros`) is a thin adapter over this crate.
+
+pub mod catalog;
+pub mod checkpoint;
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod pipeline;
+
+pub use error::{Error, Result};

@@ -1,0 +1,187 @@
+//! Models on tch. One backbone contract: normalised pixels in, named multi-level NCHW feature maps out (with
+//! their strides), plus the raw token outputs transformers returns. Heads use only this contract.
+
+pub mod config;
+pub mod convnext;
+pub mod layers;
+pub mod rope;
+pub mod vit;
+
+use crate::error::{Error, Result};
+use config::BackboneConfig;
+use tch::{nn, Device, Kind, Tensor};
+
+/// What a forward pass should keep besides the final tokens and the dense feature maps.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardOptions {
+    /// Keep transformers' `hidden_states` (embeddings and every block output for the ViT; the input and every
+    /// stage output for ConvNeXt). Costs memory: off for inference.
+    pub hidden_states: bool,
+    /// Override the dense layers (ViT block indices, ConvNeXt stage indices); None = the official rule.
+    pub dense_layers: Option<Vec<i64>>,
+}
+
+/// One dense feature map.
+#[derive(Debug)]
+pub struct FeatureMap {
+    pub name: String,
+    /// Input pixels per feature cell.
+    pub stride: i64,
+    /// [B, C, H / stride, W / stride] over the padded input.
+    pub tensor: Tensor,
+}
+
+/// The outputs of a backbone forward pass.
+#[derive(Debug)]
+pub struct BackboneOutput {
+    /// transformers' `last_hidden_state`: [B, tokens, C] after the final norm.
+    pub last_hidden_state: Tensor,
+    /// transformers' `hidden_states` (empty unless asked for).
+    pub hidden_states: Vec<Tensor>,
+    /// The class token (ViT) or pooled token (ConvNeXt) after the final norm: [B, C].
+    pub cls_token: Tensor,
+    /// Dense feature maps, shallow to deep.
+    pub features: Vec<FeatureMap>,
+}
+
+/// A DINOv3 backbone of either family.
+pub enum Backbone {
+    Vit(vit::Vit),
+    ConvNext(convnext::ConvNext),
+}
+
+/// The padding a forward pass added to reach the backbone's size multiple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Padding {
+    pub input_hw: (i64, i64),
+    pub padded_hw: (i64, i64),
+}
+
+impl Backbone {
+    /// Declares the architecture's parameters on `p` (weights are loaded separately, see `checkpoint`).
+    pub fn new(p: &nn::Path, config: &BackboneConfig) -> Result<Self> {
+        let bad = |m: String| Error::Input(format!("invalid {} config: {m}", config.model_type()));
+        Ok(match config {
+            BackboneConfig::Vit(c) => Backbone::Vit(vit::Vit::new(p, c).map_err(bad)?),
+            BackboneConfig::ConvNext(c) => Backbone::ConvNext(convnext::ConvNext::new(p, c).map_err(bad)?),
+        })
+    }
+
+    pub fn config(&self) -> BackboneConfig {
+        match self {
+            Backbone::Vit(m) => BackboneConfig::Vit(m.config.clone()),
+            Backbone::ConvNext(m) => BackboneConfig::ConvNext(m.config.clone()),
+        }
+    }
+
+    /// Input sides are padded up to a multiple of this.
+    pub fn size_multiple(&self) -> i64 {
+        match self {
+            Backbone::Vit(m) => m.size_multiple(),
+            Backbone::ConvNext(m) => m.size_multiple(),
+        }
+    }
+
+    /// Feature channels of each dense map, shallow to deep.
+    pub fn feature_channels(&self) -> Vec<i64> {
+        match self {
+            Backbone::Vit(m) => vec![m.config.hidden_size; m.dense_layers.len()],
+            Backbone::ConvNext(m) => m.config.hidden_sizes.clone(),
+        }
+    }
+
+    /// Runs the backbone on normalised pixels [B, C, H, W] of any size: sides that are not multiples of
+    /// [`Self::size_multiple`] are zero-padded on the right and bottom (zero is the mean colour after
+    /// normalisation) and the returned [`Padding`] says which part of the feature maps is real. libtorch
+    /// failures (e.g. CUDA out of memory) come back as errors, never as panics.
+    pub fn forward(&self, pixels: &Tensor, opts: &ForwardOptions) -> Result<(BackboneOutput, Padding)> {
+        let size = pixels.size();
+        let channels = match self {
+            Backbone::Vit(m) => m.config.num_channels,
+            Backbone::ConvNext(m) => m.config.num_channels,
+        };
+        if size.len() != 4 || size[1] != channels || size[2] < 1 || size[3] < 1 {
+            return Err(Error::Input(format!("pixel_values must be [B, {channels}, H, W], got {size:?}")));
+        }
+        let m = self.size_multiple();
+        let (h, w) = (size[2], size[3]);
+        let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m);
+        let padding = Padding { input_hw: (h, w), padded_hw: (ph, pw) };
+        let out = guarded(|| {
+            let _guard = tch::no_grad_guard();
+            let x = if (ph, pw) != (h, w) {
+                pixels.constant_pad_nd([0, pw - w, 0, ph - h])
+            } else {
+                pixels.shallow_clone()
+            };
+            match self {
+                Backbone::Vit(m) => m.forward(&x, opts),
+                Backbone::ConvNext(m) => m.forward(&x, opts),
+            }
+        })?;
+        Ok((out, padding))
+    }
+}
+
+/// Runs libtorch work, turning a libtorch exception (which tch raises as a panic) into an error.
+pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown libtorch failure".into());
+        Error::Runtime(msg.lines().next().unwrap_or_default().to_string())
+    })
+}
+
+/// A backbone with its weights, device and precision.
+pub struct LoadedBackbone {
+    pub vs: nn::VarStore,
+    pub backbone: Backbone,
+    pub device: Device,
+    pub kind: Kind,
+}
+
+impl LoadedBackbone {
+    /// Builds the architecture on `device` with uninitialised (zero/one) weights.
+    pub fn build(config: &BackboneConfig, device: Device) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let backbone = Backbone::new(&vs.root(), config)?;
+        Ok(LoadedBackbone { vs, backbone, device, kind: Kind::Float })
+    }
+
+    /// Casts the weights to `kind` (Float, Half, BFloat16).
+    pub fn set_kind(&mut self, kind: Kind) {
+        self.vs.set_kind(kind);
+        self.kind = kind;
+    }
+
+    /// Fills the weights with random values (normal, std 0.02; norms and LayerScale 1): real architecture and
+    /// timings without a download. Features are meaningless.
+    pub fn randomize(&mut self, seed: i64) {
+        tch::manual_seed(seed);
+        tch::no_grad(|| {
+            for (name, mut t) in self.vs.variables() {
+                let unit = t.dim() == 1 && (name.contains("norm") || name.contains("lambda") || name.contains("gamma"));
+                if unit {
+                    let _ = t.fill_(1.0);
+                } else {
+                    let _ = t.normal_(0.0, 0.02);
+                }
+            }
+        });
+    }
+
+    /// The weights under their state-dict names, sorted.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Number of parameters (every tensor of the state dict).
+    pub fn param_count(&self) -> i64 {
+        self.vs.variables().values().map(|t| t.numel() as i64).sum()
+    }
+}

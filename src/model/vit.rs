@@ -1,0 +1,176 @@
+//! DINOv3 Vision Transformer (Siméoni et al., 2025) on tch, following transformers' `DINOv3ViTModel`
+//! (`modeling_dinov3_vit.py`) name for name: patch embedding, [cls, registers, patches] tokens, axial RoPE on
+//! patch tokens, pre-norm blocks with LayerScale, GELU MLP or SwiGLU feed-forward, final LayerNorm.
+
+use crate::model::config::VitConfig;
+use crate::model::layers::{layer_norm, linear, Activation};
+use crate::model::rope::{apply_rope, rope_tables};
+use crate::model::{BackboneOutput, FeatureMap, ForwardOptions};
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+struct Attention {
+    q: nn::Linear,
+    k: nn::Linear,
+    v: nn::Linear,
+    o: nn::Linear,
+    heads: i64,
+    head_dim: i64,
+}
+
+enum FeedForward {
+    Mlp { up: nn::Linear, down: nn::Linear },
+    Gated { gate: nn::Linear, up: nn::Linear, down: nn::Linear },
+}
+
+struct Block {
+    norm1: nn::LayerNorm,
+    attn: Attention,
+    ls1: Tensor,
+    norm2: nn::LayerNorm,
+    ffn: FeedForward,
+    ls2: Tensor,
+}
+
+/// The ViT backbone. Build with [`Vit::new`] on a VarStore path, then load weights into the VarStore.
+pub struct Vit {
+    pub config: VitConfig,
+    act: Activation,
+    patch_embed: nn::Conv2D,
+    cls_token: Tensor,
+    register_tokens: Tensor,
+    blocks: Vec<Block>,
+    norm: nn::LayerNorm,
+    /// 0-based blocks whose (normed) outputs become the dense feature maps.
+    pub dense_layers: Vec<i64>,
+}
+
+impl Vit {
+    /// Declares every parameter under transformers' names (`embeddings.*`, `layer.N.*`, `norm.*`: the names transformers writes to disk).
+    pub fn new(p: &nn::Path, config: &VitConfig) -> Result<Self, String> {
+        config.validate()?;
+        let c = config;
+        let d = c.hidden_size;
+        let emb = p / "embeddings";
+        let patch_embed = nn::conv2d(
+            &emb / "patch_embeddings",
+            c.num_channels,
+            d,
+            c.patch_size,
+            nn::ConvConfig { stride: c.patch_size, ..Default::default() },
+        );
+        let cls_token = emb.zeros("cls_token", &[1, 1, d]);
+        // Declared so checkpoints load strictly; only used in masked pre-training.
+        let _mask_token = emb.zeros("mask_token", &[1, 1, d]);
+        let register_tokens = emb.zeros("register_tokens", &[1, c.num_register_tokens, d]);
+        let layers = p / "layer";
+        let blocks = (0..c.num_hidden_layers)
+            .map(|i| {
+                let b = &layers / i;
+                let a = &b / "attention";
+                let m = &b / "mlp";
+                let ffn = if c.use_gated_mlp {
+                    FeedForward::Gated {
+                        gate: linear(&m / "gate_proj", d, c.intermediate_size, c.mlp_bias),
+                        up: linear(&m / "up_proj", d, c.intermediate_size, c.mlp_bias),
+                        down: linear(&m / "down_proj", c.intermediate_size, d, c.mlp_bias),
+                    }
+                } else {
+                    FeedForward::Mlp {
+                        up: linear(&m / "up_proj", d, c.intermediate_size, c.mlp_bias),
+                        down: linear(&m / "down_proj", c.intermediate_size, d, c.mlp_bias),
+                    }
+                };
+                Block {
+                    norm1: layer_norm(&b / "norm1", d, c.layer_norm_eps),
+                    attn: Attention {
+                        q: linear(&a / "q_proj", d, d, c.query_bias),
+                        k: linear(&a / "k_proj", d, d, c.key_bias),
+                        v: linear(&a / "v_proj", d, d, c.value_bias),
+                        o: linear(&a / "o_proj", d, d, c.proj_bias),
+                        heads: c.num_attention_heads,
+                        head_dim: c.head_dim(),
+                    },
+                    ls1: (&b / "layer_scale1").ones("lambda1", &[d]),
+                    norm2: layer_norm(&b / "norm2", d, c.layer_norm_eps),
+                    ffn,
+                    ls2: (&b / "layer_scale2").ones("lambda1", &[d]),
+                }
+            })
+            .collect();
+        let norm = layer_norm(p / "norm", d, c.layer_norm_eps);
+        let act = Activation::parse(&c.hidden_act)?;
+        Ok(Vit {
+            config: c.clone(),
+            act,
+            patch_embed,
+            cls_token,
+            register_tokens,
+            blocks,
+            norm,
+            dense_layers: crate::catalog::dense_layers(c.num_hidden_layers),
+        })
+    }
+
+    /// Pixel sides must be multiples of this; other sizes are padded (right and bottom).
+    pub fn size_multiple(&self) -> i64 {
+        self.config.patch_size
+    }
+
+    /// Runs the backbone on normalised pixels [B, C, H, W] already padded to a multiple of the patch size.
+    pub fn forward(&self, pixels: &Tensor, opts: &ForwardOptions) -> BackboneOutput {
+        let (b, _, h, w) = pixels.size4().unwrap_or((0, 0, 0, 0));
+        let p = self.config.patch_size;
+        let (hp, wp) = (h / p, w / p);
+        let d = self.config.hidden_size;
+        let kind = self.cls_token.kind();
+        let x = pixels.to_kind(kind);
+        let patches = self.patch_embed.forward(&x).flatten(2, 3).transpose(1, 2);
+        let prefix = 1 + self.config.num_register_tokens;
+        let mut x = Tensor::cat(
+            &[self.cls_token.expand([b, 1, d], false), self.register_tokens.expand([b, prefix - 1, d], false), patches],
+            1,
+        );
+        let (cos, sin) = rope_tables(hp, wp, self.config.head_dim(), self.config.rope_theta, pixels.device(), kind);
+        let want: Vec<i64> = opts.dense_layers.clone().unwrap_or_else(|| self.dense_layers.clone());
+        let mut hidden_states = Vec::new();
+        let mut features = Vec::new();
+        if opts.hidden_states {
+            hidden_states.push(x.shallow_clone());
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = self.block_forward(block, &x, &cos, &sin, prefix);
+            if opts.hidden_states {
+                hidden_states.push(x.shallow_clone());
+            }
+            if want.contains(&(i as i64)) {
+                let normed = self.norm.forward(&x);
+                let map = normed.narrow(1, prefix, hp * wp).transpose(1, 2).reshape([b, d, hp, wp]);
+                features.push(FeatureMap { name: format!("layer{i}"), stride: p, tensor: map });
+            }
+        }
+        let last = self.norm.forward(&x);
+        BackboneOutput { cls_token: last.select(1, 0), last_hidden_state: last, hidden_states, features }
+    }
+
+    fn block_forward(&self, blk: &Block, x: &Tensor, cos: &Tensor, sin: &Tensor, prefix: i64) -> Tensor {
+        let a = &blk.attn;
+        let (b, t, d) = x.size3().unwrap_or((0, 0, 0));
+        let h = blk.norm1.forward(x);
+        let split = |l: &nn::Linear| l.forward(&h).view([b, t, a.heads, a.head_dim]).transpose(1, 2);
+        let q = apply_rope(&split(&a.q), cos, sin, prefix);
+        let k = apply_rope(&split(&a.k), cos, sin, prefix);
+        let v = split(&a.v);
+        let attn = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, None, false);
+        let attn = a.o.forward(&attn.transpose(1, 2).reshape([b, t, d]));
+        let x = x + attn * &blk.ls1;
+        let h = blk.norm2.forward(&x);
+        let f = match &blk.ffn {
+            FeedForward::Mlp { up, down } => down.forward(&self.act.apply(&up.forward(&h))),
+            FeedForward::Gated { gate, up, down } => {
+                down.forward(&(self.act.apply(&gate.forward(&h)) * up.forward(&h)))
+            }
+        };
+        x + f * &blk.ls2
+    }
+}

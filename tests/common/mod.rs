@@ -1,0 +1,61 @@
+//! Shared test helpers: the fixture directory (tiny random-weight checkpoints and transformers reference
+//! outputs made by `tools/make_fixtures.py`), generated once per test binary, and tensor comparisons.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use tch::Tensor;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repo's Python (`.venv`), which has torch and transformers.
+pub fn python() -> PathBuf {
+    root().join(".venv").join("bin").join("python")
+}
+
+/// Fixtures from `tools/make_fixtures.py`, generated on first use into `target/fixtures`.
+pub fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = root().join("target").join("fixtures");
+        if !dir.join("DONE").is_file() {
+            let status = Command::new(python())
+                .arg(root().join("tools").join("make_fixtures.py"))
+                .arg(&dir)
+                .status()
+                .expect("run tools/make_fixtures.py with .venv/bin/python (run `make test` to set up)");
+            assert!(status.success(), "tools/make_fixtures.py failed");
+        }
+        dir
+    })
+}
+
+/// Reads the named tensors of a safetensors file.
+pub fn read(path: &Path) -> Vec<(String, Tensor)> {
+    Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn get(tensors: &[(String, Tensor)], name: &str) -> Tensor {
+    tensors
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t.shallow_clone())
+        .unwrap_or_else(|| panic!("no tensor `{name}`"))
+}
+
+/// Max absolute difference, after checking the shapes agree.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double)).abs().max().double_value(&[])
+}
+
+/// A fresh temporary directory under target/.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = root().join("target").join("test-tmp").join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
