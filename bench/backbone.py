@@ -17,7 +17,11 @@ import sys
 import tempfile
 import time
 
-import torch
+# Both sides share the cores: OpenMP threads that spin after a parallel region would steal time from the other
+# side's next forward. Passive waiting keeps the interleaved measurements independent.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DINOSEG = os.environ.get("DINOSEG_BIN", os.path.join(ROOT, "target", "release", "dinoseg"))
@@ -40,6 +44,20 @@ def make_model_dir(variant, tmp):
 def reference_model(model_dir, device, dtype):
     from transformers import AutoModel
     return AutoModel.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+
+
+def gpu_memory_mib(pid):
+    """GPU memory held by process `pid` (nvidia-smi), or None."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30).stdout
+        for line in out.splitlines():
+            p, mem = [x.strip() for x in line.split(",")]
+            if int(p) == pid:
+                return int(mem)
+    except Exception:  # noqa: BLE001 - best effort
+        return None
+    return None
 
 
 def sync(device):
@@ -109,6 +127,10 @@ def main():
                 else:
                     b.append(theirs())
                     a += ours()
+            if args.device.startswith("cuda"):
+                row_mem = gpu_memory_mib(worker.pid)
+            else:
+                row_mem = None
             worker.stdin.write("0\n")
             worker.stdin.flush()
             worker.wait(timeout=60)
@@ -120,16 +142,19 @@ def main():
                 row["ratio"] = row["dinoseg_ms"] / row["transformers_ms"]
             if args.device.startswith("cuda"):
                 row["dinoseg_img_per_s"] = 1000.0 / row["dinoseg_ms"]
+                row["dinoseg_gpu_mib"] = row_mem
             results.append(row)
             del ref
     print(f"\nbackbone forward, {args.device} {args.precision}, {args.threads} threads, median of {args.rounds} "
           f"interleaved rounds, torch {torch.__version__}")
-    print(f"| variant | input | dinoseg ms | transformers ms | ratio |")
-    print(f"|---|---|---|---|---|")
+    print("| variant | input | dinoseg ms | transformers ms | ratio | dinoseg img/s | dinoseg GPU MiB |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        theirs = "%.1f" % r["transformers_ms"] if "transformers_ms" in r else "-"
+        theirs = "%.2f" % r["transformers_ms"] if "transformers_ms" in r else "-"
         ratio = "%.3f" % r["ratio"] if "ratio" in r else "-"
-        print(f"| {r['variant']} | {r['size']} | {r['dinoseg_ms']:.1f} | {theirs} | {ratio} |")
+        ips = "%.0f" % r["dinoseg_img_per_s"] if "dinoseg_img_per_s" in r else "-"
+        mem = r.get("dinoseg_gpu_mib") or "-"
+        print(f"| {r['variant']} | {r['size']} | {r['dinoseg_ms']:.2f} | {theirs} | {ratio} | {ips} | {mem} |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -5,17 +5,31 @@
 
 use crate::model::config::{BackboneConfig, ConvNextConfig, VitConfig};
 
-/// Pixel normalisation of a pretraining data set.
+/// Pixel normalisation of a pretraining data set: per-channel mean and standard deviation of RGB in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalization {
     pub mean: [f32; 3],
     pub std: [f32; 3],
 }
 
+impl Normalization {
+    /// ImageNet statistics, used by the LVD-1689M (web image) weights.
+    pub const IMAGENET: Self = Self { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    /// Statistics used by the SAT-493M (satellite) weights.
+    pub const SAT493M: Self = Self { mean: [0.430, 0.411, 0.296], std: [0.213, 0.156, 0.143] };
+
+    /// `(a, b)` with `normalised = a * byte + b`, i.e. `a = 1 / (255 std)`, `b = -mean / std`.
+    pub fn affine(&self) -> ([f32; 3], [f32; 3]) {
+        let a = [0, 1, 2].map(|c| 1.0 / (255.0 * self.std[c]));
+        let b = [0, 1, 2].map(|c| -self.mean[c] / self.std[c]);
+        (a, b)
+    }
+}
+
 /// ImageNet statistics, used by the LVD-1689M (web image) weights.
-pub const IMAGENET: Normalization = Normalization { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+pub const IMAGENET: Normalization = Normalization::IMAGENET;
 /// Statistics used by the SAT-493M (satellite) weights.
-pub const SAT493M: Normalization = Normalization { mean: [0.430, 0.411, 0.296], std: [0.213, 0.156, 0.143] };
+pub const SAT493M: Normalization = Normalization::SAT493M;
 
 /// A pretraining data set and the released weights trained on it.
 #[derive(Debug, Clone, Copy, PartialEq)]

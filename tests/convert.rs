@@ -153,6 +153,7 @@ fn pickle_reads_every_dtype_view_and_parameter() {
 
 fn assert_error(err: impl std::fmt::Display, file: &Path, needles: &[&str]) {
     let msg = err.to_string();
+    eprintln!("expected error: {msg}");
     assert!(msg.contains(&file.display().to_string()), "error does not name the file: {msg}");
     for n in needles {
         assert!(msg.contains(n), "error lacks `{n}`: {msg}");
@@ -208,6 +209,23 @@ fn unknown_global_is_refused_by_name_and_not_run() {
 fn missing_storage_is_refused() {
     let (p, e) = read_error("missing_storage.pth");
     assert_error(e, &p, &["storage `3` is missing"]);
+}
+
+#[test]
+fn damaged_pickles_fail_cleanly() {
+    let dir = fixtures().join("fuzz");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("fuzz dir").flatten().map(|e| e.path()).collect();
+    files.sort();
+    assert!(files.len() >= 100);
+    let mut refused = 0;
+    for f in &files {
+        // Some damage is harmless (e.g. a changed memo index); what matters is no panic and a named file.
+        if let Err(e) = read_torch_state_dict(f) {
+            assert!(e.to_string().contains(&f.display().to_string()), "{e}");
+            refused += 1;
+        }
+    }
+    assert!(refused > files.len() / 2, "only {refused} of {} damaged files refused", files.len());
 }
 
 #[test]

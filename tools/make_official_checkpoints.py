@@ -13,12 +13,13 @@ plus `vit_mlp.safetensors` (official names as safetensors), `dtypes.pth` / `dtyp
 reader checks) and the broken checkpoints of the error tests. Usage: make_official_checkpoints.py OUT_DIR
 """
 
-import io
+import argparse
 import os
 import pickle
 import sys
 import zipfile
 
+import numpy as np
 import torch
 import transformers
 from safetensors.torch import save_file
@@ -114,6 +115,31 @@ def save_case(out_dir, name, model, official, hw, wrap=None, protocol=2):
     torch.save(wrap(official) if wrap else official, os.path.join(out_dir, name + ".pth"), pickle_protocol=protocol)
 
 
+def fuzz(src, out_dir, count):
+    """Copies of `src` whose data.pkl is damaged (flipped bytes, cuts, repeats): the reader must fail cleanly."""
+    os.makedirs(out_dir, exist_ok=True)
+    g = torch.Generator().manual_seed(4)
+    rnd = lambda n: int(torch.randint(0, max(n, 1), (1,), generator=g))
+    with zipfile.ZipFile(src) as zi:
+        entries = [(info, zi.read(info.filename)) for info in zi.infolist()]
+    for i in range(count):
+        with zipfile.ZipFile(os.path.join(out_dir, f"{i:03}.pth"), "w") as zo:
+            for info, data in entries:
+                if info.filename.endswith("data.pkl"):
+                    b = bytearray(data)
+                    kind = i % 3
+                    if kind == 0:
+                        for _ in range(1 + rnd(3)):
+                            b[rnd(len(b))] = rnd(256)
+                    elif kind == 1:
+                        b = b[: rnd(len(b))]
+                    else:
+                        a = rnd(len(b))
+                        b = b[:a] + b[a : a + rnd(64)] + b[a:]
+                    data = bytes(b)
+                zo.writestr(info, data)
+
+
 def zip_without(src, dst, drop_suffix):
     with zipfile.ZipFile(src) as zi, zipfile.ZipFile(dst, "w") as zo:
         for info in zi.infolist():
@@ -156,7 +182,10 @@ def main(out_dir):
         wrapped = {"backbone." + k: torch.nn.Parameter(v.clone()) for k, v in s.items()}
         wrapped["dino_head.mlp.0.weight"] = torch.randn(8, 64)
         wrapped["ibot_head.mlp.0.weight"] = torch.randn(8, 64)
-        return {"teacher": wrapped, "iteration": 7}
+        # Training-checkpoint clutter the reader must step over without executing it.
+        optimizer = {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 0.1, "params": [0]}]}
+        return {"teacher": wrapped, "iteration": np.int64(7), "args": argparse.Namespace(arch="vit_small"),
+                "optimizer": optimizer}
 
     save_case(out_dir, "vit_swiglu", swiglu, sd, (64, 32), wrap=teacher)
 
@@ -211,6 +240,7 @@ def main(out_dir):
     torch.save({k: v for k, v in mlp_sd.items() if not k.endswith("bias_mask")},
                os.path.join(out_dir, "kbias.pth"))
     zip_without(os.path.join(out_dir, "vit_mlp.pth"), os.path.join(out_dir, "missing_storage.pth"), "/data/3")
+    fuzz(os.path.join(out_dir, "vit_mlp.pth"), os.path.join(out_dir, "fuzz"), 300)
     marker = os.path.join(out_dir, "pwned")
     with zipfile.ZipFile(os.path.join(out_dir, "evil.pth"), "w") as z:
         z.writestr("evil/data.pkl", pickle.dumps({"weight": Evil(marker)}, protocol=4))

@@ -42,6 +42,11 @@ pub fn official_to_transformers(
     let (config, tensors) = match (vit, convnext) {
         (true, false) => convert_vit(map, num_heads),
         (false, true) => convert_convnext(map),
+        _ if map.keys().any(|k| k.starts_with("embeddings.") || k.starts_with("model.")) => Err(
+            "this state dict already uses transformers' names (`embeddings.*`, `model.*`): it needs no conversion; \
+             save it as model.safetensors next to its config.json"
+                .into(),
+        ),
         _ => Err(format!(
             "not an official DINOv3 ViT or ConvNeXt state dict (found {}): expected `cls_token`/`blocks.N.*` or \
              `downsample_layers.N.*`/`stages.N.*`",
@@ -132,10 +137,11 @@ fn convert_vit(mut map: Map, num_heads: Option<i64>) -> R<(BackboneConfig, Vec<(
     let mut out: Vec<(String, Tensor)> = Vec::new();
     let cls = take(&mut map, "cls_token")?;
     let d = shape(&cls, "cls_token", &[Some(1), Some(1), None])?[2];
+    let fill = (cls.kind(), tch::Device::Cpu);
     out.push(("embeddings.cls_token".into(), cls));
     let registers = match map.remove("storage_tokens") {
         Some(t) => t,
-        None => Tensor::f_zeros([1, 0, d], (Kind::Float, tch::Device::Cpu)).map_err(err_of)?,
+        None => Tensor::f_zeros([1, 0, d], fill).map_err(err_of)?,
     };
     let num_registers = shape(&registers, "storage_tokens", &[Some(1), None, Some(d)])?[1];
     out.push(("embeddings.register_tokens".into(), registers));
@@ -144,7 +150,7 @@ fn convert_vit(mut map: Map, num_heads: Option<i64>) -> R<(BackboneConfig, Vec<(
             t.f_reshape([1, 1, d]).map_err(err_of)?
         }
         Some(t) => return Err(format!("`mask_token` has shape {:?}, expected [1, {d}]", t.size())),
-        None => Tensor::f_zeros([1, 1, d], (Kind::Float, tch::Device::Cpu)).map_err(err_of)?,
+        None => Tensor::f_zeros([1, 1, d], fill).map_err(err_of)?,
     };
     out.push(("embeddings.mask_token".into(), mask));
     let pw = take(&mut map, "patch_embed.proj.weight")?;
@@ -181,32 +187,33 @@ fn convert_vit(mut map: Map, num_heads: Option<i64>) -> R<(BackboneConfig, Vec<(
 
     for i in 0..depth {
         let (src, dst) = (format!("blocks.{i}."), format!("model.layer.{i}."));
-        let mut mv = |from: &str, to: &str, required: bool| -> R<()> {
+        // (official suffix, transformers suffix, required)
+        let mut renames = vec![
+            ("norm1.weight".to_string(), "norm1.weight".to_string(), true),
+            ("norm1.bias".into(), "norm1.bias".into(), true),
+            ("norm2.weight".into(), "norm2.weight".into(), true),
+            ("norm2.bias".into(), "norm2.bias".into(), true),
+            ("attn.proj.weight".into(), "attention.o_proj.weight".into(), true),
+            ("attn.proj.bias".into(), "attention.o_proj.bias".into(), false),
+        ];
+        for (from, to) in &ffn {
+            renames.push((format!("mlp.{from}.weight"), format!("mlp.{to}.weight"), true));
+            renames.push((format!("mlp.{from}.bias"), format!("mlp.{to}.bias"), false));
+        }
+        if layer_scale {
+            renames.push(("ls1.gamma".into(), "layer_scale1.lambda1".into(), true));
+            renames.push(("ls2.gamma".into(), "layer_scale2.lambda1".into(), true));
+        }
+        for (from, to, required) in renames {
             match map.remove(&format!("{src}{from}")) {
                 Some(t) => out.push((format!("{dst}{to}"), t)),
                 None if required => return Err(format!("missing tensor `{src}{from}`")),
                 None => {}
             }
-            Ok(())
-        };
-        for n in ["norm1", "norm2"] {
-            mv(&format!("{n}.weight"), &format!("{n}.weight"), true)?;
-            mv(&format!("{n}.bias"), &format!("{n}.bias"), true)?;
         }
-        mv("attn.proj.weight", "attention.o_proj.weight", true)?;
-        mv("attn.proj.bias", "attention.o_proj.bias", false)?;
-        for (from, to) in &ffn {
-            mv(&format!("mlp.{from}.weight"), &format!("mlp.{to}.weight"), true)?;
-            mv(&format!("mlp.{from}.bias"), &format!("mlp.{to}.bias"), false)?;
-        }
-        if layer_scale {
-            mv("ls1.gamma", "layer_scale1.lambda1", true)?;
-            mv("ls2.gamma", "layer_scale2.lambda1", true)?;
-        }
-        drop(mv);
         if !layer_scale {
             for n in 1..=2 {
-                let ones = Tensor::f_ones([d], (Kind::Float, tch::Device::Cpu)).map_err(err_of)?;
+                let ones = Tensor::f_ones([d], fill).map_err(err_of)?;
                 out.push((format!("{dst}layer_scale{n}.lambda1"), ones));
             }
         }
@@ -346,7 +353,7 @@ fn heads_from_periods(p: &Tensor, hidden: i64) -> R<i64> {
     let values = Vec::<f64>::try_from(&values).map_err(err_of)?;
     for (i, v) in values.iter().enumerate() {
         let want = 100f64.powf(4.0 * i as f64 / head_dim as f64);
-        if !((v - want).abs() <= 1e-2 * want) {
+        if v.is_nan() || (v - want).abs() > 1e-2 * want {
             return Err(format!(
                 "`rope_embed.periods`[{i}] = {v} but RoPE base 100 gives {want}: unsupported RoPE settings \
                  (min/max period)"

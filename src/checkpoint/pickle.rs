@@ -8,9 +8,12 @@
 //!
 //! The pickle runs on a small stack machine that knows only the opcodes `torch.save` emits and an allow-list
 //! of callables (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`,
-//! `_rebuild_parameter_with_state`, the `torch.*Storage` types). Any other global is refused by name when it is
-//! read: nothing is ever executed. Sizes from the file are checked against the data present before anything
-//! is allocated; every failure is an [`Error::Checkpoint`] naming the file.
+//! `_rebuild_parameter_with_state`, the `torch.*Storage` types). Nothing is ever imported or executed: any other
+//! global (`os.system`, `argparse.Namespace`, numpy scalars, optimizer classes) becomes an inert placeholder, so
+//! the other entries of a training checkpoint do not stop us from reading its weights, and reading fails,
+//! naming the global, if a placeholder is where the state dict should be. Sizes from the file are checked
+//! against the data present before anything is allocated; every failure is an [`Error::Checkpoint`] naming
+//! the file.
 //!
 //! Accepted layouts: a dict of tensors (a `state_dict()`), or a dict wrapping one under one of
 //! [`WRAPPER_KEYS`] (searched in that order, up to three levels deep, e.g. `{"teacher": {...}}`). Key prefixes
@@ -144,6 +147,8 @@ enum Obj {
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
     Global(Global),
+    /// Anything built from a global outside the allow-list (named `module.name`); never executed.
+    Opaque(Rc<str>),
     Storage(Storage),
     Tensor(Tensor),
 }
@@ -162,13 +167,13 @@ struct Storage {
     numel: usize,
 }
 
-/// The allow-list of globals; anything else is refused by its name.
-fn resolve_global(module: &str, name: &str) -> std::result::Result<Global, String> {
-    let kind = |k| Ok(Global::StorageType(k));
+/// The allow-list of globals.
+fn resolve_global(module: &str, name: &str) -> Option<Global> {
+    let kind = |k| Some(Global::StorageType(k));
     match (module, name) {
-        ("collections", "OrderedDict") => Ok(Global::OrderedDict),
-        ("torch._utils", "_rebuild_tensor_v2") => Ok(Global::RebuildTensorV2),
-        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => Ok(Global::RebuildParameter),
+        ("collections", "OrderedDict") => Some(Global::OrderedDict),
+        ("torch._utils", "_rebuild_tensor_v2") => Some(Global::RebuildTensorV2),
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => Some(Global::RebuildParameter),
         ("torch", "FloatStorage") => kind(Kind::Float),
         ("torch", "DoubleStorage") => kind(Kind::Double),
         ("torch", "HalfStorage") => kind(Kind::Half),
@@ -179,15 +184,19 @@ fn resolve_global(module: &str, name: &str) -> std::result::Result<Global, Strin
         ("torch", "CharStorage") => kind(Kind::Int8),
         ("torch", "ByteStorage") => kind(Kind::Uint8),
         ("torch", "BoolStorage") => kind(Kind::Bool),
-        _ => Err(format!(
-            "refusing to load `{module}.{name}`: the pickle references a Python object that is not part of a \
-             tensor state dict (nothing was executed; only collections.OrderedDict, torch._utils._rebuild_* and \
-             torch.*Storage are allowed)"
-        )),
+        _ => None,
     }
 }
 
 type R<T> = std::result::Result<T, String>;
+
+fn refused(name: &str, key: &str) -> String {
+    format!(
+        "refusing to load `{name}`{key}: the pickle references a Python object that is not part of a tensor state \
+         dict (nothing was executed; only collections.OrderedDict, torch._utils._rebuild_* and torch.*Storage are \
+         understood)"
+    )
+}
 
 struct Vm<'a> {
     data: &'a [u8],
@@ -236,10 +245,12 @@ impl<'a> Vm<'a> {
         Ok(self.stack.split_off(m.min(self.stack.len())))
     }
     fn top_obj(&mut self) -> R<&mut Obj> {
+        let pos = self.pos;
         match self.stack.last() {
-            Some(Value::Ref(i)) => Ok(&mut self.heap[*i]),
-            _ => Err(format!("pickle: expected an object on the stack at offset {}", self.pos)),
+            Some(Value::Ref(i)) => self.heap.get_mut(*i),
+            _ => None,
         }
+        .ok_or_else(|| format!("pickle: expected an object on the stack at offset {pos}"))
     }
     fn obj(&self, v: &Value) -> Option<&Obj> {
         match v {
@@ -274,6 +285,7 @@ impl<'a> Vm<'a> {
                 Some(Obj::Global(_)) => "class or function",
                 Some(Obj::Storage(_)) => "storage",
                 Some(Obj::Tensor(_)) => "tensor",
+                Some(Obj::Opaque(_)) => "Python object",
                 None => "dangling reference",
             },
         }
@@ -283,45 +295,27 @@ impl<'a> Vm<'a> {
     fn run(&mut self, archive: &mut Archive) -> R<Value> {
         loop {
             let at = self.pos;
-            let op = *self.take(1)?.first().ok_or("truncated pickle")?;
-            match op {
-                0x80 => {
-                    let p = self.uint(1)?;
-                    if p > 5 {
-                        return Err(format!("unsupported pickle protocol {p}"));
-                    }
-                }
-                0x95 => {
-                    self.take(8)?; // FRAME: the length is only a read-ahead hint
-                }
+            let op = self.take(1)?[0];
+            let len = |n: u64| usize::try_from(n).map_err(|_| format!("length {n} too large at offset {at}"));
+            let push = match op {
+                0x80 => match self.uint(1)? {
+                    p if p > 5 => return Err(format!("unsupported pickle protocol {p}")),
+                    _ => None,
+                },
+                0x95 => self.take(8).map(|_| None)?, // FRAME: the length is only a read-ahead hint
                 b'.' => return self.pop(),
-                b'(' => self.marks.push(self.stack.len()),
-                b'}' => {
-                    let v = self.alloc(Obj::Dict(Vec::new()));
-                    self.stack.push(v)
+                b'(' => {
+                    self.marks.push(self.stack.len());
+                    None
                 }
-                b']' => {
-                    let v = self.alloc(Obj::List(Vec::new()));
-                    self.stack.push(v)
-                }
-                b')' => {
-                    let v = self.alloc(Obj::Tuple(Vec::new()));
-                    self.stack.push(v)
-                }
-                b'N' => self.stack.push(Value::None),
-                0x88 | 0x89 => self.stack.push(Value::Bool),
-                b'K' => {
-                    let v = self.uint(1)? as i64;
-                    self.stack.push(Value::Int(v))
-                }
-                b'M' => {
-                    let v = self.uint(2)? as i64;
-                    self.stack.push(Value::Int(v))
-                }
-                b'J' => {
-                    let v = self.uint(4)? as u32 as i32;
-                    self.stack.push(Value::Int(i64::from(v)))
-                }
+                b'}' => Some(self.alloc(Obj::Dict(Vec::new()))),
+                b']' => Some(self.alloc(Obj::List(Vec::new()))),
+                b')' => Some(self.alloc(Obj::Tuple(Vec::new()))),
+                b'N' => Some(Value::None),
+                0x88 | 0x89 => Some(Value::Bool),
+                b'K' => Some(Value::Int(self.uint(1)? as i64)),
+                b'M' => Some(Value::Int(self.uint(2)? as i64)),
+                b'J' => Some(Value::Int(i64::from(self.uint(4)? as u32 as i32))),
                 0x8a | 0x8b => {
                     let n = self.uint(if op == 0x8a { 1 } else { 4 })?;
                     if n > 8 {
@@ -329,76 +323,56 @@ impl<'a> Vm<'a> {
                     }
                     let v = self.uint(n as usize)?;
                     // Sign-extend the little-endian two's complement value.
-                    let v = if n == 0 { 0 } else { ((v << (64 - 8 * n)) as i64) >> (64 - 8 * n) };
-                    self.stack.push(Value::Int(v))
+                    Some(Value::Int(if n == 0 { 0 } else { ((v << (64 - 8 * n)) as i64) >> (64 - 8 * n) }))
                 }
-                b'G' => {
-                    self.take(8)?;
-                    self.stack.push(Value::Float)
-                }
+                b'G' => self.take(8).map(|_| Some(Value::Float))?,
                 b'X' | 0x8c | 0x8d => {
-                    let n = match op {
-                        b'X' => self.uint(4)?,
-                        0x8c => self.uint(1)?,
-                        _ => self.uint(8)?,
-                    };
-                    let v = self.string(usize::try_from(n).map_err(|_| "string too long")?)?;
-                    self.stack.push(v)
+                    let n = self.uint(match op {
+                        b'X' => 4,
+                        0x8c => 1,
+                        _ => 8,
+                    })?;
+                    Some(self.string(len(n)?)?)
                 }
                 b'C' | b'B' | 0x8e => {
-                    let n = match op {
-                        b'C' => self.uint(1)?,
-                        b'B' => self.uint(4)?,
-                        _ => self.uint(8)?,
-                    };
-                    self.take(usize::try_from(n).map_err(|_| "bytes too long")?)?;
-                    self.stack.push(Value::Bytes)
+                    let n = self.uint(match op {
+                        b'C' => 1,
+                        b'B' => 4,
+                        _ => 8,
+                    })?;
+                    self.take(len(n)?).map(|_| Some(Value::Bytes))?
                 }
-                b't' => {
-                    let items = self.pop_mark()?;
-                    let v = self.alloc(Obj::Tuple(items));
-                    self.stack.push(v)
-                }
+                b't' => Some(self.pop_mark().map(|items| self.alloc(Obj::Tuple(items)))?),
                 0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
-                    let mut items = (0..n).map(|_| self.pop()).collect::<R<Vec<_>>>()?;
+                    let mut items = (0x84..op).map(|_| self.pop()).collect::<R<Vec<_>>>()?;
                     items.reverse();
-                    let v = self.alloc(Obj::Tuple(items));
-                    self.stack.push(v)
+                    Some(self.alloc(Obj::Tuple(items)))
                 }
-                b'l' | b'd' => {
-                    let items = self.pop_mark()?;
-                    let obj = if op == b'l' { Obj::List(items) } else { Obj::Dict(pairs(items)?) };
-                    let v = self.alloc(obj);
-                    self.stack.push(v)
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    match self.top_obj()? {
-                        Obj::List(l) => l.push(v),
-                        _ => return Err(format!("APPEND to a non-list at offset {at}")),
-                    }
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
+                b'l' => Some(self.pop_mark().map(|items| self.alloc(Obj::List(items)))?),
+                b'd' => Some(self.pop_mark().and_then(pairs).map(|items| self.alloc(Obj::Dict(items)))?),
+                b'a' | b'e' => {
+                    let items = if op == b'a' { vec![self.pop()?] } else { self.pop_mark()? };
                     match self.top_obj()? {
                         Obj::List(l) => l.extend(items),
-                        _ => return Err(format!("APPENDS to a non-list at offset {at}")),
+                        Obj::Opaque(_) => {}
+                        _ => return Err(format!("APPEND to a non-list at offset {at}")),
                     }
+                    None
                 }
                 b's' | b'u' => {
                     let items = if op == b's' {
                         let v = self.pop()?;
-                        let k = self.pop()?;
-                        vec![k, v]
+                        vec![self.pop()?, v]
                     } else {
                         self.pop_mark()?
                     };
                     let items = pairs(items)?;
                     match self.top_obj()? {
                         Obj::Dict(d) => d.extend(items),
+                        Obj::Opaque(_) => {}
                         _ => return Err(format!("SETITEM on a non-dict at offset {at}")),
                     }
+                    None
                 }
                 b'q' | b'r' | 0x94 => {
                     let idx = match op {
@@ -408,55 +382,52 @@ impl<'a> Vm<'a> {
                     };
                     let v = self.stack.last().cloned().ok_or("memoising from an empty stack")?;
                     self.memo.insert(idx, v);
+                    None
                 }
                 b'h' | b'j' => {
-                    let idx = if op == b'h' { self.uint(1)? } else { self.uint(4)? };
-                    let v = self.memo.get(&idx).cloned().ok_or_else(|| format!("memo entry {idx} missing"))?;
-                    self.stack.push(v)
+                    let idx = self.uint(if op == b'h' { 1 } else { 4 })?;
+                    Some(self.memo.get(&idx).cloned().ok_or_else(|| format!("memo entry {idx} missing"))?)
                 }
-                b'0' => drop(self.pop()?),
-                b'1' => drop(self.pop_mark()?),
-                b'2' => {
-                    let v = self.stack.last().cloned().ok_or("DUP on an empty stack")?;
-                    self.stack.push(v)
-                }
-                b'c' => {
-                    let (module, name) = (self.line()?, self.line()?);
-                    let g = resolve_global(&module, &name)?;
-                    let v = self.alloc(Obj::Global(g));
-                    self.stack.push(v)
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    let (Value::Str(module), Value::Str(name)) = (module, name) else {
-                        return Err("STACK_GLOBAL needs two strings".into());
+                b'0' => self.pop().map(|_| None)?,
+                b'1' => self.pop_mark().map(|_| None)?,
+                b'2' => Some(self.stack.last().cloned().ok_or("DUP on an empty stack")?),
+                b'c' | 0x93 => {
+                    let (module, name) = if op == b'c' {
+                        (self.line()?, self.line()?)
+                    } else {
+                        match (self.pop()?, self.pop()?) {
+                            (Value::Str(name), Value::Str(module)) => (module.to_string(), name.to_string()),
+                            _ => return Err("STACK_GLOBAL needs two strings".into()),
+                        }
                     };
-                    let g = resolve_global(&module, &name)?;
-                    let v = self.alloc(Obj::Global(g));
-                    self.stack.push(v)
+                    let obj = match resolve_global(&module, &name) {
+                        Some(g) => Obj::Global(g),
+                        None => Obj::Opaque(format!("{module}.{name}").into()),
+                    };
+                    Some(self.alloc(obj))
                 }
                 b'Q' => {
                     let pid = self.pop()?;
                     let s = self.persistent_storage(&pid)?;
-                    let v = self.alloc(Obj::Storage(s));
-                    self.stack.push(v)
+                    Some(self.alloc(Obj::Storage(s)))
                 }
                 b'R' | 0x81 => {
                     let args = self.pop()?;
                     let func = self.pop()?;
-                    let v = self.call(&func, &args, op == 0x81, archive)?;
-                    self.stack.push(v)
+                    Some(self.call(&func, &args, op == 0x81, archive)?)
                 }
                 b'b' => {
-                    let _state = self.pop()?;
+                    self.pop()?;
                     // Instance state (an OrderedDict's `_metadata`, a Parameter's attributes) carries no weights.
                     match self.top_obj()? {
-                        Obj::Dict(_) | Obj::Tensor(_) => {}
+                        Obj::Dict(_) | Obj::Tensor(_) | Obj::Opaque(_) => None,
                         _ => return Err(format!("BUILD on an unsupported object at offset {at}")),
                     }
                 }
                 _ => return Err(format!("unsupported or invalid pickle opcode 0x{op:02x} at offset {at}")),
+            };
+            if let Some(v) = push {
+                self.stack.push(v);
             }
         }
     }
@@ -469,8 +440,10 @@ impl<'a> Vm<'a> {
         if &**tag != "storage" {
             return Err(bad());
         }
-        let Some(Obj::Global(Global::StorageType(kind))) = self.obj(ty) else {
-            return Err(format!("storage `{key}`: the storage type is not a known torch.*Storage"));
+        let kind = match self.obj(ty) {
+            Some(Obj::Global(Global::StorageType(kind))) => kind,
+            Some(Obj::Opaque(name)) => return Err(format!("storage `{key}`: storage type `{name}` is not supported")),
+            _ => return Err(format!("storage `{key}`: the storage type is not a torch.*Storage")),
         };
         let numel =
             usize::try_from(self.int(numel, "storage size")?).map_err(|_| format!("storage `{key}`: negative size"))?;
@@ -478,10 +451,11 @@ impl<'a> Vm<'a> {
     }
 
     fn call(&mut self, func: &Value, args: &Value, newobj: bool, archive: &mut Archive) -> R<Value> {
-        let Some(Obj::Global(g)) = self.obj(func) else {
-            return Err(format!("pickle calls a {}, not an allowed class or function", self.type_name(func)));
+        let g = match self.obj(func) {
+            Some(Obj::Global(g)) => *g,
+            Some(Obj::Opaque(name)) => return Ok(self.alloc(Obj::Opaque(name.clone()))),
+            _ => return Err(format!("pickle calls a {}, not a class or function", self.type_name(func))),
         };
-        let g = *g;
         let Some(Obj::Tuple(args)) = self.obj(args) else { return Err("call arguments are not a tuple".into()) };
         let args = args.clone();
         match g {
@@ -509,8 +483,10 @@ impl<'a> Vm<'a> {
 
     /// Finds the state dict in the unpickled value (see the module docs).
     fn state_dict(&self, top: &Value, depth: usize) -> R<Vec<(String, Tensor)>> {
-        let Some(Obj::Dict(items)) = self.obj(top) else {
-            return Err(format!("the checkpoint holds a {}, not a state dict", self.type_name(top)));
+        let items = match self.obj(top) {
+            Some(Obj::Dict(items)) => items,
+            Some(Obj::Opaque(name)) => return Err(refused(name, "")),
+            _ => return Err(format!("the checkpoint holds a {}, not a state dict", self.type_name(top))),
         };
         let is_tensor = |v: &Value| matches!(self.obj(v), Some(Obj::Tensor(_)));
         let key = |k: &Value| match k {
@@ -542,6 +518,11 @@ impl<'a> Vm<'a> {
                 }
             }
         }
+        for (k, v) in items {
+            if let Some(Obj::Opaque(name)) = self.obj(v) {
+                return Err(refused(name, &format!(" (entry `{}`)", key(k).unwrap_or_default())));
+            }
+        }
         let keys: Vec<String> = items
             .iter()
             .take(12)
@@ -558,7 +539,7 @@ impl<'a> Vm<'a> {
 }
 
 fn pairs(items: Vec<Value>) -> R<Vec<(Value, Value)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("odd number of items for a dict".into());
     }
     let mut it = items.into_iter();

@@ -106,7 +106,7 @@ impl ConvNext {
             for l in &stage.layers {
                 let y = l.dwconv.forward(&x).permute([0, 2, 3, 1]);
                 let y = l.pw2.forward(&self.act.apply(&l.pw1.forward(&l.norm.forward(&y)))) * &l.gamma;
-                x = x + y.permute([0, 3, 1, 2]);
+                x += y.permute([0, 3, 1, 2]);
             }
             if opts.hidden_states {
                 hidden_states.push(x.shallow_clone());

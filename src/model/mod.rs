@@ -46,8 +46,8 @@ pub struct BackboneOutput {
 
 /// A DINOv3 backbone of either family.
 pub enum Backbone {
-    Vit(vit::Vit),
-    ConvNext(convnext::ConvNext),
+    Vit(Box<vit::Vit>),
+    ConvNext(Box<convnext::ConvNext>),
 }
 
 /// The padding a forward pass added to reach the backbone's size multiple.
@@ -62,8 +62,8 @@ impl Backbone {
     pub fn new(p: &nn::Path, config: &BackboneConfig) -> Result<Self> {
         let bad = |m: String| Error::Input(format!("invalid {} config: {m}", config.model_type()));
         Ok(match config {
-            BackboneConfig::Vit(c) => Backbone::Vit(vit::Vit::new(p, c).map_err(bad)?),
-            BackboneConfig::ConvNext(c) => Backbone::ConvNext(convnext::ConvNext::new(p, c).map_err(bad)?),
+            BackboneConfig::Vit(c) => Backbone::Vit(Box::new(vit::Vit::new(p, c).map_err(bad)?)),
+            BackboneConfig::ConvNext(c) => Backbone::ConvNext(Box::new(convnext::ConvNext::new(p, c).map_err(bad)?)),
         })
     }
 

@@ -11,12 +11,15 @@
 //!   `R = ((Y-16)*1220542 + (V-128)*1673527 + 2^19) >> 20`,
 //!   `G = ((Y-16)*1220542 - (V-128)*852492 - (U-128)*409993 + 2^19) >> 20`,
 //!   `B = ((Y-16)*1220542 + (U-128)*2116026 + 2^19) >> 20`, with `Y-16` floored at 0 and the result saturated,
-//!   i.e. the usual 1.164 / 1.596 / 0.813 / 0.391 / 2.018 coefficients in Q20.
+//!   i.e. the usual 1.164 / 1.596 / 0.813 / 0.391 / 2.018 coefficients in Q20. Checked bit-exact against OpenCV 5.0
+//!   `cvtColor` for all 65536 (U, V) pairs in both byte orders.
 //! * `bayer_XXXX8` names the 2x2 tile at the top-left corner of the image (`bayer_rggb8`: R G / G B), as in ROS.
 //!   Demosaicing is bilinear (the algorithm of OpenCV's default `COLOR_Bayer*2RGB`): the missing colours of a pixel
 //!   are the rounded mean of its 2 or 4 nearest samples of that colour. At the borders, missing neighbours are
 //!   *mirrored* (reflect-101: index -1 reads index 1) rather than clamped: clamping would read a sample of another
 //!   colour, mirroring keeps the Bayer parity, so a constant-colour scene decodes to that colour exactly everywhere.
+//!   Away from the 2-pixel border the result is bit-exact with OpenCV 5.0 under `cv_bridge`'s mapping (`bayer_rggb8`
+//!   = `COLOR_BayerBG2RGB`, `bggr` = `RG`, `gbrg` = `GR`, `grbg` = `GB`); OpenCV's own border pixels differ.
 //! * `mono16` becomes 8 bit by keeping the high byte (`v >> 8`, truncating), then grey is replicated to R, G and B.
 //!
 //! Data are borrowed (`&[u8]`, `&str`): a frame can be decoded straight out of a received CDR buffer or an r2r
@@ -107,6 +110,24 @@ impl Encoding {
         }
     }
 
+    /// The canonical ROS name (`Uyvy` -> `yuv422`, `Yuyv` -> `yuv422_yuy2`).
+    pub fn ros_name(self) -> &'static str {
+        match self {
+            Self::Rgb8 => "rgb8",
+            Self::Bgr8 => "bgr8",
+            Self::Rgba8 => "rgba8",
+            Self::Bgra8 => "bgra8",
+            Self::Mono8 => "mono8",
+            Self::Mono16 => "mono16",
+            Self::Uyvy => "yuv422",
+            Self::Yuyv => "yuv422_yuy2",
+            Self::BayerRggb8 => "bayer_rggb8",
+            Self::BayerBggr8 => "bayer_bggr8",
+            Self::BayerGbrg8 => "bayer_gbrg8",
+            Self::BayerGrbg8 => "bayer_grbg8",
+        }
+    }
+
     /// Whether this is one of the 8-bit Bayer mosaics.
     pub fn is_bayer(self) -> bool {
         matches!(self, Self::BayerRggb8 | Self::BayerBggr8 | Self::BayerGbrg8 | Self::BayerGrbg8)
@@ -168,7 +189,7 @@ pub fn decode_image(frame: &ImageFrame<'_>) -> Result<RgbImage, DecodeError> {
     if w == 0 || h == 0 {
         return Err(DecodeError::ZeroSize { width: w, height: h });
     }
-    let enc_name = canonical_name(enc);
+    let enc_name = enc.ros_name();
     if matches!(enc, Encoding::Uyvy | Encoding::Yuyv) && w % 2 != 0 {
         return Err(DecodeError::OddWidth { encoding: enc_name, width: w });
     }
@@ -225,23 +246,6 @@ pub fn decode_image(frame: &ImageFrame<'_>) -> Result<RgbImage, DecodeError> {
         Encoding::BayerGrbg8 => demosaic_bilinear(src, stepu, wu, BAYER_GRBG, &mut out),
     }
     RgbImage::from_raw(w, h, out).ok_or_else(overflow)
-}
-
-fn canonical_name(enc: Encoding) -> &'static str {
-    match enc {
-        Encoding::Rgb8 => "rgb8",
-        Encoding::Bgr8 => "bgr8",
-        Encoding::Rgba8 => "rgba8",
-        Encoding::Bgra8 => "bgra8",
-        Encoding::Mono8 => "mono8",
-        Encoding::Mono16 => "mono16",
-        Encoding::Uyvy => "yuv422",
-        Encoding::Yuyv => "yuv422_yuy2",
-        Encoding::BayerRggb8 => "bayer_rggb8",
-        Encoding::BayerBggr8 => "bayer_bggr8",
-        Encoding::BayerGbrg8 => "bayer_gbrg8",
-        Encoding::BayerGrbg8 => "bayer_grbg8",
-    }
 }
 
 /// Applies a per-pixel conversion row by row; `f` gets 3 output bytes and `bpp` input bytes.

@@ -199,26 +199,7 @@ impl Letterbox {
     }
 }
 
-/// Per-channel mean and standard deviation of RGB values in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Normalization {
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-impl Normalization {
-    /// For DINOv3 LVD-1689M weights (ImageNet statistics).
-    pub const IMAGENET: Self = Self { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
-    /// For DINOv3 SAT-493M (satellite) weights.
-    pub const SAT493M: Self = Self { mean: [0.430, 0.411, 0.296], std: [0.213, 0.156, 0.143] };
-
-    /// `(a, b)` with `normalised = a * byte + b`, i.e. `a = 1 / (255 std)`, `b = -mean / std`.
-    pub fn affine(&self) -> ([f32; 3], [f32; 3]) {
-        let a = [0, 1, 2].map(|c| 1.0 / (255.0 * self.std[c]));
-        let b = [0, 1, 2].map(|c| -self.mean[c] / self.std[c]);
-        (a, b)
-    }
-}
+pub use crate::catalog::Normalization;
 
 /// Why an image could not be turned into model input.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,10 @@ pub fn python() -> PathBuf {
 pub fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = root().join("target").join("fixtures");
+        // DINOSEG_FIXTURES points at fixtures made elsewhere (e.g. carried to a GPU machine without transformers).
+        let dir = std::env::var_os("DINOSEG_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target").join("fixtures"));
         if !dir.join("DONE").is_file() {
             let status = Command::new(python())
                 .arg(root().join("tools").join("make_fixtures.py"))
@@ -54,7 +57,8 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 /// A fresh temporary directory under target/.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = root().join("target").join("test-tmp").join(format!("{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join("dinoseg-tests").join("test-tmp").join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir

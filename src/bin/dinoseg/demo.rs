@@ -5,7 +5,7 @@
 use dinoseg::catalog;
 use dinoseg::device::{parse_device, parse_precision};
 use dinoseg::model::{ForwardOptions, LoadedBackbone};
-use dinoseg::pipeline::{decode_image, preprocess, ImageFrame, Normalization, ResizePolicy};
+use dinoseg::pipeline::{decode_image, preprocess, ImageFrame, ResizePolicy};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -62,7 +62,6 @@ pub fn run(a: &DemoArgs) -> dinoseg::Result<()> {
     model.randomize(0);
     model.set_kind(kind);
     let norm = variant.default_norm();
-    let norm = Normalization { mean: norm.mean, std: norm.std };
     let policy = ResizePolicy::default().with_multiple(model.backbone.size_multiple() as u32);
     let (data, step) = camera_frame(a.height, a.width);
     let frame =
