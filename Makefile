@@ -43,7 +43,7 @@ lint: venv
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 
 bench: build
-	$(PY) bench/backbone_cpu.py
+	$(PY) bench/backbone.py --variants vits16 convnext_tiny --threads 2 --rounds 15 --json bench/results/cpu_backbone.json
 
 clean:
 	rm -rf target/fixtures target/test-tmp

@@ -10,5 +10,6 @@ pub mod device;
 pub mod error;
 pub mod model;
 pub mod pipeline;
+pub mod postprocess;
 
 pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod convnext;
+pub mod heads;
 pub mod layers;
 pub mod rope;
 pub mod vit;

@@ -1,0 +1,1 @@
+//! The DINOv3 linear semantic head.

@@ -1,0 +1,3 @@
+//! Segmentation heads on the backbone contract (`BackboneOutput`): the DINOv3 linear semantic head and EoMT.
+
+pub mod linear;
