@@ -3,6 +3,7 @@
 //! download when online), and official `.pth` state dicts through conversion. Loading is strict: missing or
 //! unexpected tensors and shape mismatches are errors that name every tensor.
 
+pub mod eomt_delta;
 pub mod hub;
 pub mod official;
 pub mod pickle;
@@ -14,7 +15,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Tensor};
 
-pub use source::{load_backbone, resolve, ModelSource, ResolvedModel};
+pub use source::{
+    load_backbone, load_model, read_model_config, resolve, LoadedEomt, LoadedModel, ModelConfig, ModelSource, ResolvedModel,
+    IGNORED_TENSORS,
+};
 
 /// Reads every tensor of a `.safetensors` file.
 pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
@@ -137,7 +141,11 @@ pub fn write_transformers_dir(dir: &Path, config: &BackboneConfig, tensors: &[(S
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = dir.join("config.json");
     std::fs::write(&cfg, config.to_json()).map_err(|e| Error::io(&cfg, e))?;
-    let weights = dir.join("model.safetensors");
+    write_tensors(&dir.join("model.safetensors"), tensors)
+}
+
+/// Writes named tensors to a `.safetensors` file.
+pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let contiguous: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.contiguous())).collect();
-    Tensor::write_safetensors(&contiguous, &weights).map_err(|e| Error::checkpoint(&weights, e.to_string()))
+    Tensor::write_safetensors(&contiguous, path).map_err(|e| Error::checkpoint(path, e.to_string()))
 }

@@ -5,9 +5,10 @@ use crate::catalog::{self, Normalization};
 use crate::checkpoint::{hub, load_weights, official, pickle, read_safetensors, read_transformers_weights};
 use crate::error::{Error, Result};
 use crate::model::config::BackboneConfig;
+use crate::model::heads::eomt::{Eomt, EomtConfig};
 use crate::model::LoadedBackbone;
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// A model spec as the user wrote it, classified.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +25,7 @@ pub enum ModelSource {
 
 /// A resolved backbone checkpoint.
 pub struct ResolvedModel {
-    pub config: BackboneConfig,
+    pub config: ModelConfig,
     pub tensors: Vec<(String, Tensor)>,
     pub norm: Normalization,
     /// The file or directory the weights came from (for error messages).
@@ -57,23 +58,50 @@ impl ModelSource {
     }
 }
 
-/// Reads a transformers `config.json` into a backbone config.
-pub fn read_config(dir: &Path) -> Result<BackboneConfig> {
+/// The architecture a checkpoint holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    Backbone(BackboneConfig),
+    Eomt(EomtConfig),
+}
+
+impl ModelConfig {
+    pub fn model_type(&self) -> &'static str {
+        match self {
+            ModelConfig::Backbone(c) => c.model_type(),
+            ModelConfig::Eomt(_) => "eomt_dinov3",
+        }
+    }
+}
+
+/// Reads a transformers `config.json`; `model_type` selects the architecture.
+pub fn read_model_config(dir: &Path) -> Result<ModelConfig> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
-    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("<missing>");
-    if !matches!(model_type, "dinov3_vit" | "dinov3_convnext") {
-        return Err(Error::Config {
-            path,
-            message: format!("`model_type` is `{model_type}`; expected dinov3_vit or dinov3_convnext"),
-        });
+    let bad = |message: String| Error::Config { path: path.clone(), message };
+    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("<missing>").to_string();
+    match model_type.as_str() {
+        "dinov3_vit" | "dinov3_convnext" => {
+            let config: BackboneConfig = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+            config.validate().map_err(bad)?;
+            Ok(ModelConfig::Backbone(config))
+        }
+        "eomt_dinov3" => Ok(ModelConfig::Eomt(EomtConfig::from_json(value).map_err(bad)?)),
+        other => Err(bad(format!("`model_type` is `{other}`; expected dinov3_vit, dinov3_convnext or eomt_dinov3"))),
     }
-    let config: BackboneConfig =
-        serde_json::from_value(value).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
-    config.validate().map_err(|message| Error::Config { path, message })?;
-    Ok(config)
+}
+
+/// Reads a transformers `config.json` that must hold a backbone.
+pub fn read_config(dir: &Path) -> Result<BackboneConfig> {
+    match read_model_config(dir)? {
+        ModelConfig::Backbone(c) => Ok(c),
+        other => Err(Error::Config {
+            path: dir.join("config.json"),
+            message: format!("`model_type` is `{}`, not a DINOv3 backbone", other.model_type()),
+        }),
+    }
 }
 
 /// Normalisation of a transformers directory: `preprocessor_config.json` if present, else by the catalog
@@ -121,13 +149,13 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
         ModelSource::Pth { path, num_heads } => {
             let state = pickle::read_torch_state_dict(&path)?;
             let (config, tensors) = official::official_to_transformers(state, num_heads, &path)?;
-            Ok(ResolvedModel { config, tensors, norm: catalog::IMAGENET, origin: path })
+            Ok(ResolvedModel { config: ModelConfig::Backbone(config), tensors, norm: catalog::IMAGENET, origin: path })
         }
         ModelSource::Safetensors { path, variant } => {
             let tensors = read_safetensors(&path)?;
             if looks_official(&tensors) {
                 let (config, tensors) = official::official_to_transformers(tensors, None, &path)?;
-                return Ok(ResolvedModel { config, tensors, norm: catalog::IMAGENET, origin: path });
+                return Ok(ResolvedModel { config: ModelConfig::Backbone(config), tensors, norm: catalog::IMAGENET, origin: path });
             }
             let name = variant.ok_or_else(|| {
                 Error::checkpoint(
@@ -136,29 +164,72 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
                 )
             })?;
             let v = catalog::find(&name).ok_or_else(|| Error::UnknownVariant(name.clone()))?;
-            Ok(ResolvedModel { config: v.config(), tensors, norm: v.default_norm(), origin: path })
+            Ok(ResolvedModel { config: ModelConfig::Backbone(v.config()), tensors, norm: v.default_norm(), origin: path })
         }
     }
 }
 
 fn resolve_dir(dir: &Path) -> Result<ResolvedModel> {
-    let config = read_config(dir)?;
+    let config = read_model_config(dir)?;
     let tensors = read_transformers_weights(dir)?;
     Ok(ResolvedModel { config, tensors, norm: dir_norm(dir), origin: dir.to_path_buf() })
 }
 
 /// Builds and strictly loads a backbone from a spec, on `device` in `kind`.
-pub fn load_backbone(
-    spec: &str,
-    variant: Option<&str>,
-    device: Device,
-    kind: Kind,
-) -> Result<(LoadedBackbone, Normalization)> {
-    let m = resolve(spec, variant)?;
-    let mut model = LoadedBackbone::build(&m.config, device)?;
-    load_weights(&model.vs, m.tensors, &m.origin, &[])?;
-    if kind != Kind::Float {
-        model.set_kind(kind);
+pub fn load_backbone(spec: &str, variant: Option<&str>, device: Device, kind: Kind) -> Result<(LoadedBackbone, Normalization)> {
+    match load_model(spec, variant, device, kind)? {
+        (LoadedModel::Backbone(b), norm) => Ok((*b, norm)),
+        (LoadedModel::Eomt(_), _) => Err(Error::Input(format!("`{spec}` is an EoMT model (eomt_dinov3), not a backbone"))),
     }
+}
+
+/// An EoMT model with its weights.
+pub struct LoadedEomt {
+    pub vs: nn::VarStore,
+    pub model: Eomt,
+    pub device: Device,
+    pub kind: Kind,
+}
+
+impl LoadedEomt {
+    /// Builds the architecture on `device` with placeholder weights (load them separately).
+    pub fn build(config: &EomtConfig, device: Device) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let model = Eomt::new(&vs.root(), config).map_err(|m| Error::Input(format!("invalid eomt_dinov3 config: {m}")))?;
+        Ok(LoadedEomt { vs, model, device, kind: Kind::Float })
+    }
+}
+
+/// Any model a spec can hold.
+pub enum LoadedModel {
+    Backbone(Box<LoadedBackbone>),
+    Eomt(Box<LoadedEomt>),
+}
+
+/// Tensors of transformers checkpoints that inference does not use (training-only buffers).
+pub const IGNORED_TENSORS: &[&str] = &["criterion.empty_weight"];
+
+/// Builds and strictly loads whatever model a spec holds, on `device` in `kind`.
+pub fn load_model(spec: &str, variant: Option<&str>, device: Device, kind: Kind) -> Result<(LoadedModel, Normalization)> {
+    let m = resolve(spec, variant)?;
+    let model = match &m.config {
+        ModelConfig::Backbone(c) => {
+            let mut model = LoadedBackbone::build(c, device)?;
+            load_weights(&model.vs, m.tensors, &m.origin, IGNORED_TENSORS)?;
+            if kind != Kind::Float {
+                model.set_kind(kind);
+            }
+            LoadedModel::Backbone(Box::new(model))
+        }
+        ModelConfig::Eomt(c) => {
+            let mut model = LoadedEomt::build(c, device)?;
+            load_weights(&model.vs, m.tensors, &m.origin, IGNORED_TENSORS)?;
+            if kind != Kind::Float {
+                model.vs.set_kind(kind);
+                model.kind = kind;
+            }
+            LoadedModel::Eomt(Box::new(model))
+        }
+    };
     Ok((model, m.norm))
 }

@@ -32,6 +32,32 @@ struct Block {
     ls2: Tensor,
 }
 
+/// Where the parameters live in a state dict: DINOv3's own layout, or EoMT's (which renames the blocks and the
+/// final norm and has no mask token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VitNames {
+    pub layers: &'static str,
+    pub norm: &'static str,
+    pub mask_token: bool,
+}
+
+impl VitNames {
+    /// transformers `DINOv3ViTModel` on disk: `layer.N.*`, `norm.*`, `embeddings.mask_token`.
+    pub const DINOV3: Self = Self { layers: "layer", norm: "norm", mask_token: true };
+    /// transformers `EomtDinov3ForUniversalSegmentation`: `layers.N.*`, `layernorm.*`, no mask token.
+    pub const EOMT: Self = Self { layers: "layers", norm: "layernorm", mask_token: false };
+}
+
+/// Token state after the patch embedding: the sequence and the RoPE tables of its patch grid.
+pub struct Tokens {
+    /// [B, prefix + hp * wp, D] with prefix = class token + registers.
+    pub x: Tensor,
+    pub hp: i64,
+    pub wp: i64,
+    pub cos: Tensor,
+    pub sin: Tensor,
+}
+
 /// The ViT backbone. Build with [`Vit::new`] on a VarStore path, then load weights into the VarStore.
 pub struct Vit {
     pub config: VitConfig,
@@ -48,6 +74,11 @@ pub struct Vit {
 impl Vit {
     /// Declares every parameter under transformers' names (`embeddings.*`, `layer.N.*`, `norm.*`: the names transformers writes to disk).
     pub fn new(p: &nn::Path, config: &VitConfig) -> Result<Self, String> {
+        Self::with_names(p, config, VitNames::DINOV3)
+    }
+
+    /// Declares the parameters under `names` (see [`VitNames`]).
+    pub fn with_names(p: &nn::Path, config: &VitConfig, names: VitNames) -> Result<Self, String> {
         config.validate()?;
         let c = config;
         let d = c.hidden_size;
@@ -60,10 +91,12 @@ impl Vit {
             nn::ConvConfig { stride: c.patch_size, ..Default::default() },
         );
         let cls_token = emb.zeros("cls_token", &[1, 1, d]);
-        // Declared so checkpoints load strictly; only used in masked pre-training.
-        let _mask_token = emb.zeros("mask_token", &[1, 1, d]);
+        if names.mask_token {
+            // Declared so checkpoints load strictly; only used in masked pre-training.
+            let _mask_token = emb.zeros("mask_token", &[1, 1, d]);
+        }
         let register_tokens = emb.zeros("register_tokens", &[1, c.num_register_tokens, d]);
-        let layers = p / "layer";
+        let layers = p / names.layers;
         let blocks = (0..c.num_hidden_layers)
             .map(|i| {
                 let b = &layers / i;
@@ -98,7 +131,7 @@ impl Vit {
                 }
             })
             .collect();
-        let norm = layer_norm(p / "norm", d, c.layer_norm_eps);
+        let norm = layer_norm(p / names.norm, d, c.layer_norm_eps);
         let act = Activation::parse(&c.hidden_act)?;
         Ok(Vit {
             config: c.clone(),
@@ -117,43 +150,87 @@ impl Vit {
         self.config.patch_size
     }
 
-    /// Runs the backbone on normalised pixels [B, C, H, W] already padded to a multiple of the patch size.
-    pub fn forward(&self, pixels: &Tensor, opts: &ForwardOptions) -> BackboneOutput {
+    /// Class token + registers: the tokens before the patches.
+    pub fn num_prefix_tokens(&self) -> i64 {
+        1 + self.config.num_register_tokens
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Patch embedding of pixels [B, C, H, W] (sides multiples of the patch size), with [cls, registers] in front.
+    pub fn embed(&self, pixels: &Tensor) -> Tokens {
         let (b, _, h, w) = pixels.size4().unwrap_or((0, 0, 0, 0));
         let p = self.config.patch_size;
         let (hp, wp) = (h / p, w / p);
         let d = self.config.hidden_size;
         let kind = self.cls_token.kind();
-        let x = pixels.to_kind(kind);
-        let patches = self.patch_embed.forward(&x).flatten(2, 3).transpose(1, 2);
-        let prefix = 1 + self.config.num_register_tokens;
-        let mut x = Tensor::cat(
-            &[self.cls_token.expand([b, 1, d], false), self.register_tokens.expand([b, prefix - 1, d], false), patches],
+        let patches = self.patch_embed.forward(&pixels.to_kind(kind)).flatten(2, 3).transpose(1, 2);
+        let regs = self.config.num_register_tokens;
+        let x = Tensor::cat(
+            &[self.cls_token.expand([b, 1, d], false), self.register_tokens.expand([b, regs, d], false), patches],
             1,
         );
         let (cos, sin) = rope_tables(hp, wp, self.config.head_dim(), self.config.rope_theta, pixels.device(), kind);
+        Tokens { x, hp, wp, cos, sin }
+    }
+
+    /// Block `i` on `x`, whose first `prefix` tokens are not rotated. `mask` ([B, 1, T, T] bool, true = may
+    /// attend) restricts attention, as EoMT's masked attention does.
+    pub fn block(&self, i: usize, x: &Tensor, t: &Tokens, prefix: i64, mask: Option<&Tensor>) -> Tensor {
+        match self.blocks.get(i) {
+            Some(blk) => self.block_forward(blk, x, &t.cos, &t.sin, prefix, mask),
+            None => x.shallow_clone(),
+        }
+    }
+
+    /// The final LayerNorm.
+    pub fn final_norm(&self, x: &Tensor) -> Tensor {
+        self.norm.forward(x)
+    }
+
+    /// Runs the backbone on normalised pixels [B, C, H, W] already padded to a multiple of the patch size.
+    pub fn forward(&self, pixels: &Tensor, opts: &ForwardOptions) -> BackboneOutput {
+        let t = self.embed(pixels);
+        let mut x = t.x.shallow_clone();
+        let prefix = self.num_prefix_tokens();
         let want: Vec<i64> = opts.dense_layers.clone().unwrap_or_else(|| self.dense_layers.clone());
         let mut hidden_states = Vec::new();
         let mut features = Vec::new();
         if opts.hidden_states {
             hidden_states.push(x.shallow_clone());
         }
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = self.block_forward(block, &x, &cos, &sin, prefix);
+        for i in 0..self.blocks.len() {
+            x = self.block(i, &x, &t, prefix, None);
             if opts.hidden_states {
                 hidden_states.push(x.shallow_clone());
             }
             if want.contains(&(i as i64)) {
-                let normed = self.norm.forward(&x);
-                let map = normed.narrow(1, prefix, hp * wp).transpose(1, 2).reshape([b, d, hp, wp]);
-                features.push(FeatureMap { name: format!("layer{i}"), stride: p, tensor: map });
+                features.push(self.feature_map(&x, &t, prefix, i));
             }
         }
         let last = self.norm.forward(&x);
         BackboneOutput { cls_token: last.select(1, 0), last_hidden_state: last, hidden_states, features }
     }
 
-    fn block_forward(&self, blk: &Block, x: &Tensor, cos: &Tensor, sin: &Tensor, prefix: i64) -> Tensor {
+    /// The official dense feature of block `i`'s output `x`: final norm, patch tokens as [B, D, hp, wp].
+    pub fn feature_map(&self, x: &Tensor, t: &Tokens, prefix: i64, i: usize) -> FeatureMap {
+        let (b, _, d) = x.size3().unwrap_or((0, 0, 0));
+        let normed = self.norm.forward(x);
+        let map = normed.narrow(1, prefix, t.hp * t.wp).transpose(1, 2).reshape([b, d, t.hp, t.wp]);
+        FeatureMap { name: format!("layer{i}"), stride: self.config.patch_size, tensor: map }
+    }
+
+    fn block_forward(
+        &self,
+        blk: &Block,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        prefix: i64,
+        mask: Option<&Tensor>,
+    ) -> Tensor {
         let a = &blk.attn;
         let (b, t, d) = x.size3().unwrap_or((0, 0, 0));
         let h = blk.norm1.forward(x);
@@ -161,7 +238,7 @@ impl Vit {
         let q = apply_rope(&split(&a.q), cos, sin, prefix);
         let k = apply_rope(&split(&a.k), cos, sin, prefix);
         let v = split(&a.v);
-        let attn = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, None, false);
+        let attn = Tensor::scaled_dot_product_attention(&q, &k, &v, mask, 0.0, false, None, false);
         let attn = a.o.forward(&attn.transpose(1, 2).reshape([b, t, d]));
         let x = x + attn * &blk.ls1;
         let h = blk.norm2.forward(&x);

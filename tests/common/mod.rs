@@ -36,6 +36,26 @@ pub fn fixtures() -> &'static Path {
     })
 }
 
+/// EoMT fixtures from `tools/make_eomt_fixtures.py`, generated on first use into `target/fixtures_eomt`
+/// (or read from `DINOSEG_EOMT_FIXTURES`).
+pub fn eomt_fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var_os("DINOSEG_EOMT_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target").join("fixtures_eomt"));
+        if !dir.join("EOMT_DONE").is_file() {
+            let status = Command::new(python())
+                .arg(root().join("tools").join("make_eomt_fixtures.py"))
+                .arg(&dir)
+                .status()
+                .expect("run tools/make_eomt_fixtures.py with .venv/bin/python (run `make test` to set up)");
+            assert!(status.success(), "tools/make_eomt_fixtures.py failed");
+        }
+        dir
+    })
+}
+
 /// Reads the named tensors of a safetensors file.
 pub fn read(path: &Path) -> Vec<(String, Tensor)> {
     Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

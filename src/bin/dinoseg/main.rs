@@ -45,13 +45,21 @@ enum Command {
         #[arg(long, default_value = "fp32")]
         precision: String,
     },
-    /// Convert an official DINOv3 .pth state dict into a transformers directory.
+    /// Convert an official DINOv3 .pth state dict, or an EoMT authors' checkpoint (with --base), into a
+    /// transformers directory.
     Convert {
         src: PathBuf,
         out_dir: PathBuf,
         /// Attention heads, for sizes outside the catalog (the weights cannot tell the head count).
         #[arg(long)]
         num_heads: Option<i64>,
+        /// EoMT checkpoints: the DINOv3 base whose weights the backbone differences are added to (a
+        /// transformers directory or hub id such as facebook/dinov3-vitl16-pretrain-lvd1689m).
+        #[arg(long)]
+        base: Option<String>,
+        /// EoMT checkpoints: the training input size recorded in config.json.
+        #[arg(long, default_value_t = 640)]
+        image_size: i64,
     },
     /// Random-weight catalog backbone on a generated camera frame: feature shapes and timings.
     Demo(demo::DemoArgs),
@@ -70,11 +78,21 @@ fn main() -> ExitCode {
         Command::Forward { model, variant, input, output, device, precision } => {
             forward(&model, variant.as_deref(), &input, &output, &device, &precision)
         }
-        Command::Convert { src, out_dir, num_heads } => {
-            checkpoint::official::convert_official_file(&src, &out_dir, num_heads).map(|config| {
+        Command::Convert { src, out_dir, num_heads, base, image_size } => match base {
+            Some(base) => {
+                checkpoint::eomt_delta::convert_eomt_delta(&src, &base, &out_dir, image_size, None).map(|c| {
+                    println!(
+                        "wrote EomtDinov3ForUniversalSegmentation (eomt_dinov3, {} queries, {} classes) to {}",
+                        c.num_queries,
+                        c.num_labels(),
+                        out_dir.display()
+                    );
+                })
+            }
+            None => checkpoint::official::convert_official_file(&src, &out_dir, num_heads).map(|config| {
                 println!("wrote {} ({}) to {}", config.architecture(), config.model_type(), out_dir.display());
-            })
-        }
+            }),
+        },
         Command::Demo(args) => demo::run(&args),
         Command::BenchWorker(args) => bench::run(&args),
     };
@@ -113,19 +131,31 @@ fn forward(
 ) -> dinoseg::Result<()> {
     let device: Device = parse_device(device)?;
     let kind: Kind = parse_precision(precision)?;
-    let (model, _norm) = checkpoint::load_backbone(model, variant, device, kind)?;
+    let (model, _norm) = checkpoint::load_model(model, variant, device, kind)?;
     let inputs = checkpoint::read_safetensors(input)?;
     let pixels = inputs
         .into_iter()
         .find(|(n, _)| n == "pixel_values")
-        .map(|(_, t)| t)
+        .map(|(_, t)| t.to_device(device))
         .ok_or_else(|| dinoseg::Error::checkpoint_missing(input, "pixel_values"))?;
-    let opts = ForwardOptions { hidden_states: true, dense_layers: None };
-    let (out, _padding) = model.backbone.forward(&pixels.to_device(device), &opts)?;
     let cpu = |t: &Tensor| t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
-    let mut named = vec![("last_hidden_state".to_string(), cpu(&out.last_hidden_state))];
-    for (i, h) in out.hidden_states.iter().enumerate() {
-        named.push((format!("hidden_states.{i}"), cpu(h)));
-    }
+    let named = match model {
+        checkpoint::LoadedModel::Backbone(model) => {
+            let opts = ForwardOptions { hidden_states: true, dense_layers: None };
+            let (out, _padding) = model.backbone.forward(&pixels, &opts)?;
+            let mut named = vec![("last_hidden_state".to_string(), cpu(&out.last_hidden_state))];
+            for (i, h) in out.hidden_states.iter().enumerate() {
+                named.push((format!("hidden_states.{i}"), cpu(h)));
+            }
+            named
+        }
+        checkpoint::LoadedModel::Eomt(model) => {
+            let (out, _padding) = model.model.forward(&pixels)?;
+            vec![
+                ("class_queries_logits".to_string(), cpu(&out.class_queries_logits)),
+                ("masks_queries_logits".to_string(), cpu(&out.masks_queries_logits)),
+            ]
+        }
+    };
     Tensor::write_safetensors(&named, output).map_err(|e| dinoseg::Error::checkpoint_write(output, e))
 }

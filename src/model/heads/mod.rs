@@ -1,3 +1,4 @@
 //! Segmentation heads on the backbone contract (`BackboneOutput`): the DINOv3 linear semantic head and EoMT.
 
+pub mod eomt;
 pub mod linear;
