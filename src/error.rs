@@ -29,6 +29,8 @@ pub enum Error {
     Decode(#[from] crate::pipeline::decode::DecodeError),
     #[error(transparent)]
     Preprocess(#[from] crate::pipeline::preprocess::PreprocessError),
+    #[error(transparent)]
+    Postprocess(#[from] crate::postprocess::PostprocessError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("libtorch failed: {0}")]

@@ -11,5 +11,6 @@ pub mod error;
 pub mod model;
 pub mod pipeline;
 pub mod postprocess;
+pub mod segmenter;
 
 pub use error::{Error, Result};

@@ -118,7 +118,8 @@ fn delta_errors_are_clear() {
     assert!(!o.status.success() && e.contains("--base"), "{e}");
     // A base that is not a ViT.
     let convnext = common::fixtures().join("convnext");
-    let o = dinoseg(&["convert", d, out.join("b").to_str().expect("utf-8"), "--base", convnext.to_str().expect("utf-8")]);
+    let o =
+        dinoseg(&["convert", d, out.join("b").to_str().expect("utf-8"), "--base", convnext.to_str().expect("utf-8")]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("must be a DINOv3 ViT, got dinov3_convnext"), "{e}");
     // A base of another depth: the first difference without a base tensor is named.

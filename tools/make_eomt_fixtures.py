@@ -120,7 +120,29 @@ def main():
     delta["network.encoder.pixel_mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     delta["network.encoder.pixel_std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     torch.save({"state_dict": delta}, os.path.join(out, "eomt_delta.bin"))
+    # Linear heads for the sharing tests: two on the EoMT encoder (4 dense layers of width 64, and the last one),
+    # two on the tiny MLP ViT of make_fixtures.py (hidden 64, 3 blocks: `last` only).
+    for name, channels, layers, classes in [("eomt_linear_dense4", 256, "4", 3), ("eomt_linear_last", 64, "last", 4),
+                                            ("vit_linear_a", 64, "last", 3), ("vit_linear_b", 64, "last", 6)]:
+        linear_head(os.path.join(out, f"{name}.safetensors"), channels, layers, classes, seed=len(name))
     open(os.path.join(out, "EOMT_DONE"), "w").write("ok")
+
+
+def linear_head(path, channels, layers, classes, seed):
+    """A random linear head in dinoseg's documented format (see src/model/heads/linear.rs)."""
+    import json
+    g = torch.Generator().manual_seed(seed)
+    t = {
+        "bn.weight": 1.0 + 0.2 * torch.randn(channels, generator=g),
+        "bn.bias": 0.1 * torch.randn(channels, generator=g),
+        "bn.running_mean": 0.1 * torch.randn(channels, generator=g),
+        "bn.running_var": 0.5 + torch.rand(channels, generator=g),
+        "conv.weight": 0.3 * torch.randn(classes, channels, 1, 1, generator=g),
+        "conv.bias": 0.1 * torch.randn(classes, generator=g),
+    }
+    meta = {"dinoseg.head": "linear", "dinoseg.layers": layers, "dinoseg.backbone": "custom",
+            "dinoseg.classes": json.dumps([f"c{i}" for i in range(classes)])}
+    save_file({k: v.contiguous() for k, v in t.items()}, path, metadata=meta)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,10 @@ pub fn merge_eomt_delta(
 ) -> Result<(EomtConfig, Vec<(String, Tensor)>)> {
     let delta = pickle::read_torch_state_dict(delta_path)?;
     if !is_eomt_delta(&delta) {
-        return Err(Error::checkpoint(delta_path, "not an EoMT checkpoint: no `network.q.*` or `network.encoder.backbone.*` keys"));
+        return Err(Error::checkpoint(
+            delta_path,
+            "not an EoMT checkpoint: no `network.q.*` or `network.encoder.backbone.*` keys",
+        ));
     }
     let resolved = resolve(base, None)?;
     let vit = match resolved.config {
@@ -119,12 +122,19 @@ pub fn merge_eomt_delta(
         shapes.insert(name.clone(), t.size());
         if is_backbone {
             let Some(b) = merged.get(&name) else {
-                return Err(Error::checkpoint(delta_path, format!("backbone difference `{key}` has no base tensor `{name}` in {base}")));
+                return Err(Error::checkpoint(
+                    delta_path,
+                    format!("backbone difference `{key}` has no base tensor `{name}` in {base}"),
+                ));
             };
             if b.size() != t.size() {
                 return Err(Error::checkpoint(
                     delta_path,
-                    format!("backbone difference `{key}` {:?} does not match the base tensor `{name}` {:?}", t.size(), b.size()),
+                    format!(
+                        "backbone difference `{key}` {:?} does not match the base tensor `{name}` {:?}",
+                        t.size(),
+                        b.size()
+                    ),
                 ));
             }
             let sum = b.to_kind(tch::Kind::Float) + t.to_kind(tch::Kind::Float);

@@ -16,8 +16,8 @@ use std::path::Path;
 use tch::{nn, Tensor};
 
 pub use source::{
-    load_backbone, load_model, read_model_config, resolve, LoadedEomt, LoadedModel, ModelConfig, ModelSource, ResolvedModel,
-    IGNORED_TENSORS,
+    load_backbone, load_model, read_model_config, resolve, LoadedEomt, LoadedModel, ModelConfig, ModelSource,
+    ResolvedModel, IGNORED_TENSORS,
 };
 
 /// Reads every tensor of a `.safetensors` file.

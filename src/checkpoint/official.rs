@@ -42,11 +42,11 @@ pub fn official_to_transformers(
     let (config, tensors) = match (vit, convnext) {
         (true, false) => convert_vit(map, num_heads),
         (false, true) => convert_convnext(map),
-        _ if map.keys().any(|k| k.starts_with("network.q.") || k.starts_with("network.encoder.backbone.")) => Err(
-            "this is an EoMT authors' checkpoint (`network.*` keys) whose backbone is stored as differences to a \
+        _ if map.keys().any(|k| k.starts_with("network.q.") || k.starts_with("network.encoder.backbone.")) => {
+            Err("this is an EoMT authors' checkpoint (`network.*` keys) whose backbone is stored as differences to a \
              DINOv3 base: convert it with `--base BASE` (a DINOv3 transformers directory or hub id)"
-                .into(),
-        ),
+                .into())
+        }
         _ if map.keys().any(|k| k.starts_with("embeddings.") || k.starts_with("model.")) => Err(
             "this state dict already uses transformers' names (`embeddings.*`, `model.*`): it needs no conversion; \
              save it as model.safetensors next to its config.json"

@@ -155,7 +155,12 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
             let tensors = read_safetensors(&path)?;
             if looks_official(&tensors) {
                 let (config, tensors) = official::official_to_transformers(tensors, None, &path)?;
-                return Ok(ResolvedModel { config: ModelConfig::Backbone(config), tensors, norm: catalog::IMAGENET, origin: path });
+                return Ok(ResolvedModel {
+                    config: ModelConfig::Backbone(config),
+                    tensors,
+                    norm: catalog::IMAGENET,
+                    origin: path,
+                });
             }
             let name = variant.ok_or_else(|| {
                 Error::checkpoint(
@@ -164,7 +169,12 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
                 )
             })?;
             let v = catalog::find(&name).ok_or_else(|| Error::UnknownVariant(name.clone()))?;
-            Ok(ResolvedModel { config: ModelConfig::Backbone(v.config()), tensors, norm: v.default_norm(), origin: path })
+            Ok(ResolvedModel {
+                config: ModelConfig::Backbone(v.config()),
+                tensors,
+                norm: v.default_norm(),
+                origin: path,
+            })
         }
     }
 }
@@ -176,10 +186,17 @@ fn resolve_dir(dir: &Path) -> Result<ResolvedModel> {
 }
 
 /// Builds and strictly loads a backbone from a spec, on `device` in `kind`.
-pub fn load_backbone(spec: &str, variant: Option<&str>, device: Device, kind: Kind) -> Result<(LoadedBackbone, Normalization)> {
+pub fn load_backbone(
+    spec: &str,
+    variant: Option<&str>,
+    device: Device,
+    kind: Kind,
+) -> Result<(LoadedBackbone, Normalization)> {
     match load_model(spec, variant, device, kind)? {
         (LoadedModel::Backbone(b), norm) => Ok((*b, norm)),
-        (LoadedModel::Eomt(_), _) => Err(Error::Input(format!("`{spec}` is an EoMT model (eomt_dinov3), not a backbone"))),
+        (LoadedModel::Eomt(_), _) => {
+            Err(Error::Input(format!("`{spec}` is an EoMT model (eomt_dinov3), not a backbone")))
+        }
     }
 }
 
@@ -195,7 +212,8 @@ impl LoadedEomt {
     /// Builds the architecture on `device` with placeholder weights (load them separately).
     pub fn build(config: &EomtConfig, device: Device) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let model = Eomt::new(&vs.root(), config).map_err(|m| Error::Input(format!("invalid eomt_dinov3 config: {m}")))?;
+        let model =
+            Eomt::new(&vs.root(), config).map_err(|m| Error::Input(format!("invalid eomt_dinov3 config: {m}")))?;
         Ok(LoadedEomt { vs, model, device, kind: Kind::Float })
     }
 }
@@ -210,7 +228,12 @@ pub enum LoadedModel {
 pub const IGNORED_TENSORS: &[&str] = &["criterion.empty_weight"];
 
 /// Builds and strictly loads whatever model a spec holds, on `device` in `kind`.
-pub fn load_model(spec: &str, variant: Option<&str>, device: Device, kind: Kind) -> Result<(LoadedModel, Normalization)> {
+pub fn load_model(
+    spec: &str,
+    variant: Option<&str>,
+    device: Device,
+    kind: Kind,
+) -> Result<(LoadedModel, Normalization)> {
     let m = resolve(spec, variant)?;
     let model = match &m.config {
         ModelConfig::Backbone(c) => {

@@ -1,10 +1,12 @@
-//! `dinoseg bench-worker`: keeps a model loaded and times forward passes on request, so a benchmark driver
+//! `dinoseg bench-worker`: keeps a model (backbone or EoMT) loaded and times forward passes on request, so a benchmark driver
 //! (bench/*.py) can interleave our forward with a reference implementation's in one process tree. Reads lines
 //! `N` on stdin, runs N forwards of the fixed input and answers with one line of N times in milliseconds.
 
-use dinoseg::checkpoint;
+use dinoseg::checkpoint::{self, LoadedModel};
 use dinoseg::device::{parse_device, parse_precision};
 use dinoseg::model::ForwardOptions;
+use dinoseg::pipeline::preprocess::Letterbox;
+use dinoseg::postprocess::{postprocess_masks, InstanceSource, Labels, MaskOutputs, PostprocessConfig, SemanticSource};
 use std::io::{BufRead, Write};
 use std::time::Instant;
 use tch::Kind;
@@ -23,6 +25,10 @@ pub struct BenchArgs {
     /// libtorch intra-op threads (0 = libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: i32,
+    /// EoMT models: also post-process each frame (semantic, then panoptic) to a camera frame of this size
+    /// (`HxW`, the model input stretched to it) and answer `forward/semantic/panoptic` milliseconds per frame.
+    #[arg(long, value_name = "HxW")]
+    postprocess: Option<String>,
 }
 
 pub fn run(a: &BenchArgs) -> dinoseg::Result<()> {
@@ -31,13 +37,23 @@ pub fn run(a: &BenchArgs) -> dinoseg::Result<()> {
     }
     let device = parse_device(&a.device)?;
     let kind = parse_precision(&a.precision)?;
-    let (model, _) = checkpoint::load_backbone(&a.model, None, device, kind)?;
+    let (model, _) = checkpoint::load_model(&a.model, None, device, kind)?;
     let pixels = checkpoint::read_safetensors(&a.input)?
         .into_iter()
         .find(|(n, _)| n == "pixel_values")
         .map(|(_, t)| t.to_device(device).to_kind(kind))
         .ok_or_else(|| dinoseg::Error::checkpoint_missing(&a.input, "pixel_values"))?;
     let opts = ForwardOptions::default();
+    let target = match &a.postprocess {
+        Some(t) => {
+            let (h, w) = t
+                .split_once('x')
+                .and_then(|(h, w)| Some((h.parse::<u32>().ok()?, w.parse::<u32>().ok()?)))
+                .ok_or_else(|| dinoseg::Error::Input(format!("--postprocess expects HxW, got `{t}`")))?;
+            Some((h, w))
+        }
+        None => None,
+    };
     let sync = || {
         if let tch::Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
@@ -54,10 +70,48 @@ pub fn run(a: &BenchArgs) -> dinoseg::Result<()> {
         let mut times = Vec::with_capacity(n);
         for _ in 0..n {
             let t0 = Instant::now();
-            let (out, _) = model.backbone.forward(&pixels, &opts)?;
-            let _ = out.last_hidden_state.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
-            sync();
-            times.push(format!("{:.3}", t0.elapsed().as_secs_f64() * 1e3));
+            match &model {
+                LoadedModel::Backbone(m) => {
+                    let (out, _) = m.backbone.forward(&pixels, &opts)?;
+                    let _ = out.last_hidden_state.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+                    sync();
+                    times.push(format!("{:.3}", t0.elapsed().as_secs_f64() * 1e3));
+                }
+                LoadedModel::Eomt(m) => {
+                    let (out, _) = m.model.forward(&pixels)?;
+                    let _ = out.masks_queries_logits.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+                    sync();
+                    let forward_ms = t0.elapsed().as_secs_f64() * 1e3;
+                    let Some((h, w)) = target else {
+                        times.push(format!("{forward_ms:.3}"));
+                        continue;
+                    };
+                    let (sh, sw) = (pixels.size()[2] as u32, pixels.size()[3] as u32);
+                    let lb = Letterbox {
+                        input_h: h,
+                        input_w: w,
+                        resized_h: sh,
+                        resized_w: sw,
+                        padded_h: sh,
+                        padded_w: sw,
+                        scale_y: f64::from(sh) / f64::from(h),
+                        scale_x: f64::from(sw) / f64::from(w),
+                    };
+                    let labels = Labels::from_names(m.model.config.class_names());
+                    let cfg = PostprocessConfig::default();
+                    let (c, k) = (&out.class_queries_logits, &out.masks_queries_logits);
+                    let pp = |e: dinoseg::postprocess::PostprocessError| dinoseg::Error::Input(e.to_string());
+                    let t1 = Instant::now();
+                    postprocess_masks(c, k, &[lb], &labels, &cfg, MaskOutputs::semantic()).map_err(pp)?;
+                    let t2 = Instant::now();
+                    let panoptic =
+                        MaskOutputs { semantic: SemanticSource::Off, instances: InstanceSource::Off, panoptic: true };
+                    postprocess_masks(c, k, &[lb], &labels, &cfg, panoptic).map_err(pp)?;
+                    let t3 = Instant::now();
+                    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                    times.push(format!("{forward_ms:.3}/{:.3}/{:.3}", ms(t2 - t1), ms(t3 - t2)));
+                }
+            }
         }
         println!("{}", times.join(" "));
         let _ = std::io::stdout().flush();

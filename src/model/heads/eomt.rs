@@ -102,8 +102,11 @@ impl EomtConfig {
             o.insert("architectures".into(), serde_json::json!(["EomtDinov3ForUniversalSegmentation"]));
             let theta = o.remove("rope_theta").unwrap_or(serde_json::json!(100.0));
             o.insert("rope_parameters".into(), serde_json::json!({"rope_theta": theta, "rope_type": "default"}));
-            let label2id: serde_json::Map<String, serde_json::Value> =
-                self.id2label.iter().map(|(k, v)| (v.clone(), serde_json::json!(k.parse::<i64>().unwrap_or(0)))).collect();
+            let label2id: serde_json::Map<String, serde_json::Value> = self
+                .id2label
+                .iter()
+                .map(|(k, v)| (v.clone(), serde_json::json!(k.parse::<i64>().unwrap_or(0))))
+                .collect();
             o.insert("label2id".into(), serde_json::Value::Object(label2id));
         }
         serde_json::to_string_pretty(&v).unwrap_or_default()
@@ -147,7 +150,8 @@ impl Eomt {
         let query = (p / "query").zeros("weight", &[config.num_queries, d]);
         let class_predictor = linear(p / "class_predictor", d, config.num_labels() + 1, true);
         let mh = p / "mask_head";
-        let mask_head = [linear(&mh / "fc1", d, d, true), linear(&mh / "fc2", d, d, true), linear(&mh / "fc3", d, d, true)];
+        let mask_head =
+            [linear(&mh / "fc1", d, d, true), linear(&mh / "fc2", d, d, true), linear(&mh / "fc3", d, d, true)];
         let up = p / "upscale_block" / "block";
         let upscale = (0..config.num_upscale_blocks)
             .map(|i| {
@@ -210,51 +214,82 @@ impl Eomt {
 
     /// Runs EoMT on normalised pixels [B, 3, H, W] of any size (padded right and bottom to a multiple of 16).
     pub fn forward(&self, pixels: &Tensor) -> crate::Result<(EomtOutput, Padding)> {
+        self.forward_with_features(pixels, &[]).map(|(out, _, padding)| (out, padding))
+    }
+
+    /// Like [`Self::forward`], and also the encoder's dense feature maps of the 0-based blocks `layers` (after
+    /// the final norm, patch tokens as NCHW, named `layer{i}`), taken from the same pass so that other heads
+    /// (a linear head on this encoder) cost no extra backbone work. Blocks before the query layers give the plain
+    /// ViT features; query layers give the patch tokens of EoMT's sequence (which also attended to the queries).
+    pub fn forward_with_features(
+        &self,
+        pixels: &Tensor,
+        layers: &[i64],
+    ) -> crate::Result<(EomtOutput, Vec<crate::model::FeatureMap>, Padding)> {
         let size = pixels.size();
-        if size.len() != 4 || size[1] != self.config.vit.num_channels {
+        let m = self.config.vit.patch_size;
+        let (h, w) = (size.get(2).copied().unwrap_or(0), size.get(3).copied().unwrap_or(0));
+        if size.len() != 4 || size[1] != self.config.vit.num_channels || h < 1 || w < 1 {
             return Err(crate::Error::Input(format!(
                 "pixel_values must be [B, {}, H, W], got {size:?}",
                 self.config.vit.num_channels
             )));
         }
-        let m = self.config.vit.patch_size;
-        let (h, w) = (size[2], size[3]);
         let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m);
         let padding = Padding { input_hw: (h, w), padded_hw: (ph, pw) };
         let probs: Vec<f64> = Vec::<f64>::try_from(&self.attn_mask_probs.to_kind(Kind::Double)).unwrap_or_default();
-        let out = crate::model::guarded(|| {
+        let (out, features) = crate::model::guarded(|| {
             let _g = tch::no_grad_guard();
-            let x = if (ph, pw) != (h, w) { pixels.constant_pad_nd([0, pw - w, 0, ph - h]) } else { pixels.shallow_clone() };
-            self.forward_padded(&x, &probs)
+            let x = if (ph, pw) != (h, w) {
+                pixels.constant_pad_nd([0, pw - w, 0, ph - h])
+            } else {
+                pixels.shallow_clone()
+            };
+            self.run(&x, &probs, layers)
         })?;
-        Ok((out, padding))
+        Ok((out, features, padding))
     }
 
-    fn forward_padded(&self, pixels: &Tensor, probs: &[f64]) -> EomtOutput {
+    fn run(&self, pixels: &Tensor, probs: &[f64], want: &[i64]) -> (EomtOutput, Vec<crate::model::FeatureMap>) {
         let t = self.vit.embed(pixels);
         let layers = self.vit.num_layers();
         let first_query_layer = layers - self.config.num_blocks as usize;
         let mut x = t.x.shallow_clone();
-        let mut prefix = self.vit.num_prefix_tokens();
+        let prefix = self.vit.num_prefix_tokens();
+        let mut features = Vec::new();
         for i in 0..first_query_layer {
             x = self.vit.block(i, &x, &t, prefix, None);
+            if want.contains(&(i as i64)) {
+                features.push(self.vit.feature_map(&x, &t, prefix, i));
+            }
         }
-        self.forward_tail(x, &t, &mut prefix, probs)
+        let out = self.forward_tail(x, &t, probs, want, &mut features);
+        (out, features)
     }
 
     /// The query layers and the heads, from the token state after the shared layers.
-    fn forward_tail(&self, mut x: Tensor, t: &crate::model::vit::Tokens, prefix: &mut i64, probs: &[f64]) -> EomtOutput {
+    fn forward_tail(
+        &self,
+        mut x: Tensor,
+        t: &crate::model::vit::Tokens,
+        probs: &[f64],
+        want: &[i64],
+        features: &mut Vec<crate::model::FeatureMap>,
+    ) -> EomtOutput {
         let layers = self.vit.num_layers();
         let first_query_layer = layers - self.config.num_blocks as usize;
         let (b, _, d) = x.size3().unwrap_or((0, 0, 0));
         let q = self.config.num_queries;
         let queries = self.query.to_kind(x.kind()).unsqueeze(0).expand([b, q, d], false);
         x = Tensor::cat(&[queries, x], 1);
-        *prefix += q;
+        let prefix = q + self.vit.num_prefix_tokens();
         for i in first_query_layer..layers {
             let p = probs.get(i - first_query_layer).copied().unwrap_or(0.0);
             let mask = (p > 0.0).then(|| self.attention_mask(&x, t.hp, t.wp));
-            x = self.vit.block(i, &x, t, *prefix, mask.as_ref());
+            x = self.vit.block(i, &x, t, prefix, mask.as_ref());
+            if want.contains(&(i as i64)) {
+                features.push(self.vit.feature_map(&x, t, prefix, i));
+            }
         }
         let normed = self.vit.final_norm(&x);
         let (masks, classes) = self.predict(&normed, t.hp, t.wp);

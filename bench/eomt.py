@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""EoMT per frame: dinoseg (Rust) vs transformers (Python), forward and post-processing, on the same weights.
+
+A ViT-S-sized EoMT (hidden 384, 12 layers, 6 heads, 200 queries, 133 classes, 4 query blocks) with random
+weights, a 640x640 input, post-processing (semantic and panoptic) to a 480x640 camera frame, CPU, threads fixed.
+`dinoseg bench-worker` keeps our model loaded; this script interleaves one frame of ours with one of
+transformers' (order swapped every round) and prints medians.
+
+  bench/eomt.py [--threads 2] [--rounds 7] [--device cpu] [--precision fp32] [--hidden 384 --layers 12 --heads 6]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/backbone.py
+
+import torch  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DINOSEG = os.environ.get("DINOSEG_BIN", os.path.join(ROOT, "target", "release", "dinoseg"))
+KINDS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def make_model(tmp, args):
+    from transformers import EomtDinov3Config, EomtDinov3ForUniversalSegmentation
+    labels = {i: f"class_{i}" for i in range(args.classes)}
+    cfg = EomtDinov3Config(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=args.heads,
+                           intermediate_size=4 * args.hidden, num_register_tokens=4, num_queries=args.queries,
+                           num_blocks=4, image_size=args.size, layer_norm_eps=1e-5, id2label=labels,
+                           label2id={v: k for k, v in labels.items()})
+    torch.manual_seed(0)
+    m = EomtDinov3ForUniversalSegmentation(cfg).eval()
+    with torch.no_grad():
+        m.attn_mask_probs.fill_(0.0)  # published checkpoints are annealed to 0
+        # Confident, varied class predictions (as a trained model gives), so that post-processing has segments to
+        # build: with the default init every query is "unsure" and panoptic post-processing has nothing to do.
+        m.class_predictor.weight.normal_(0.0, 0.5)
+    d = os.path.join(tmp, "eomt")
+    m.save_pretrained(d)
+    return d, m
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=sorted(KINDS))
+    ap.add_argument("--hidden", type=int, default=384)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--classes", type=int, default=133)
+    ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--target", default="480x640", help="camera frame HxW the results are resized to")
+    ap.add_argument("--ours-only", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    th, tw = (int(v) for v in args.target.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, ref = make_model(tmp, args)
+        x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+        inp = os.path.join(tmp, "input.safetensors")
+        from safetensors.torch import save_file
+        save_file({"pixel_values": x}, inp)
+        worker = subprocess.Popen(
+            [DINOSEG, "bench-worker", "--model", model_dir, "--input", inp, "--device", args.device,
+             "--precision", args.precision, "--threads", str(args.threads), "--postprocess", args.target],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        ready = worker.stdout.readline()
+        if not ready.startswith("ready"):
+            sys.exit(f"worker failed to start: {ready}")
+
+        def ours():
+            worker.stdin.write("1\n")
+            worker.stdin.flush()
+            # one "forward_ms/semantic_ms/panoptic_ms" triple per frame
+            return [tuple(float(v) for v in t.split("/")) for t in worker.stdout.readline().split()][0]
+
+        from transformers import EomtImageProcessor
+        proc = EomtImageProcessor()
+        ref = ref.to(args.device, KINDS[args.precision])
+        xd = x.to(args.device, KINDS[args.precision])
+
+        def theirs():
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                out = ref(pixel_values=xd)
+            t1 = time.perf_counter()
+            out.class_queries_logits = out.class_queries_logits.float()
+            out.masks_queries_logits = out.masks_queries_logits.float()
+            proc.post_process_semantic_segmentation(out, target_sizes=[(th, tw)])
+            t2 = time.perf_counter()
+            proc.post_process_panoptic_segmentation(out, target_sizes=[(th, tw)])
+            t3 = time.perf_counter()
+            return ((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+
+        for _ in range(args.warmup):
+            ours()
+            if not args.ours_only:
+                theirs()
+        a, b = [], []
+        for r in range(args.rounds):
+            if args.ours_only:
+                a.append(ours())
+            elif r % 2 == 0:
+                a.append(ours())
+                b.append(theirs())
+            else:
+                b.append(theirs())
+                a.append(ours())
+        worker.stdin.write("0\n")
+        worker.stdin.flush()
+        worker.wait(timeout=60)
+
+    med = lambda rows, i: statistics.median(r[i] for r in rows)  # noqa: E731
+    rows = [("dinoseg", a)] + ([("transformers", b)] if b else [])
+    print(f"\nEoMT frame, {args.device} {args.precision}, {args.threads} threads, hidden {args.hidden}, "
+          f"{args.layers} layers, {args.queries} queries, {args.classes} classes, {args.size}x{args.size} input, "
+          f"results at {tw}x{th}, median of {args.rounds} interleaved rounds, torch {torch.__version__}")
+    print("| side | forward ms | semantic ms | panoptic ms | post-processing / forward |")
+    print("|---|---|---|---|---|")
+    result = {}
+    for name, data in rows:
+        f, s, p = med(data, 0), med(data, 1), med(data, 2)
+        result[name] = {"forward_ms": f, "semantic_ms": s, "panoptic_ms": p}
+        print(f"| {name} | {f:.1f} | {s:.1f} | {p:.1f} | {(s + p) / f:.3f} |")
+    if b:
+        print(f"forward ratio dinoseg / transformers: {result['dinoseg']['forward_ms'] / result['transformers']['forward_ms']:.3f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+//! Frames in, typed results out: preprocessing, one backbone pass per frame shared by every head that reads
+//! the same backbone, and post-processing at the camera's resolution. The offline runner and the ROS node both
+//! call this.
+//!
+//! Sharing: all linear heads on one backbone run on a single forward that returns the union of their dense
+//! layers; linear heads declared on the EoMT model's encoder (`LinearHeadSource::Eomt`) read their features from
+//! the EoMT pass itself. So a linear head beside an EoMT head costs one 1x1 conv, not a second backbone.
+
+use crate::catalog::Normalization;
+use crate::checkpoint::{self, LoadedEomt, LoadedModel};
+use crate::error::{Error, Result};
+use crate::model::heads::linear::{LayerSelection, LinearHead};
+use crate::model::{Backbone, BackboneOutput, FeatureMap, ForwardOptions, LoadedBackbone};
+use crate::pipeline::preprocess::{preprocess_batch, Letterbox, ResizePolicy};
+use crate::pipeline::RgbImage;
+use crate::postprocess::{self, FrameSegmentation, Labels, MaskOutputs, PostprocessConfig};
+use std::cell::Cell;
+use std::path::PathBuf;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Which backbone a linear head reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinearHeadSource {
+    /// The segmenter's backbone (`SegmenterConfig::backbone`).
+    Backbone,
+    /// The encoder of the EoMT model (no extra backbone pass).
+    Eomt,
+}
+
+/// A linear semantic head to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearHeadSpec {
+    pub checkpoint: PathBuf,
+    pub source: LinearHeadSource,
+}
+
+/// An EoMT head to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EomtSpec {
+    /// A transformers `eomt_dinov3` directory or hub id.
+    pub model: String,
+    pub outputs: MaskOutputs,
+    /// Class names and thing/stuff split; default: the checkpoint's `id2label`, every class a thing.
+    pub labels: Option<Labels>,
+}
+
+/// What the segmenter loads and how it runs.
+#[derive(Debug, Clone)]
+pub struct SegmenterConfig {
+    pub device: Device,
+    pub kind: Kind,
+    pub resize: ResizePolicy,
+    pub postprocess: PostprocessConfig,
+    /// Backbone spec (directory, file, hub id) for linear heads with `LinearHeadSource::Backbone`.
+    pub backbone: Option<String>,
+    /// Catalog variant for a bare `.safetensors` backbone.
+    pub variant: Option<String>,
+    pub linear_heads: Vec<LinearHeadSpec>,
+    pub eomt: Option<EomtSpec>,
+}
+
+struct Linear {
+    head: LinearHead,
+    _vs: nn::VarStore,
+    /// Dense layers (ViT blocks or ConvNeXt stages) this head reads.
+    layers: Vec<i64>,
+    labels: Labels,
+}
+
+/// Loaded models, ready for frames.
+pub struct Segmenter {
+    cfg: SegmenterConfig,
+    norm: Normalization,
+    backbone: Option<LoadedBackbone>,
+    eomt: Option<(LoadedEomt, MaskOutputs, Labels)>,
+    linear: Vec<(Linear, LinearHeadSource)>,
+    backbone_passes: Cell<u64>,
+}
+
+/// Feature layers a linear head reads from a backbone of `depth` blocks (ViT) or 4 stages (ConvNeXt).
+fn head_layers(selection: LayerSelection, vit_depth: Option<i64>) -> Vec<i64> {
+    match (selection, vit_depth) {
+        (LayerSelection::Dense4, Some(depth)) => crate::catalog::dense_layers(depth),
+        (LayerSelection::Last, Some(depth)) => vec![depth - 1],
+        (LayerSelection::Dense4, None) => vec![0, 1, 2, 3],
+        (LayerSelection::Last, None) => vec![3],
+    }
+}
+
+fn feature_name(layer: i64, vit: bool) -> String {
+    if vit {
+        format!("layer{layer}")
+    } else {
+        format!("stage{layer}")
+    }
+}
+
+/// The part of a shared backbone output that one head reads (shallow copies, no tensor data copied).
+fn view(out: &BackboneOutput, names: &[String]) -> Result<BackboneOutput> {
+    let features = names
+        .iter()
+        .map(|n| {
+            out.features
+                .iter()
+                .find(|f| &f.name == n)
+                .map(|f| FeatureMap { name: f.name.clone(), stride: f.stride, tensor: f.tensor.shallow_clone() })
+                .ok_or_else(|| Error::Input(format!("feature map `{n}` was not computed")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(BackboneOutput {
+        last_hidden_state: out.last_hidden_state.shallow_clone(),
+        hidden_states: Vec::new(),
+        cls_token: out.cls_token.shallow_clone(),
+        features,
+    })
+}
+
+impl Segmenter {
+    /// Loads every model and checks that the heads fit their backbones.
+    pub fn new(cfg: SegmenterConfig) -> Result<Self> {
+        cfg.postprocess.validate().map_err(|e| Error::Input(e.to_string()))?;
+        let mut norm = None;
+        let backbone = match &cfg.backbone {
+            Some(spec) => {
+                let (b, n) = checkpoint::load_backbone(spec, cfg.variant.as_deref(), cfg.device, cfg.kind)?;
+                norm = Some(n);
+                Some(b)
+            }
+            None => None,
+        };
+        let eomt = match &cfg.eomt {
+            Some(spec) => match checkpoint::load_model(&spec.model, None, cfg.device, cfg.kind)? {
+                (LoadedModel::Eomt(m), n) => {
+                    norm.get_or_insert(n);
+                    let labels =
+                        spec.labels.clone().unwrap_or_else(|| Labels::from_names(m.model.config.class_names()));
+                    Some((*m, spec.outputs, labels))
+                }
+                _ => return Err(Error::Input(format!("`{}` is not an EoMT (eomt_dinov3) model", spec.model))),
+            },
+            None => None,
+        };
+        let mut linear = Vec::new();
+        for spec in &cfg.linear_heads {
+            let (head, vs) = LinearHead::load(&spec.checkpoint, cfg.device)?;
+            let (vit_depth, channels) = match (&spec.source, &backbone, &eomt) {
+                (LinearHeadSource::Backbone, Some(b), _) => {
+                    head.required_layers(&b.backbone)?;
+                    match &b.backbone {
+                        Backbone::Vit(v) => (Some(v.config.num_hidden_layers), None),
+                        Backbone::ConvNext(_) => (None, None),
+                    }
+                }
+                (LinearHeadSource::Eomt, _, Some((m, _, _))) => {
+                    let c = m.model.config.vit.hidden_size * head.config.layers.count() as i64;
+                    (Some(m.model.config.vit.num_hidden_layers), Some(c))
+                }
+                (LinearHeadSource::Backbone, None, _) => {
+                    return Err(Error::Input(format!(
+                        "linear head {} reads the backbone, but no backbone is configured",
+                        spec.checkpoint.display()
+                    )))
+                }
+                (LinearHeadSource::Eomt, _, None) => {
+                    return Err(Error::Input(format!(
+                        "linear head {} reads the EoMT encoder, but no EoMT model is configured",
+                        spec.checkpoint.display()
+                    )))
+                }
+            };
+            if let Some(c) = channels.filter(|&c| c != head.config.in_channels) {
+                return Err(Error::Input(format!(
+                    "linear head {} expects {} input channels but the EoMT encoder gives {c}",
+                    spec.checkpoint.display(),
+                    head.config.in_channels
+                )));
+            }
+            let layers = head_layers(head.config.layers, vit_depth);
+            let labels = Labels::from_names(head.config.class_names.clone());
+            linear.push((Linear { head, _vs: vs, layers, labels }, spec.source.clone()));
+        }
+        if eomt.is_none() && linear.is_empty() {
+            return Err(Error::Input("no head configured: add a linear head or an EoMT model".into()));
+        }
+        if let (Some(b), Some((m, _, _))) = (&backbone, &eomt) {
+            if b.backbone.size_multiple() != m.model.config.vit.patch_size {
+                return Err(Error::Input("the backbone and the EoMT model need different input multiples".into()));
+            }
+        }
+        let norm = norm.unwrap_or(Normalization::IMAGENET);
+        Ok(Segmenter { cfg, norm, backbone, eomt, linear, backbone_passes: Cell::new(0) })
+    }
+
+    /// Pixel normalisation of the loaded weights.
+    pub fn normalization(&self) -> Normalization {
+        self.norm
+    }
+
+    /// Backbone passes run so far (EoMT passes included); one per batch when heads share.
+    pub fn backbone_passes(&self) -> u64 {
+        self.backbone_passes.get()
+    }
+
+    /// Input side multiple the models need.
+    pub fn size_multiple(&self) -> u32 {
+        match (&self.backbone, &self.eomt) {
+            (Some(b), _) => b.backbone.size_multiple() as u32,
+            (None, Some((m, _, _))) => m.model.config.vit.patch_size as u32,
+            (None, None) => 16,
+        }
+    }
+
+    /// Segments camera images (one batch: they must preprocess to one size, e.g. frames of one camera).
+    pub fn segment(&self, images: &[&RgbImage]) -> Result<Vec<FrameSegmentation>> {
+        let policy = self.cfg.resize.with_multiple(self.size_multiple().max(self.cfg.resize.multiple));
+        let (pixels, boxes) = preprocess_batch(images, &policy, &self.norm, self.cfg.device, self.cfg.kind)?;
+        self.segment_pixels(&pixels, &boxes)
+    }
+
+    /// Segments preprocessed pixels [B, 3, H, W] whose geometry `boxes` describe.
+    pub fn segment_pixels(&self, pixels: &Tensor, boxes: &[Letterbox]) -> Result<Vec<FrameSegmentation>> {
+        let pp = |e: postprocess::PostprocessError| Error::Input(format!("post-processing: {e}"));
+        let mut frames: Vec<FrameSegmentation> = vec![FrameSegmentation::default(); boxes.len()];
+        let mut linear_done = false;
+        // EoMT, with the features of the linear heads that read its encoder.
+        if let Some((m, outputs, labels)) = &self.eomt {
+            let mut want: Vec<i64> = self
+                .linear
+                .iter()
+                .filter(|(_, s)| *s == LinearHeadSource::Eomt)
+                .flat_map(|(l, _)| l.layers.clone())
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
+            self.backbone_passes.set(self.backbone_passes.get() + 1);
+            let masks = postprocess::postprocess_masks(
+                &out.class_queries_logits,
+                &out.masks_queries_logits,
+                boxes,
+                labels,
+                &self.cfg.postprocess,
+                *outputs,
+            )
+            .map_err(pp)?;
+            frames = masks;
+            let shared = BackboneOutput {
+                last_hidden_state: Tensor::new(),
+                hidden_states: Vec::new(),
+                cls_token: Tensor::new(),
+                features,
+            };
+            self.run_linear(&shared, LinearHeadSource::Eomt, true, boxes, &mut frames, &mut linear_done)?;
+        }
+        if let Some(b) = &self.backbone {
+            let vit = matches!(b.backbone, Backbone::Vit(_));
+            let mut want: Vec<i64> = self
+                .linear
+                .iter()
+                .filter(|(_, s)| *s == LinearHeadSource::Backbone)
+                .flat_map(|(l, _)| l.layers.clone())
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            if !want.is_empty() {
+                let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
+                let (out, _) = b.backbone.forward(pixels, &opts)?;
+                self.backbone_passes.set(self.backbone_passes.get() + 1);
+                self.run_linear(&out, LinearHeadSource::Backbone, vit, boxes, &mut frames, &mut linear_done)?;
+            }
+        }
+        Ok(frames)
+    }
+
+    /// Runs the linear heads of `source` on a shared output. The first linear head's label map becomes the
+    /// frame's semantic map (and its class names the frame's): it takes precedence over EoMT's, whose instances
+    /// carry their own class names.
+    fn run_linear(
+        &self,
+        out: &BackboneOutput,
+        source: LinearHeadSource,
+        vit: bool,
+        boxes: &[Letterbox],
+        frames: &mut [FrameSegmentation],
+        linear_done: &mut bool,
+    ) -> Result<()> {
+        for (l, s) in &self.linear {
+            if *s != source {
+                continue;
+            }
+            let names: Vec<String> = l.layers.iter().map(|&i| feature_name(i, vit)).collect();
+            let logits = l.head.forward(&view(out, &names)?)?;
+            let maps = postprocess::postprocess_semantic_logits(&logits, boxes, &l.labels, &self.cfg.postprocess)
+                .map_err(|e| Error::Input(format!("post-processing: {e}")))?;
+            if !*linear_done {
+                for (f, m) in frames.iter_mut().zip(maps) {
+                    f.semantic = m.semantic;
+                    f.class_names = m.class_names;
+                }
+                *linear_done = true;
+            }
+        }
+        Ok(())
+    }
+}
