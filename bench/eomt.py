@@ -26,7 +26,7 @@ DINOSEG = os.environ.get("DINOSEG_BIN", os.path.join(ROOT, "target", "release", 
 KINDS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def make_model(tmp, args):
+def make_model(tmp, args, x):
     from transformers import EomtDinov3Config, EomtDinov3ForUniversalSegmentation
     labels = {i: f"class_{i}" for i in range(args.classes)}
     cfg = EomtDinov3Config(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=args.heads,
@@ -40,6 +40,15 @@ def make_model(tmp, args):
         # Confident, varied class predictions (as a trained model gives), so that post-processing has segments to
         # build: with the default init every query is "unsure" and panoptic post-processing has nothing to do.
         m.class_predictor.weight.normal_(0.0, 0.5)
+        if args.confident < args.queries:
+            # Like a trained model, most queries predict "no object": raise the no-object logit so that only the
+            # `--confident` queries with the largest class margin stay confident objects on this input.
+            m.class_predictor.weight[-1].zero_()
+            m.class_predictor.bias[-1] = 0.0
+            logits = m(pixel_values=x).class_queries_logits[0]
+            best = logits[:, :-1].max(-1).values
+            cut = best.sort(descending=True).values[args.confident - 1].item()
+            m.class_predictor.bias[-1] = cut - 0.5
     d = os.path.join(tmp, "eomt")
     m.save_pretrained(d)
     return d, m
@@ -58,6 +67,8 @@ def main():
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--classes", type=int, default=133)
     ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--confident", type=int, default=200,
+                    help="queries that predict an object with confidence (the rest predict no-object)")
     ap.add_argument("--target", default="480x640", help="camera frame HxW the results are resized to")
     ap.add_argument("--ours-only", action="store_true")
     ap.add_argument("--json")
@@ -65,8 +76,8 @@ def main():
     torch.set_num_threads(args.threads)
     th, tw = (int(v) for v in args.target.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir, ref = make_model(tmp, args)
         x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+        model_dir, ref = make_model(tmp, args, x)
         inp = os.path.join(tmp, "input.safetensors")
         from safetensors.torch import save_file
         save_file({"pixel_values": x}, inp)
@@ -124,7 +135,8 @@ def main():
     rows = [("dinoseg", a)] + ([("transformers", b)] if b else [])
     print(f"\nEoMT frame, {args.device} {args.precision}, {args.threads} threads, hidden {args.hidden}, "
           f"{args.layers} layers, {args.queries} queries, {args.classes} classes, {args.size}x{args.size} input, "
-          f"results at {tw}x{th}, median of {args.rounds} interleaved rounds, torch {torch.__version__}")
+          f"results at {tw}x{th}, {args.confident} confident queries, median of {args.rounds} interleaved rounds, "
+          f"torch {torch.__version__}")
     print("| side | forward ms | semantic ms | panoptic ms | post-processing / forward |")
     print("|---|---|---|---|---|")
     result = {}

@@ -151,3 +151,43 @@ fn eomt_runs_at_sizes_that_are_not_multiples_of_16() {
     assert_eq!(out.masks_queries_logits.size(), vec![1, 6, 16, 20]);
     assert_eq!(out.class_queries_logits.size(), vec![1, 6, 6]);
 }
+
+#[test]
+fn class_names_for_a_converted_checkpoint_come_from_a_labels_file() {
+    let fx = common::eomt_fixtures();
+    let dir = common::temp_dir("eomt-labels");
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, "# five classes\nperson [thing]\ncar\nroad [stuff]\nsky [stuff]\ntree [stuff]\n")
+        .expect("write");
+    let out = dir.join("merged");
+    let (delta, base) = (fx.join("eomt_delta.bin"), fx.join("eomt_base"));
+    let o = dinoseg(&[
+        "convert",
+        delta.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+        "--base",
+        base.to_str().expect("utf-8"),
+        "--labels",
+        labels.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "convert: {}", String::from_utf8_lossy(&o.stderr));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).expect("read")).expect("json");
+    assert_eq!(config["id2label"]["0"], "person");
+    assert_eq!(config["id2label"]["4"], "tree");
+    assert_eq!(config["label2id"]["road"], 2);
+    assert_eq!(config["image_size"], 640);
+    // A labels file with the wrong class count is refused.
+    std::fs::write(&labels, "a\nb\n").expect("write");
+    let o = dinoseg(&[
+        "convert",
+        delta.to_str().expect("utf-8"),
+        dir.join("bad").to_str().expect("utf-8"),
+        "--base",
+        base.to_str().expect("utf-8"),
+        "--labels",
+        labels.to_str().expect("utf-8"),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("5 classes but 2 class names"), "{e}");
+}

@@ -77,8 +77,11 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 /// A fresh temporary directory under target/.
 pub fn temp_dir(name: &str) -> PathBuf {
+    // Unique per call: the tests of one binary run in parallel threads of one process.
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir =
-        std::env::temp_dir().join("dinoseg-tests").join("test-tmp").join(format!("{name}-{}", std::process::id()));
+        std::env::temp_dir().join("dinoseg-tests").join("test-tmp").join(format!("{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir

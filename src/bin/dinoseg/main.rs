@@ -60,6 +60,10 @@ enum Command {
         /// EoMT checkpoints: the training input size recorded in config.json.
         #[arg(long, default_value_t = 640)]
         image_size: i64,
+        /// EoMT checkpoints: class names for config.json's id2label (a labels file: one class per line,
+        /// `[id:] name [[thing]|[stuff]]`); default class_<i>.
+        #[arg(long)]
+        labels: Option<PathBuf>,
     },
     /// Random-weight catalog backbone on a generated camera frame: feature shapes and timings.
     Demo(demo::DemoArgs),
@@ -78,17 +82,20 @@ fn main() -> ExitCode {
         Command::Forward { model, variant, input, output, device, precision } => {
             forward(&model, variant.as_deref(), &input, &output, &device, &precision)
         }
-        Command::Convert { src, out_dir, num_heads, base, image_size } => match base {
-            Some(base) => {
-                checkpoint::eomt_delta::convert_eomt_delta(&src, &base, &out_dir, image_size, None).map(|c| {
+        Command::Convert { src, out_dir, num_heads, base, image_size, labels } => match base {
+            Some(base) => labels
+                .map(|l| dinoseg::postprocess::Labels::from_file(&l).map(|l| l.names().to_vec()))
+                .transpose()
+                .map_err(dinoseg::Error::from)
+                .and_then(|names| checkpoint::eomt_delta::convert_eomt_delta(&src, &base, &out_dir, image_size, names))
+                .map(|c| {
                     println!(
                         "wrote EomtDinov3ForUniversalSegmentation (eomt_dinov3, {} queries, {} classes) to {}",
                         c.num_queries,
                         c.num_labels(),
                         out_dir.display()
                     );
-                })
-            }
+                }),
             None => checkpoint::official::convert_official_file(&src, &out_dir, num_heads).map(|config| {
                 println!("wrote {} ({}) to {}", config.architecture(), config.model_type(), out_dir.display());
             }),
