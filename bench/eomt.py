@@ -100,10 +100,16 @@ def main():
         ref = ref.to(args.device, KINDS[args.precision])
         xd = x.to(args.device, KINDS[args.precision])
 
+        def sync():
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+
         def theirs():
+            sync()
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = ref(pixel_values=xd)
+            sync()
             t1 = time.perf_counter()
             out.class_queries_logits = out.class_queries_logits.float()
             out.masks_queries_logits = out.masks_queries_logits.float()

@@ -94,3 +94,27 @@ fn cuda_matches_the_reference_when_a_gpu_exists() {
         assert!(e < 1e-2, "{name}: cuda fp16 relative error {e}");
     }
 }
+
+#[test]
+fn eomt_on_cuda_matches_the_reference_when_a_gpu_exists() {
+    if !tch::Cuda::is_available() {
+        println!("no CUDA device: skipped (runs on the GPU machine, see bench/gpu.sh)");
+        return;
+    }
+    use dinoseg::checkpoint::{load_model, LoadedModel};
+    let fx = common::eomt_fixtures();
+    for p in ["p0", "p1"] {
+        let dir = fx.join(format!("eomt_{p}"));
+        let (model, _) = load_model(dir.to_str().expect("utf-8"), None, Device::Cuda(0), Kind::Float).expect("load");
+        let LoadedModel::Eomt(model) = model else { panic!("not EoMT") };
+        for size in ["64x64", "48x80"] {
+            let x = common::get(&common::read(&fx.join(format!("eomt_input_{size}.safetensors"))), "pixel_values");
+            let r = common::read(&fx.join(format!("eomt_{p}_ref_{size}.safetensors")));
+            let (out, _) = model.model.forward(&x.to_device(Device::Cuda(0))).expect("forward");
+            let ours = out.masks_queries_logits.to_device(Device::Cpu);
+            let d = common::max_abs_diff(&ours, &common::get(&r, "masks_queries_logits"));
+            println!("eomt {p} {size} cuda fp32 masks max abs diff {d:.2e}");
+            assert!(d < 1e-3, "eomt {p} {size}: {d}");
+        }
+    }
+}
