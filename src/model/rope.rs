@@ -21,16 +21,29 @@ pub fn rope_tables(hp: i64, wp: i64, head_dim: i64, base: f64, device: Device, k
     (angles.cos().to_kind(kind), angles.sin().to_kind(kind))
 }
 
-/// Rotates the patch tokens of `x` [B, heads, T, head_dim]; the first `prefix` tokens (class and registers)
-/// are left as they are.
-pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, prefix: i64) -> Tensor {
-    let t = x.size()[2];
-    let head = x.narrow(2, 0, prefix);
-    let patches = x.narrow(2, prefix, t - prefix);
-    let half = patches.size()[3] / 2;
-    let x1 = patches.narrow(3, 0, half);
-    let x2 = patches.narrow(3, half, half);
-    let rotated = Tensor::cat(&[x2.neg(), x1], 3);
-    let patches = &patches * cos + rotated * sin;
-    Tensor::cat(&[head, patches], 2)
+/// RoPE tables over a whole token sequence: the first `prefix` tokens (class, registers, EoMT queries) are not
+/// rotated (cos 1, sin 0), and the sign of `rotate_half` is folded into `sin`, so applying it is three kernels:
+/// `x * cos + roll(x, head_dim / 2) * sin` (`rotate_half(x) = [-x2, x1]` and `roll(x) = [x2, x1]`).
+pub struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    /// From the patch tables of [`rope_tables`] and the number of leading tokens to leave as they are.
+    pub fn new(patch_cos: &Tensor, patch_sin: &Tensor, prefix: i64) -> Self {
+        let hd = patch_cos.size().get(1).copied().unwrap_or(0);
+        let half = hd / 2;
+        let opts = (patch_cos.kind(), patch_cos.device());
+        let signed = Tensor::cat(&[patch_sin.narrow(1, 0, half).neg(), patch_sin.narrow(1, half, hd - half)], 1);
+        let cos = Tensor::cat(&[Tensor::ones([prefix, hd], opts), patch_cos.shallow_clone()], 0);
+        let sin = Tensor::cat(&[Tensor::zeros([prefix, hd], opts), signed], 0);
+        Rope { cos, sin }
+    }
+
+    /// Rotates `x` [B, heads, T, head_dim].
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        let half = x.size().last().copied().unwrap_or(0) / 2;
+        (x * &self.cos).addcmul(&x.roll([half], [-1]), &self.sin)
+    }
 }

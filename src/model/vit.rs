@@ -4,7 +4,7 @@
 
 use crate::model::config::VitConfig;
 use crate::model::layers::{layer_norm, linear, Activation};
-use crate::model::rope::{apply_rope, rope_tables};
+use crate::model::rope::{rope_tables, Rope};
 use crate::model::{BackboneOutput, FeatureMap, ForwardOptions};
 use tch::nn::{self, Module};
 use tch::Tensor;
@@ -176,11 +176,11 @@ impl Vit {
         Tokens { x, hp, wp, cos, sin }
     }
 
-    /// Block `i` on `x`, whose first `prefix` tokens are not rotated. `mask` ([B, 1, T, T] bool, true = may
-    /// attend) restricts attention, as EoMT's masked attention does.
-    pub fn block(&self, i: usize, x: &Tensor, t: &Tokens, prefix: i64, mask: Option<&Tensor>) -> Tensor {
+    /// Block `i` on `x`, rotated by `rope` (built for `x`'s prefix length). `mask` ([B, 1, T, T] bool, true =
+    /// may attend) restricts attention, as EoMT's masked attention does.
+    pub fn block(&self, i: usize, x: &Tensor, rope: &Rope, mask: Option<&Tensor>) -> Tensor {
         match self.blocks.get(i) {
-            Some(blk) => self.block_forward(blk, x, &t.cos, &t.sin, prefix, mask),
+            Some(blk) => self.block_forward(blk, x, rope, mask),
             None => x.shallow_clone(),
         }
     }
@@ -201,8 +201,9 @@ impl Vit {
         if opts.hidden_states {
             hidden_states.push(x.shallow_clone());
         }
+        let rope = Rope::new(&t.cos, &t.sin, prefix);
         for i in 0..self.blocks.len() {
-            x = self.block(i, &x, &t, prefix, None);
+            x = self.block(i, &x, &rope, None);
             if opts.hidden_states {
                 hidden_states.push(x.shallow_clone());
             }
@@ -222,25 +223,17 @@ impl Vit {
         FeatureMap { name: format!("layer{i}"), stride: self.config.patch_size, tensor: map }
     }
 
-    fn block_forward(
-        &self,
-        blk: &Block,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        prefix: i64,
-        mask: Option<&Tensor>,
-    ) -> Tensor {
+    fn block_forward(&self, blk: &Block, x: &Tensor, rope: &Rope, mask: Option<&Tensor>) -> Tensor {
         let a = &blk.attn;
         let (b, t, d) = x.size3().unwrap_or((0, 0, 0));
         let h = blk.norm1.forward(x);
         let split = |l: &nn::Linear| l.forward(&h).view([b, t, a.heads, a.head_dim]).transpose(1, 2);
-        let q = apply_rope(&split(&a.q), cos, sin, prefix);
-        let k = apply_rope(&split(&a.k), cos, sin, prefix);
+        let q = rope.apply(&split(&a.q));
+        let k = rope.apply(&split(&a.k));
         let v = split(&a.v);
         let attn = Tensor::scaled_dot_product_attention(&q, &k, &v, mask, 0.0, false, None, false);
         let attn = a.o.forward(&attn.transpose(1, 2).reshape([b, t, d]));
-        let x = x + attn * &blk.ls1;
+        let x = x.addcmul(&attn, &blk.ls1);
         let h = blk.norm2.forward(&x);
         let f = match &blk.ffn {
             FeedForward::Mlp { up, down } => down.forward(&self.act.apply(&up.forward(&h))),
@@ -248,6 +241,6 @@ impl Vit {
                 down.forward(&(self.act.apply(&gate.forward(&h)) * up.forward(&h)))
             }
         };
-        x + f * &blk.ls2
+        x.addcmul(&f, &blk.ls2)
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::model::config::VitConfig;
 use crate::model::layers::{layer_norm, layer_norm_channels_first, linear, Activation};
+use crate::model::rope::Rope;
 use crate::model::vit::{Vit, VitNames};
 use crate::model::Padding;
 use serde::{Deserialize, Serialize};
@@ -256,9 +257,10 @@ impl Eomt {
         let first_query_layer = layers - self.config.num_blocks as usize;
         let mut x = t.x.shallow_clone();
         let prefix = self.vit.num_prefix_tokens();
+        let rope = Rope::new(&t.cos, &t.sin, prefix);
         let mut features = Vec::new();
         for i in 0..first_query_layer {
-            x = self.vit.block(i, &x, &t, prefix, None);
+            x = self.vit.block(i, &x, &rope, None);
             if want.contains(&(i as i64)) {
                 features.push(self.vit.feature_map(&x, &t, prefix, i));
             }
@@ -283,10 +285,11 @@ impl Eomt {
         let queries = self.query.to_kind(x.kind()).unsqueeze(0).expand([b, q, d], false);
         x = Tensor::cat(&[queries, x], 1);
         let prefix = q + self.vit.num_prefix_tokens();
+        let rope = Rope::new(&t.cos, &t.sin, prefix);
         for i in first_query_layer..layers {
             let p = probs.get(i - first_query_layer).copied().unwrap_or(0.0);
             let mask = (p > 0.0).then(|| self.attention_mask(&x, t.hp, t.wp));
-            x = self.vit.block(i, &x, t, prefix, mask.as_ref());
+            x = self.vit.block(i, &x, &rope, mask.as_ref());
             if want.contains(&(i as i64)) {
                 features.push(self.vit.feature_map(&x, t, prefix, i));
             }
