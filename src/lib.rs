@@ -4,11 +4,14 @@
 //! source ([`checkpoint`]), the models ([`model`]) and camera-frame decoding and preprocessing ([`pipeline`]).
 //! The ROS 2 node (`dinoseg_node`, cargo feature `ros`) is a thin adapter over this crate.
 
+pub mod bag;
 pub mod catalog;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod messages;
 pub mod model;
+pub mod params;
 pub mod pipeline;
 pub mod postprocess;
 pub mod segmenter;

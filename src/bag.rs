@@ -1,0 +1,1 @@
+//! ROS 2 bags (MCAP): reading camera topics and writing the published topics for the offline mode.
