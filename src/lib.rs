@@ -14,6 +14,7 @@ pub mod model;
 pub mod params;
 pub mod pipeline;
 pub mod postprocess;
+pub mod render;
 pub mod segmenter;
 
 pub use error::{Error, Result};

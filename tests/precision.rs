@@ -112,9 +112,12 @@ fn eomt_on_cuda_matches_the_reference_when_a_gpu_exists() {
             let r = common::read(&fx.join(format!("eomt_{p}_ref_{size}.safetensors")));
             let (out, _) = model.model.forward(&x.to_device(Device::Cuda(0))).expect("forward");
             let ours = out.masks_queries_logits.to_device(Device::Cpu);
-            let d = common::max_abs_diff(&ours, &common::get(&r, "masks_queries_logits"));
-            println!("eomt {p} {size} cuda fp32 masks max abs diff {d:.2e}");
-            assert!(d < 1e-3, "eomt {p} {size}: {d}");
+            let reference = common::get(&r, "masks_queries_logits");
+            let d = common::max_abs_diff(&ours, &reference);
+            // cuDNN runs the up-scaling convolutions in TF32 (10-bit mantissa): compare relative to the logits.
+            let e = rel_err(&ours, &reference);
+            println!("eomt {p} {size} cuda fp32 masks max abs diff {d:.2e}, relative error {e:.2e}");
+            assert!(e < 1e-3, "eomt {p} {size}: relative error {e}");
         }
     }
 }
