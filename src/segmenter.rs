@@ -14,8 +14,9 @@ use crate::model::{Backbone, BackboneOutput, FeatureMap, ForwardOptions, LoadedB
 use crate::pipeline::preprocess::{preprocess_batch, Letterbox, ResizePolicy};
 use crate::pipeline::RgbImage;
 use crate::postprocess::{self, FrameSegmentation, Labels, MaskOutputs, PostprocessConfig};
-use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tch::{nn, Device, Kind, Tensor};
 
 /// Which backbone a linear head reads.
@@ -67,6 +68,22 @@ struct Linear {
     labels: Labels,
 }
 
+/// Time spent per stage on one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub preprocess: Duration,
+    pub model: Duration,
+    pub postprocess: Duration,
+}
+
+/// The results of a batch while its heads run.
+struct BatchState {
+    frames: Vec<FrameSegmentation>,
+    /// Whether a linear head has set the semantic maps already.
+    linear_done: bool,
+    times: StageTimes,
+}
+
 /// Loaded models, ready for frames.
 pub struct Segmenter {
     cfg: SegmenterConfig,
@@ -74,7 +91,7 @@ pub struct Segmenter {
     backbone: Option<LoadedBackbone>,
     eomt: Option<(LoadedEomt, MaskOutputs, Labels)>,
     linear: Vec<(Linear, LinearHeadSource)>,
-    backbone_passes: Cell<u64>,
+    backbone_passes: AtomicU64,
 }
 
 /// Feature layers a linear head reads from a backbone of `depth` blocks (ViT) or 4 stages (ConvNeXt).
@@ -188,7 +205,7 @@ impl Segmenter {
             }
         }
         let norm = norm.unwrap_or(Normalization::IMAGENET);
-        Ok(Segmenter { cfg, norm, backbone, eomt, linear, backbone_passes: Cell::new(0) })
+        Ok(Segmenter { cfg, norm, backbone, eomt, linear, backbone_passes: AtomicU64::new(0) })
     }
 
     /// Pixel normalisation of the loaded weights.
@@ -198,7 +215,7 @@ impl Segmenter {
 
     /// Backbone passes run so far (EoMT passes included); one per batch when heads share.
     pub fn backbone_passes(&self) -> u64 {
-        self.backbone_passes.get()
+        self.backbone_passes.load(Ordering::Relaxed)
     }
 
     /// Input side multiple the models need.
@@ -212,16 +229,45 @@ impl Segmenter {
 
     /// Segments camera images (one batch: they must preprocess to one size, e.g. frames of one camera).
     pub fn segment(&self, images: &[&RgbImage]) -> Result<Vec<FrameSegmentation>> {
+        self.segment_timed(images).map(|(frames, _)| frames)
+    }
+
+    /// [`Self::segment`], with the time of each stage.
+    pub fn segment_timed(&self, images: &[&RgbImage]) -> Result<(Vec<FrameSegmentation>, StageTimes)> {
+        let t0 = Instant::now();
         let policy = self.cfg.resize.with_multiple(self.size_multiple().max(self.cfg.resize.multiple));
         let (pixels, boxes) = preprocess_batch(images, &policy, &self.norm, self.cfg.device, self.cfg.kind)?;
-        self.segment_pixels(&pixels, &boxes)
+        self.sync();
+        let preprocess = t0.elapsed();
+        let (frames, mut times) = self.segment_pixels_timed(&pixels, &boxes)?;
+        times.preprocess = preprocess;
+        Ok((frames, times))
+    }
+
+    /// Waits for the device, so that stage times are real.
+    fn sync(&self) {
+        if let Device::Cuda(i) = self.cfg.device {
+            tch::Cuda::synchronize(i as i64);
+        }
     }
 
     /// Segments preprocessed pixels [B, 3, H, W] whose geometry `boxes` describe.
     pub fn segment_pixels(&self, pixels: &Tensor, boxes: &[Letterbox]) -> Result<Vec<FrameSegmentation>> {
+        self.segment_pixels_timed(pixels, boxes).map(|(frames, _)| frames)
+    }
+
+    fn segment_pixels_timed(
+        &self,
+        pixels: &Tensor,
+        boxes: &[Letterbox],
+    ) -> Result<(Vec<FrameSegmentation>, StageTimes)> {
+        let mut state = BatchState {
+            frames: vec![FrameSegmentation::default(); boxes.len()],
+            linear_done: false,
+            times: StageTimes::default(),
+        };
         let pp = |e: postprocess::PostprocessError| Error::Input(format!("post-processing: {e}"));
-        let mut frames: Vec<FrameSegmentation> = vec![FrameSegmentation::default(); boxes.len()];
-        let mut linear_done = false;
+
         // EoMT, with the features of the linear heads that read its encoder.
         if let Some((m, outputs, labels)) = &self.eomt {
             let mut want: Vec<i64> = self
@@ -232,8 +278,12 @@ impl Segmenter {
                 .collect();
             want.sort_unstable();
             want.dedup();
+            let t = Instant::now();
             let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
-            self.backbone_passes.set(self.backbone_passes.get() + 1);
+            self.sync();
+            state.times.model += t.elapsed();
+            self.backbone_passes.fetch_add(1, Ordering::Relaxed);
+            let t = Instant::now();
             let masks = postprocess::postprocess_masks(
                 &out.class_queries_logits,
                 &out.masks_queries_logits,
@@ -243,14 +293,15 @@ impl Segmenter {
                 *outputs,
             )
             .map_err(pp)?;
-            frames = masks;
+            state.times.postprocess += t.elapsed();
             let shared = BackboneOutput {
                 last_hidden_state: Tensor::new(),
                 hidden_states: Vec::new(),
                 cls_token: Tensor::new(),
                 features,
             };
-            self.run_linear(&shared, LinearHeadSource::Eomt, true, boxes, &mut frames, &mut linear_done)?;
+            state.frames = masks;
+            self.run_linear(&shared, LinearHeadSource::Eomt, true, boxes, &mut state)?;
         }
         if let Some(b) = &self.backbone {
             let vit = matches!(b.backbone, Backbone::Vit(_));
@@ -264,12 +315,15 @@ impl Segmenter {
             want.dedup();
             if !want.is_empty() {
                 let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
+                let t = Instant::now();
                 let (out, _) = b.backbone.forward(pixels, &opts)?;
-                self.backbone_passes.set(self.backbone_passes.get() + 1);
-                self.run_linear(&out, LinearHeadSource::Backbone, vit, boxes, &mut frames, &mut linear_done)?;
+                self.sync();
+                state.times.model += t.elapsed();
+                self.backbone_passes.fetch_add(1, Ordering::Relaxed);
+                self.run_linear(&out, LinearHeadSource::Backbone, vit, boxes, &mut state)?;
             }
         }
-        Ok(frames)
+        Ok((state.frames, state.times))
     }
 
     /// Runs the linear heads of `source` on a shared output. The first linear head's label map becomes the
@@ -281,17 +335,22 @@ impl Segmenter {
         source: LinearHeadSource,
         vit: bool,
         boxes: &[Letterbox],
-        frames: &mut [FrameSegmentation],
-        linear_done: &mut bool,
+        state: &mut BatchState,
     ) -> Result<()> {
+        let BatchState { frames, linear_done, times } = state;
         for (l, s) in &self.linear {
             if *s != source {
                 continue;
             }
             let names: Vec<String> = l.layers.iter().map(|&i| feature_name(i, vit)).collect();
+            let t = Instant::now();
             let logits = l.head.forward(&view(out, &names)?)?;
+            self.sync();
+            times.model += t.elapsed();
+            let t = Instant::now();
             let maps = postprocess::postprocess_semantic_logits(&logits, boxes, &l.labels, &self.cfg.postprocess)
                 .map_err(|e| Error::Input(format!("post-processing: {e}")))?;
+            times.postprocess += t.elapsed();
             if !*linear_done {
                 for (f, m) in frames.iter_mut().zip(maps) {
                     f.semantic = m.semantic;
