@@ -15,6 +15,7 @@ pub mod params;
 pub mod pipeline;
 pub mod postprocess;
 pub mod render;
+pub mod runner;
 pub mod segmenter;
 
 pub use error::{Error, Result};
