@@ -1,0 +1,110 @@
+//! Results as files: for a frame named `NAME` (an image's file stem, or a bag message's stamp in nanoseconds),
+//! `NAME_semantic.png` (class id per pixel, 8-bit or 16-bit grey), `NAME_semantic_color.png`,
+//! `NAME_overlay.png`, `NAME_instance_ids.png` (16-bit grey: 0 = none, k = the k-th entry of the JSON list) and
+//! `NAME_instances.json` (`{"width", "height", "class_names", "instances": [{"id", "class_id", "class_name",
+//! "score", "bbox": [x, y, w, h], "area"}]}`), each written when its output is switched on.
+
+use crate::error::{Error, Result};
+use crate::postprocess::{FrameSegmentation, LabelData};
+use crate::render;
+use image::{ImageBuffer, Luma, Rgb};
+use std::path::{Path, PathBuf};
+
+/// Which files to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderOutputs {
+    pub semantic: bool,
+    pub semantic_color: bool,
+    pub overlay: bool,
+    pub instances: bool,
+}
+
+/// Writes frames' results into a folder.
+pub struct FolderWriter {
+    dir: PathBuf,
+    outputs: FolderOutputs,
+}
+
+fn save<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Primitive>(
+    img: &ImageBuffer<P, Vec<S>>,
+    path: &Path,
+) -> Result<()>
+where
+    [S]: image::EncodableLayout,
+{
+    img.save(path).map_err(|e| Error::Input(format!("{}: cannot write: {e}", path.display())))
+}
+
+impl FolderWriter {
+    pub fn create(dir: &Path, outputs: FolderOutputs) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(FolderWriter { dir: dir.to_path_buf(), outputs })
+    }
+
+    /// Writes one frame's files; `rgb` is the camera frame (rgb8, `height` x `width`).
+    pub fn write(
+        &self,
+        name: &str,
+        rgb: &[u8],
+        height: u32,
+        width: u32,
+        seg: &FrameSegmentation,
+        color: &dyn Fn(u16) -> [u8; 3],
+    ) -> Result<()> {
+        let path = |suffix: &str| self.dir.join(format!("{name}_{suffix}"));
+        let bad = |what: &str| Error::Input(format!("{name}: {what} does not match the {width}x{height} frame"));
+        if let Some(sem) = seg.semantic.as_ref() {
+            if self.outputs.semantic {
+                match &sem.data {
+                    LabelData::U8(v) => save(
+                        &ImageBuffer::<Luma<u8>, _>::from_raw(sem.width, sem.height, v.clone())
+                            .ok_or_else(|| bad("semantic map"))?,
+                        &path("semantic.png"),
+                    )?,
+                    LabelData::U16(v) => save(
+                        &ImageBuffer::<Luma<u16>, _>::from_raw(sem.width, sem.height, v.clone())
+                            .ok_or_else(|| bad("semantic map"))?,
+                        &path("semantic.png"),
+                    )?,
+                }
+            }
+            if self.outputs.semantic_color {
+                let img =
+                    ImageBuffer::<Rgb<u8>, _>::from_raw(sem.width, sem.height, render::semantic_color(sem, color))
+                        .ok_or_else(|| bad("semantic map"))?;
+                save(&img, &path("semantic_color.png"))?;
+            }
+        }
+        if self.outputs.overlay {
+            let over = render::overlay(rgb, height, width, seg, color, 0.5);
+            save(
+                &ImageBuffer::<Rgb<u8>, _>::from_raw(width, height, over).ok_or_else(|| bad("overlay"))?,
+                &path("overlay.png"),
+            )?;
+        }
+        if self.outputs.instances {
+            let ids = render::instance_ids(seg, height, width);
+            save(
+                &ImageBuffer::<Luma<u16>, _>::from_raw(width, height, ids).ok_or_else(|| bad("instance ids"))?,
+                &path("instance_ids.png"),
+            )?;
+            let list: Vec<serde_json::Value> = seg
+                .instances
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "id": i.id, "class_id": i.class_id, "class_name": i.class_name, "score": i.score,
+                        "bbox": [i.bbox.x, i.bbox.y, i.bbox.width, i.bbox.height], "area": i.area,
+                    })
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "width": width, "height": height, "class_names": seg.class_names, "instances": list,
+            });
+            let p = path("instances.json");
+            let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Input(e.to_string()))?;
+            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
+    }
+}
