@@ -17,5 +17,6 @@ pub mod postprocess;
 pub mod render;
 pub mod runner;
 pub mod segmenter;
+pub mod topics;
 
 pub use error::{Error, Result};
