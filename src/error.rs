@@ -31,6 +31,10 @@ pub enum Error {
     Preprocess(#[from] crate::pipeline::preprocess::PreprocessError),
     #[error(transparent)]
     Postprocess(#[from] crate::postprocess::PostprocessError),
+    #[error(transparent)]
+    Message(#[from] crate::messages::MessageError),
+    #[error(transparent)]
+    Bag(#[from] crate::bag::BagError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("libtorch failed: {0}")]

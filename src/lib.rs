@@ -14,6 +14,7 @@ pub mod model;
 pub mod params;
 pub mod pipeline;
 pub mod postprocess;
+pub mod publish;
 pub mod render;
 pub mod runner;
 pub mod segmenter;

@@ -208,6 +208,11 @@ impl Segmenter {
         Ok(Segmenter { cfg, norm, backbone, eomt, linear, backbone_passes: AtomicU64::new(0) })
     }
 
+    /// Whether frames carry instances (an EoMT head whose outputs include them).
+    pub fn produces_instances(&self) -> bool {
+        self.eomt.as_ref().is_some_and(|(_, o, _)| o.instances != postprocess::InstanceSource::Off)
+    }
+
     /// Pixel normalisation of the loaded weights.
     pub fn normalization(&self) -> Normalization {
         self.norm
