@@ -33,6 +33,8 @@ pub enum LinearHeadSource {
 pub struct LinearHeadSpec {
     pub checkpoint: PathBuf,
     pub source: LinearHeadSource,
+    /// Class names (and thing/stuff split) overriding the checkpoint's metadata.
+    pub labels: Option<Labels>,
 }
 
 /// An EoMT head to run.
@@ -193,7 +195,7 @@ impl Segmenter {
                 )));
             }
             let layers = head_layers(head.config.layers, vit_depth);
-            let labels = Labels::from_names(head.config.class_names.clone());
+            let labels = spec.labels.clone().unwrap_or_else(|| Labels::from_names(head.config.class_names.clone()));
             linear.push((Linear { head, _vs: vs, layers, labels }, spec.source.clone()));
         }
         if eomt.is_none() && linear.is_empty() {

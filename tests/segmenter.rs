@@ -30,7 +30,7 @@ fn config() -> SegmenterConfig {
 }
 
 fn head(name: &str, source: LinearHeadSource) -> LinearHeadSpec {
-    LinearHeadSpec { checkpoint: common::eomt_fixtures().join(format!("{name}.safetensors")), source }
+    LinearHeadSpec { checkpoint: common::eomt_fixtures().join(format!("{name}.safetensors")), source, labels: None }
 }
 
 #[test]

@@ -3,4 +3,8 @@
 
 pub mod folder;
 pub mod inputs;
+pub mod run;
 pub mod stats;
+
+pub use run::{run, RunOptions};
+pub use stats::RunStats;

@@ -67,6 +67,27 @@ enum Command {
     },
     /// Random-weight catalog backbone on a generated camera frame: feature shapes and timings.
     Demo(demo::DemoArgs),
+    /// Run the pipeline over an image file, folder, glob or ROS 2 bag (MCAP); write label images, colour
+    /// images, overlays and instances to a folder, or the node's topics to an MCAP bag (`--output x.mcap`).
+    Run {
+        #[arg(long)]
+        params: PathBuf,
+        #[arg(long)]
+        input: String,
+        #[arg(long)]
+        output: PathBuf,
+        /// Process every sensor_msgs/Image and CompressedImage topic of the bag, not only the parameters' topics.
+        #[arg(long)]
+        all_topics: bool,
+        /// Stop after this many frames.
+        #[arg(long)]
+        max_frames: Option<u64>,
+        /// Also write the statistics (frames per topic, per-stage latency medians) to this JSON file.
+        #[arg(long)]
+        stats_json: Option<PathBuf>,
+    },
+    /// Validate a parameters file: every bad key is named; non-zero exit if any.
+    CheckParams { file: PathBuf },
     /// Benchmark worker: times forward passes on request (driven by bench/*.py).
     #[command(hide = true)]
     BenchWorker(bench::BenchArgs),
@@ -102,6 +123,17 @@ fn main() -> ExitCode {
         },
         Command::Demo(args) => demo::run(&args),
         Command::BenchWorker(args) => bench::run(&args),
+        Command::Run { params, input, output, all_topics, max_frames, stats_json } => {
+            let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames };
+            run(&opts, stats_json.as_deref())
+        }
+        Command::CheckParams { file } => match dinoseg::params::check_file(&file) {
+            Ok(p) => {
+                println!("{}: ok ({} head(s), outputs: {:?})", file.display(), p.heads.len(), p.outputs().enabled());
+                Ok(())
+            }
+            Err(errors) => Err(dinoseg::Error::Input(format!("{}:\n{errors}", file.display()))),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,6 +142,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(opts: &dinoseg::runner::RunOptions, stats_json: Option<&std::path::Path>) -> dinoseg::Result<()> {
+    let stats = dinoseg::runner::run(opts)?;
+    println!("{}", stats.report());
+    if let Some(path) = stats_json {
+        let topics: serde_json::Map<String, serde_json::Value> = stats
+            .topics
+            .iter()
+            .map(|(t, c)| {
+                (
+                    t.clone(),
+                    serde_json::json!({"frames_in": c.frames_in, "frames_out": c.frames_out, "skipped": c.skipped}),
+                )
+            })
+            .collect();
+        let doc = serde_json::json!({"topics": topics, "stage_p50_ms": stats.medians()});
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| dinoseg::Error::Input(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| dinoseg::Error::Input(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 fn backbones(config: Option<String>, random_weights: Option<Vec<String>>) -> dinoseg::Result<()> {

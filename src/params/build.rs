@@ -1,0 +1,348 @@
+//! The one validation both paths go through: dotted keys in, [`Params`] or every error out.
+
+use super::errors::{suggest, ErrorKind, ParamErrors};
+use super::models::{cross_check, read_backbone, read_heads, HeadInfo, HEAD_FIELDS};
+use super::palette::{Palette, PaletteName};
+use super::reader::Reader;
+use super::value::{Flat, ParamValue};
+use super::{HeadKind, InputParams, InputTopic, OutputSwitches, Params, Precision, Reliability};
+use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
+use crate::postprocess::{InstanceSource, PostprocessConfig, SemanticSource};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const TOP: &[&str] = &["device", "precision", "base_dir"];
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("backbone", &["checkpoint", "variant"]),
+    ("input", &["topics", "reliability"]),
+    ("resize", &["mode", "short_side", "max_long_side", "height", "width", "pad"]),
+    ("thresholds", &["score", "query", "mask", "overlap", "top_k"]),
+    ("outputs", &["semantic", "semantic_color", "instances", "instance_ids", "detections", "label_info", "overlay"]),
+    ("colors", &["palette", "overlay_alpha", "overrides"]),
+];
+/// Parameters ROS adds to every node, or that configure rclcpp rather than us.
+const ROS_KEYS: &[&str] = &["use_sim_time", "start_type_description_service"];
+const MAX_SIDE: i64 = 16384;
+
+/// Validates a flat parameter set; `default_base` (absolute) resolves relative paths unless `base_dir` is set.
+pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErrors> {
+    let mut r = Reader { flat, used: BTreeSet::new(), errors: Vec::new() };
+    let base = match r.string("base_dir", "a directory path") {
+        Some(s) => r.local_path("base_dir", &s, default_base, true).map_or_else(
+            || default_base.to_path_buf(),
+            |p| {
+                let tidy = lexical(&p);
+                if tidy.is_dir() {
+                    tidy
+                } else {
+                    p
+                }
+            },
+        ),
+        None => default_base.to_path_buf(),
+    };
+    let device = r
+        .choice("device", &["cpu", "cuda", "cuda:N"], |s| {
+            let s = s.trim().to_ascii_lowercase();
+            match s.as_str() {
+                "cpu" | "cuda" => Some(s),
+                "gpu" => Some("cuda".into()),
+                _ => s.strip_prefix("cuda:").and_then(|n| n.parse::<u32>().ok()).map(|n| format!("cuda:{n}")),
+            }
+        })
+        .unwrap_or_else(|| "cuda".into());
+    let precision = r.choice("precision", &["fp32", "fp16", "bf16"], Precision::parse).unwrap_or_default();
+    let (backbone, backbone_cfg) = read_backbone(&mut r, &base);
+    let (heads, heads_complete) = read_heads(&mut r, &base);
+    cross_check(&mut r, &backbone, backbone_cfg.as_ref(), &heads, heads_complete);
+    let input = read_input(&mut r);
+    let resize = read_resize(&mut r);
+    let thresholds = read_thresholds(&mut r);
+    let outputs = read_outputs(&mut r, &heads, heads_complete);
+    let colors = read_colors(&mut r);
+    unknown_keys(&mut r);
+    if !r.errors.is_empty() {
+        return Err(ParamErrors(r.errors));
+    }
+    Ok(Params {
+        base_dir: base,
+        device,
+        precision,
+        backbone,
+        heads: heads.into_iter().map(|h| h.params).collect(),
+        input,
+        resize,
+        thresholds,
+        outputs,
+        colors,
+    })
+}
+
+/// `a/b/../c` to `a/c` (the base directory exists, so this only tidies the paths shown and compared).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn read_input(r: &mut Reader) -> InputParams {
+    let names = r.strings("input.topics").unwrap_or_else(|| vec!["/camera/image_raw".into()]);
+    if names.is_empty() {
+        r.err("input.topics", ErrorKind::BadValue, "no topics: give at least one camera topic");
+    }
+    let mut seen = BTreeSet::new();
+    for n in &names {
+        if let Err(m) = topic_name(n) {
+            r.err("input.topics", ErrorKind::BadValue, format!("`{n}`: {m}"));
+        } else if !seen.insert(n.clone()) {
+            r.err("input.topics", ErrorKind::BadValue, format!("`{n}` is listed twice"));
+        }
+    }
+    let topics = names.into_iter().map(|name| InputTopic { compressed: name.ends_with("/compressed"), name }).collect();
+    let reliability = r
+        .choice("input.reliability", &["best_effort", "reliable"], |s| match s.trim().to_ascii_lowercase().as_str() {
+            "best_effort" => Some(Reliability::BestEffort),
+            "reliable" => Some(Reliability::Reliable),
+            _ => None,
+        })
+        .unwrap_or_default();
+    InputParams { topics, reliability }
+}
+
+/// The ROS 2 topic name rules, simplified: letters, digits, `_`, `/` and a leading `~`; no empty token, no
+/// token starting with a digit, no trailing `/`.
+fn topic_name(n: &str) -> Result<(), String> {
+    let body = n.strip_prefix('~').unwrap_or(n);
+    let body = body.strip_prefix('/').unwrap_or(body);
+    if body.is_empty() {
+        return Err("not a topic name".into());
+    }
+    if let Some(c) = n.chars().skip(1).find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '/')) {
+        return Err(format!("`{c}` is not allowed in a topic name (letters, digits, `_` and `/`)"));
+    }
+    if n.starts_with(|c: char| !(c.is_ascii_alphanumeric() || "_/~".contains(c))) {
+        return Err("a topic name starts with a letter, `_`, `/` or `~`".into());
+    }
+    for token in body.split('/') {
+        if token.is_empty() {
+            return Err("empty name part (`//` or a trailing `/`)".into());
+        }
+        if token.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!("name part `{token}` starts with a digit"));
+        }
+    }
+    Ok(())
+}
+
+fn read_resize(r: &mut Reader) -> ResizePolicy {
+    let mode = r
+        .choice("resize.mode", &["keep", "short_side", "fixed"], |s| match s.trim().to_ascii_lowercase().as_str() {
+            m @ ("keep" | "short_side" | "fixed") => Some(m.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "keep".into());
+    let side = |r: &mut Reader, k: &str| r.int(k, 1, MAX_SIDE).map(|v| v as u32);
+    let short = side(r, "resize.short_side");
+    let max_long = side(r, "resize.max_long_side");
+    let (height, width) = (side(r, "resize.height"), side(r, "resize.width"));
+    let pad = r
+        .choice("resize.pad", &["bottom_right", "stretch"], |s| match s.trim().to_ascii_lowercase().as_str() {
+            "bottom_right" => Some(PadMode::BottomRight),
+            "stretch" => Some(PadMode::Stretch),
+            _ => None,
+        })
+        .unwrap_or(PadMode::BottomRight);
+    let only = |r: &mut Reader, key: &str, for_mode: &str| {
+        if r.given(key) {
+            r.err(key, ErrorKind::Conflict, format!("only used with `resize.mode: {for_mode}` (mode is `{mode}`)"));
+        }
+    };
+    let resize = match mode.as_str() {
+        "short_side" => {
+            only(r, "resize.height", "fixed");
+            only(r, "resize.width", "fixed");
+            if !r.given("resize.short_side") {
+                r.err("resize.short_side", ErrorKind::MissingKey, "required with `resize.mode: short_side`");
+            }
+            if let (Some(s), Some(m)) = (short, max_long) {
+                if m <= s {
+                    r.err(
+                        "resize.max_long_side",
+                        ErrorKind::BadValue,
+                        format!("must be greater than `resize.short_side` ({s}), got {m}"),
+                    );
+                }
+            }
+            Resize::ShortSide(short.unwrap_or(1))
+        }
+        "fixed" => {
+            only(r, "resize.short_side", "short_side");
+            if r.given("resize.max_long_side") {
+                r.err("resize.max_long_side", ErrorKind::Conflict, "not used with `resize.mode: fixed`");
+            }
+            for k in ["resize.height", "resize.width"] {
+                if !r.given(k) {
+                    r.err(k, ErrorKind::MissingKey, "required with `resize.mode: fixed`");
+                }
+            }
+            Resize::Fixed { height: height.unwrap_or(1), width: width.unwrap_or(1) }
+        }
+        _ => {
+            only(r, "resize.short_side", "short_side");
+            only(r, "resize.height", "fixed");
+            only(r, "resize.width", "fixed");
+            Resize::Keep
+        }
+    };
+    let max_long_side = if matches!(resize, Resize::Fixed { .. }) { None } else { max_long };
+    ResizePolicy { resize, max_long_side, ..ResizePolicy::default() }.with_pad(pad)
+}
+
+fn read_thresholds(r: &mut Reader) -> PostprocessConfig {
+    let d = PostprocessConfig::default();
+    PostprocessConfig {
+        score_threshold: r.unit("thresholds.score", 0.0, 1.0, false).unwrap_or(d.score_threshold),
+        query_threshold: r.unit("thresholds.query", 0.0, 1.0, false).unwrap_or(d.query_threshold),
+        mask_threshold: r.unit("thresholds.mask", 0.0, 1.0, true).unwrap_or(d.mask_threshold),
+        overlap_threshold: r.unit("thresholds.overlap", 0.0, 1.0, false).unwrap_or(d.overlap_threshold),
+        top_k: r.int("thresholds.top_k", 1, 100_000).map_or(d.top_k, |v| v as usize),
+        dense_resize: d.dense_resize,
+    }
+}
+
+fn read_outputs(r: &mut Reader, heads: &[HeadInfo], heads_complete: bool) -> OutputSwitches {
+    let mut semantic_avail = false;
+    let mut instances_avail = false;
+    for h in heads {
+        match &h.params.kind {
+            HeadKind::Linear { .. } => semantic_avail = true,
+            HeadKind::Eomt { outputs, .. } => {
+                semantic_avail |= outputs.semantic != SemanticSource::Off;
+                instances_avail |= outputs.instances != InstanceSource::Off;
+            }
+        }
+    }
+    let known = heads_complete && !heads.is_empty();
+    let switch = |r: &mut Reader, name: &str, default: bool, possible: bool, why: &str| {
+        let key = format!("outputs.{name}");
+        let v = r.bool(&key).unwrap_or(default);
+        if v && !possible && known && r.given(&key) {
+            r.err(&key, ErrorKind::Conflict, format!("no head produces it: {why}"));
+        }
+        v && (possible || !known)
+    };
+    let sem_why = "needs a linear head or an EoMT head with `outputs: semantic` or `panoptic`";
+    let inst_why = "needs an EoMT head with `outputs: instances` or `panoptic`";
+    OutputSwitches {
+        semantic: switch(r, "semantic", semantic_avail, semantic_avail, sem_why),
+        semantic_color: switch(r, "semantic_color", semantic_avail, semantic_avail, sem_why),
+        instances: switch(r, "instances", instances_avail, instances_avail, inst_why),
+        instance_ids: switch(r, "instance_ids", instances_avail, instances_avail, inst_why),
+        detections: switch(r, "detections", false, instances_avail, inst_why),
+        label_info: switch(r, "label_info", true, true, ""),
+        overlay: switch(r, "overlay", false, semantic_avail || instances_avail, "needs a semantic map or instances"),
+    }
+}
+
+fn read_colors(r: &mut Reader) -> Palette {
+    let d = Palette::default();
+    let name = r.choice("colors.palette", &PaletteName::NAMES, PaletteName::parse).unwrap_or_default();
+    let overlay_alpha = r.unit("colors.overlay_alpha", 0.0, 1.0, false).unwrap_or(d.overlay_alpha);
+    let mut overrides = std::collections::BTreeMap::new();
+    let keys: Vec<String> = r.flat.entries.keys().filter(|k| k.starts_with("colors.overrides")).cloned().collect();
+    for key in keys {
+        let Some(id) = key.strip_prefix("colors.overrides.") else {
+            if let Some(v) = r.raw(&key) {
+                r.wrong(&key, "a map of class id to colour (`colors.overrides.<id>: [r, g, b]`)", &v);
+            }
+            continue;
+        };
+        let Some(value) = r.raw(&key) else { continue };
+        let Ok(id) = id.parse::<u16>().map_err(|_| ()).and_then(|i| if i == u16::MAX { Err(()) } else { Ok(i) }) else {
+            r.err(&key, ErrorKind::BadValue, format!("`{id}` is not a class id (an integer in 0..=65534)"));
+            continue;
+        };
+        match color(&value) {
+            Ok(c) => {
+                overrides.insert(id, c);
+            }
+            Err(m) => r.err(&key, ErrorKind::BadValue, m),
+        }
+    }
+    Palette { name, overrides, overlay_alpha }
+}
+
+fn color(v: &ParamValue) -> Result<[u8; 3], String> {
+    match v {
+        ParamValue::IntArray(c) if c.len() == 3 => {
+            let mut out = [0u8; 3];
+            for (o, &x) in out.iter_mut().zip(c) {
+                *o = u8::try_from(x).map_err(|_| format!("colour components are 0..=255, got {x}"))?;
+            }
+            Ok(out)
+        }
+        ParamValue::String(s) if s.len() == 7 && s.starts_with('#') => {
+            let byte = |i: usize| {
+                u8::from_str_radix(s.get(i..i + 2).unwrap_or("?"), 16)
+                    .map_err(|_| format!("`{s}` is not a #rrggbb colour"))
+            };
+            Ok([byte(1)?, byte(3)?, byte(5)?])
+        }
+        other => Err(format!("expected [r, g, b] (integers 0..=255) or \"#rrggbb\", got {}", other.describe())),
+    }
+}
+
+/// Every key nobody read: an unknown key, with the closest known key as a suggestion.
+fn unknown_keys(r: &mut Reader) {
+    let head_names: BTreeSet<String> = r
+        .flat
+        .entries
+        .keys()
+        .filter_map(|k| k.strip_prefix("heads.").and_then(|k| k.split('.').next()).map(String::from))
+        .collect();
+    let mut known: Vec<String> = TOP.iter().map(|k| k.to_string()).collect();
+    for (section, keys) in SECTIONS {
+        known.extend(keys.iter().map(|k| format!("{section}.{k}")));
+    }
+    for name in &head_names {
+        known.extend(HEAD_FIELDS.iter().map(|f| format!("heads.{name}.{f}")));
+    }
+    let keys: Vec<String> = r.flat.entries.keys().filter(|k| !r.used.contains(*k)).cloned().collect();
+    for key in keys {
+        if ROS_KEYS.contains(&key.as_str()) || key.starts_with("qos_overrides.") {
+            continue;
+        }
+        if let Some((_, fields)) = SECTIONS.iter().find(|(s, _)| *s == key) {
+            let got = r.flat.entries.get(&key).map(|e| e.value.describe()).unwrap_or_default();
+            let list: Vec<String> = fields.iter().map(|f| format!("{key}.{f}")).collect();
+            r.err(&key, ErrorKind::WrongType, format!("expected a map ({}), got {got}", list.join(", ")));
+            continue;
+        }
+        let mut hint = suggest(&key, known.iter().map(String::as_str)).map(String::from);
+        if hint.is_none() {
+            // The right name in the wrong place: `checkpoint` for `backbone.checkpoint`.
+            let last = key.rsplit('.').next().unwrap_or(&key);
+            hint = known
+                .iter()
+                .filter(|k| !k.starts_with("heads."))
+                .find(|k| {
+                    let kl = k.rsplit('.').next().unwrap_or(k);
+                    kl == last || (last.len() > 4 && suggest(last, [kl]).is_some())
+                })
+                .cloned();
+        }
+        let msg = match hint {
+            Some(h) => format!("unknown key; did you mean `{h}`?"),
+            None => "unknown key".to_string(),
+        };
+        r.err(&key, ErrorKind::UnknownKey, msg);
+    }
+}

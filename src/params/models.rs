@@ -1,0 +1,471 @@
+//! The models: the backbone, the heads, and the checks between them (sources, class counts, channels), reading
+//! only `config.json` files and safetensors headers.
+
+use super::checks::{self, Located};
+use super::errors::{suggest, ErrorKind};
+use super::reader::{missing, Reader};
+use super::value::valid_head_name;
+use super::{BackboneParams, HeadKind, HeadParams, ModelRef};
+use crate::catalog;
+use crate::checkpoint::ModelConfig;
+use crate::model::config::BackboneConfig;
+use crate::model::heads::eomt::EomtConfig;
+use crate::postprocess::{Labels, MaskOutputs};
+use crate::segmenter::LinearHeadSource;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub(crate) const HEAD_FIELDS: &[&str] = &["type", "checkpoint", "source", "outputs", "labels"];
+
+/// What validation learnt about a head (for the cross-checks).
+pub(crate) struct HeadInfo {
+    pub params: HeadParams,
+    /// Linear heads: K, C and layers from the header.
+    pub linear: Option<checks::LinearInfo>,
+    pub eomt_config: Option<EomtConfig>,
+}
+
+/// `backbone.*`: the spec, its variant, and its architecture where it can be known cheaply.
+pub(crate) fn read_backbone(r: &mut Reader, base: &Path) -> (Option<BackboneParams>, Option<BackboneConfig>) {
+    let names: Vec<&str> = catalog::VARIANTS.iter().map(|v| v.name).collect();
+    let variant = r.string("backbone.variant", "a catalog variant name").and_then(|v| {
+        if let Some(found) = catalog::find(&v) {
+            return Some(found);
+        }
+        let hint = suggest(&v, names.iter().copied()).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+        r.err(
+            "backbone.variant",
+            ErrorKind::BadValue,
+            format!("unknown variant `{v}` (see `dinoseg backbones`){hint}"),
+        );
+        None
+    });
+    let Some(written) = r.string("backbone.checkpoint", "a checkpoint path or hub id") else {
+        if r.given("backbone.variant") {
+            r.err("backbone.variant", ErrorKind::Conflict, "a variant without `backbone.checkpoint`");
+        }
+        return (None, None);
+    };
+    let key = "backbone.checkpoint";
+    let mut from_checkpoint = None;
+    let mut from_variant = false;
+    let model = match checks::locate(&written, base, true) {
+        Located::Local(p) if p.is_dir() => {
+            from_checkpoint = dir_config(r, key, &p, false).and_then(|c| match c {
+                ModelConfig::Backbone(b) => Some(b),
+                ModelConfig::Eomt(_) => {
+                    r.err(
+                        key,
+                        ErrorKind::BadCheckpoint,
+                        "an EoMT model (eomt_dinov3): declare it as a head with `type: eomt`",
+                    );
+                    None
+                }
+            });
+            ModelRef::Path(p)
+        }
+        Located::Local(p) => {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            match ext.as_str() {
+                "safetensors" => match checks::read_header(&p) {
+                    Ok(h) if checks::official_names(&h) => {}
+                    Ok(_) => match variant {
+                        Some(v) => {
+                            from_checkpoint = Some(v.config());
+                            from_variant = true;
+                        }
+                        None if !r.given("backbone.variant") => r.err(
+                            "backbone.variant",
+                            ErrorKind::MissingKey,
+                            format!(
+                                "required: {written} is a bare .safetensors in transformers names; name its \
+                                 architecture (one of {})",
+                                names.join(", ")
+                            ),
+                        ),
+                        None => {}
+                    },
+                    Err(m) => r.err(key, ErrorKind::BadCheckpoint, format!("{}: {m}", p.display())),
+                },
+                "pth" | "pt" | "bin" => {}
+                _ => r.err(
+                    key,
+                    ErrorKind::BadCheckpoint,
+                    format!(
+                        "{}: unrecognised checkpoint: expected a transformers directory, .safetensors or .pth",
+                        p.display()
+                    ),
+                ),
+            }
+            ModelRef::Path(p)
+        }
+        Located::Hub { id, cached } => {
+            from_checkpoint = checks::catalog_config(&id).or_else(|| {
+                cached.and_then(|snap| match dir_config(r, key, &snap, true)? {
+                    ModelConfig::Backbone(b) => Some(b),
+                    ModelConfig::Eomt(_) => {
+                        r.err(
+                            key,
+                            ErrorKind::BadCheckpoint,
+                            format!("{id} is an EoMT model: declare it as a head with `type: eomt`"),
+                        );
+                        None
+                    }
+                })
+            });
+            ModelRef::Hub(id)
+        }
+        Located::Missing(p) => {
+            r.err(key, ErrorKind::MissingFile, missing(&written, base, "file or directory"));
+            ModelRef::Path(p)
+        }
+    };
+    if let (Some(v), Some(cfg), false) = (variant, &from_checkpoint, from_variant) {
+        if !same_architecture(&v.config(), cfg) {
+            r.err(
+                "backbone.variant",
+                ErrorKind::Mismatch,
+                format!("`{}` does not match the architecture of {written}", v.name),
+            );
+        }
+    }
+    let variant = variant.map(|v| v.name.to_string());
+    (Some(BackboneParams { checkpoint: model, variant }), from_checkpoint)
+}
+
+fn same_architecture(a: &BackboneConfig, b: &BackboneConfig) -> bool {
+    match (a, b) {
+        (BackboneConfig::Vit(x), BackboneConfig::Vit(y)) => {
+            (x.hidden_size, x.num_hidden_layers, x.use_gated_mlp)
+                == (y.hidden_size, y.num_hidden_layers, y.use_gated_mlp)
+        }
+        (BackboneConfig::ConvNext(x), BackboneConfig::ConvNext(y)) => {
+            (&x.hidden_sizes, &x.depths) == (&y.hidden_sizes, &y.depths)
+        }
+        _ => false,
+    }
+}
+
+/// `config.json` of a directory (and that it has weights); errors are reported on `key`.
+fn dir_config(r: &mut Reader, key: &str, dir: &Path, hub: bool) -> Option<ModelConfig> {
+    if !hub && !checks::has_weights(dir) && dir.join("config.json").is_file() {
+        r.err(
+            key,
+            ErrorKind::MissingFile,
+            format!("{} has no model.safetensors (nor model.safetensors.index.json)", dir.display()),
+        );
+    }
+    match checks::model_config(dir) {
+        Ok(c) => Some(c),
+        Err(m) => {
+            r.err(key, ErrorKind::BadCheckpoint, m);
+            None
+        }
+    }
+}
+
+/// Head names in order: numeric names (list items) numerically, then the others by name.
+fn head_names(r: &mut Reader) -> Vec<String> {
+    let mut names = BTreeSet::new();
+    let keys: Vec<String> = r.flat.entries.keys().cloned().collect();
+    for key in keys {
+        if key == "heads" {
+            if let Some(v) = r.raw("heads") {
+                r.wrong("heads", "a map of named heads (heads.<name>.type, ...)", &v);
+            }
+            continue;
+        }
+        let Some(rest) = key.strip_prefix("heads.") else { continue };
+        match rest.split_once('.') {
+            Some((name, _)) => {
+                names.insert(name.to_string());
+            }
+            None => {
+                if let Some(v) = r.raw(&key) {
+                    r.wrong(&key, "a map (type, checkpoint, source, outputs, labels)", &v);
+                }
+            }
+        }
+    }
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort_by(|a, b| match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        _ => a.cmp(b),
+    });
+    names
+}
+
+/// Every head whose type is known (also those with a bad checkpoint, for the cross-checks), and whether every
+/// head's type, source and outputs are known (else the checks that depend on all of them are skipped).
+pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
+    let names = head_names(r);
+    let mut complete = true;
+    let mut heads = Vec::new();
+    for name in names {
+        let k = |f: &str| format!("heads.{name}.{f}");
+        if !valid_head_name(&name) {
+            r.err(&k("type"), ErrorKind::BadValue, format!("head name `{name}`: use letters, digits and `_`"));
+            for f in HEAD_FIELDS {
+                r.raw(&k(f));
+            }
+            complete = false;
+            continue;
+        }
+        let ty = r.choice(&k("type"), &["linear", "eomt"], |s| match s.trim().to_ascii_lowercase().as_str() {
+            t @ ("linear" | "eomt") => Some(t.to_string()),
+            _ => None,
+        });
+        if !r.given(&k("type")) {
+            r.err(&k("type"), ErrorKind::MissingKey, "required: `linear` or `eomt`");
+        }
+        let checkpoint = r.string(&k("checkpoint"), "a checkpoint path or hub id");
+        if !r.given(&k("checkpoint")) {
+            r.err(&k("checkpoint"), ErrorKind::MissingKey, "required: the head's checkpoint");
+        }
+        let labels = r.string(&k("labels"), "a labels file path").and_then(|s| {
+            let p = r.local_path(&k("labels"), &s, base, false)?;
+            match Labels::from_file(&p) {
+                Ok(l) => Some((p, l, s)),
+                Err(e) => {
+                    r.err(&k("labels"), ErrorKind::BadValue, e.to_string());
+                    None
+                }
+            }
+        });
+        match ty.as_deref() {
+            Some("linear") => {
+                if r.given(&k("outputs")) {
+                    r.err(
+                        &k("outputs"),
+                        ErrorKind::BadValue,
+                        "only `type: eomt` heads have outputs (a linear head gives a semantic map)",
+                    );
+                }
+                r.raw(&k("outputs"));
+                let source = r
+                    .choice(&k("source"), &["backbone", "eomt"], |s| match s.trim().to_ascii_lowercase().as_str() {
+                        "backbone" => Some(LinearHeadSource::Backbone),
+                        "eomt" => Some(LinearHeadSource::Eomt),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| {
+                        complete &= !r.given(&k("source"));
+                        LinearHeadSource::Backbone
+                    });
+                let written = checkpoint.unwrap_or_default();
+                let path =
+                    if written.is_empty() { None } else { r.local_path(&k("checkpoint"), &written, base, false) };
+                let info = path.as_ref().and_then(|path| match checks::linear_info(path) {
+                    Ok(i) => Some(i),
+                    Err(m) => {
+                        r.err(&k("checkpoint"), ErrorKind::BadCheckpoint, format!("{}: {m}", path.display()));
+                        None
+                    }
+                });
+                if let (Some((_, l, s)), Some(n)) = (&labels, info.as_ref().and_then(|i| i.classes)) {
+                    if l.len() as i64 != n {
+                        r.err(
+                            &k("labels"),
+                            ErrorKind::Mismatch,
+                            format!(
+                                "{s} names {} classes but the linear head {written} has {n} (conv.weight)",
+                                l.len()
+                            ),
+                        );
+                    }
+                }
+                let labels = labels.map(|(p, _, _)| p);
+                let checkpoint = path.unwrap_or_default();
+                let params = HeadParams { name: name.clone(), kind: HeadKind::Linear { checkpoint, source, labels } };
+                heads.push(HeadInfo { params, linear: info, eomt_config: None });
+            }
+            Some(_) => {
+                if r.given(&k("source")) {
+                    r.err(&k("source"), ErrorKind::BadValue, "only `type: linear` heads have a source");
+                }
+                r.raw(&k("source"));
+                let outputs = r
+                    .choice(&k("outputs"), &["panoptic", "semantic", "instances"], |s| {
+                        match s.trim().to_ascii_lowercase().as_str() {
+                            "panoptic" => Some(MaskOutputs::panoptic()),
+                            "semantic" => Some(MaskOutputs::semantic()),
+                            "instances" | "instance" => Some(MaskOutputs::instances()),
+                            _ => None,
+                        }
+                    })
+                    .unwrap_or_else(|| {
+                        complete &= !r.given(&k("outputs"));
+                        MaskOutputs::panoptic()
+                    });
+                let written = checkpoint.unwrap_or_default();
+                let key = k("checkpoint");
+                let located = if written.is_empty() {
+                    Located::Missing(PathBuf::new())
+                } else {
+                    checks::locate(&written, base, true)
+                };
+                let (model, config) = match located {
+                    Located::Local(p) if p.is_dir() => {
+                        let c = dir_config(r, &key, &p, false).and_then(|c| eomt_only(r, &key, c));
+                        (ModelRef::Path(p), c)
+                    }
+                    Located::Local(p) => {
+                        r.err(
+                            &key,
+                            ErrorKind::BadCheckpoint,
+                            format!(
+                                "{written} is a file: an EoMT checkpoint is a transformers directory (config.json + \
+                                 model.safetensors) or a hub id; convert the authors' checkpoints with `dinoseg \
+                                 convert DELTA.bin OUT_DIR --base BASE`"
+                            ),
+                        );
+                        (ModelRef::Path(p), None)
+                    }
+                    Located::Hub { id, cached } => {
+                        let c = cached.and_then(|s| dir_config(r, &key, &s, true)).and_then(|c| eomt_only(r, &key, c));
+                        (ModelRef::Hub(id), c)
+                    }
+                    Located::Missing(p) => {
+                        if !written.is_empty() {
+                            r.err(&key, ErrorKind::MissingFile, missing(&written, base, "directory"));
+                        }
+                        (ModelRef::Path(p), None)
+                    }
+                };
+                if let (Some((_, l, s)), Some(c)) = (&labels, &config) {
+                    if l.len() as i64 != c.num_labels() {
+                        r.err(
+                            &k("labels"),
+                            ErrorKind::Mismatch,
+                            format!(
+                                "{s} names {} classes but the EoMT model {written} has {} (config.json id2label)",
+                                l.len(),
+                                c.num_labels()
+                            ),
+                        );
+                    }
+                }
+                let labels = labels.map(|(p, _, _)| p);
+                let params = HeadParams { name: name.clone(), kind: HeadKind::Eomt { model, outputs, labels } };
+                heads.push(HeadInfo { params, linear: None, eomt_config: config });
+            }
+            None => {
+                complete = false;
+                for f in ["source", "outputs"] {
+                    r.raw(&k(f));
+                }
+            }
+        }
+    }
+    (heads, complete)
+}
+
+fn eomt_only(r: &mut Reader, key: &str, c: ModelConfig) -> Option<EomtConfig> {
+    match c {
+        ModelConfig::Eomt(c) => Some(c),
+        other => {
+            r.err(
+                key,
+                ErrorKind::BadCheckpoint,
+                format!(
+                    "a DINOv3 backbone ({}), not an EoMT model: use it as `backbone.checkpoint` with a linear head",
+                    other.model_type()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Checks between keys: head sources against the models present, one EoMT head at most, channels.
+pub(crate) fn cross_check(
+    r: &mut Reader,
+    backbone: &Option<BackboneParams>,
+    backbone_cfg: Option<&BackboneConfig>,
+    heads: &[HeadInfo],
+    heads_ok: bool,
+) {
+    let has_heads = heads.len() + r.flat.entries.keys().filter(|k| k.starts_with("heads.")).count() > 0;
+    if !has_heads {
+        r.err("heads", ErrorKind::Conflict, "no heads: add one (`heads.<name>.type: linear` or `eomt`)");
+    }
+    let eomts: Vec<&HeadInfo> = heads.iter().filter(|h| matches!(h.params.kind, HeadKind::Eomt { .. })).collect();
+    for extra in eomts.iter().skip(1) {
+        r.err(
+            &format!("heads.{}.type", extra.params.name),
+            ErrorKind::Conflict,
+            format!("a second EoMT head (`{}` is the first): one EoMT model per node", eomts[0].params.name),
+        );
+    }
+    let eomt_cfg = eomts.first().and_then(|h| h.eomt_config.as_ref());
+    let mut backbone_read = false;
+    for h in heads {
+        let HeadKind::Linear { source, .. } = &h.params.kind else { continue };
+        let key = format!("heads.{}.source", h.params.name);
+        let (layers, channels) = match &h.linear {
+            Some(checks::LinearInfo { layers: Some(l), in_channels: Some(c), .. }) => (Some(*l), Some(*c)),
+            _ => (None, None),
+        };
+        let expected = match source {
+            LinearHeadSource::Backbone => {
+                backbone_read = true;
+                if backbone.is_none() {
+                    r.err(
+                        &key,
+                        ErrorKind::Conflict,
+                        "the head reads the backbone (`source: backbone`, the default) but `backbone.checkpoint` is \
+                         not set: set it, or `source: eomt` to read the EoMT encoder",
+                    );
+                }
+                backbone_cfg.zip(layers).map(|(c, l)| (checks::backbone_channels(c, l), "the backbone"))
+            }
+            LinearHeadSource::Eomt => {
+                if eomts.is_empty() {
+                    r.err(
+                        &key,
+                        ErrorKind::Conflict,
+                        "the head reads the EoMT encoder (`source: eomt`) but no head has `type: eomt`",
+                    );
+                }
+                eomt_cfg.zip(layers).map(|(c, l)| (c.vit.hidden_size * l.count() as i64, "the EoMT encoder"))
+            }
+        };
+        if let (Some((want, what)), Some(have), Some(l)) = (expected, channels, layers) {
+            if want != have {
+                r.err(
+                    &format!("heads.{}.checkpoint", h.params.name),
+                    ErrorKind::Mismatch,
+                    format!(
+                        "the linear head takes {have} input channels but {what} gives {want} (layers: {})",
+                        l.as_str()
+                    ),
+                );
+            }
+        }
+    }
+    if backbone.is_some() && !backbone_read && heads_ok && !heads.is_empty() {
+        r.err(
+            "backbone.checkpoint",
+            ErrorKind::Conflict,
+            "no head reads the backbone (a linear head with `source: backbone`): remove it",
+        );
+    }
+    if let (Some(b), Some(e)) = (backbone_cfg, eomt_cfg) {
+        let multiple = match b {
+            BackboneConfig::Vit(v) => v.patch_size,
+            BackboneConfig::ConvNext(_) => 32,
+        };
+        if multiple != e.vit.patch_size {
+            r.err(
+                "backbone.checkpoint",
+                ErrorKind::Conflict,
+                format!(
+                    "the backbone needs input sides that are multiples of {multiple}, the EoMT model of {}",
+                    e.vit.patch_size
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! `dinoseg run`: the pipeline over recordings. Each frame is decoded, preprocessed, segmented, post-processed
+//! and encoded exactly as the node does it; a malformed frame is skipped with a warning naming the topic (or
+//! file) and the problem, counted, and the run goes on.
+
+use super::folder::{FolderOutputs, FolderWriter};
+use super::inputs::{classify, Input};
+use super::stats::RunStats;
+use crate::bag::{BagReader, BagWriter};
+use crate::error::{Error, Result};
+use crate::messages::{CompressedImageRef, Header, ImageRef, RosMessage, Time};
+use crate::params::Params;
+use crate::pipeline::{decode_compressed, decode_image, RgbImage};
+use crate::publish::Encoder;
+use crate::segmenter::Segmenter;
+use crate::topics::{output_topic, Output};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "sensor_msgs/msg/Image";
+const COMPRESSED: &str = "sensor_msgs/msg/CompressedImage";
+/// Warnings printed per topic before they are only counted.
+const WARNINGS_PER_TOPIC: u64 = 20;
+
+/// What `dinoseg run` was asked.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub params: PathBuf,
+    pub input: String,
+    /// A folder, or a file ending in `.mcap` for a bag.
+    pub output: PathBuf,
+    /// Every Image / CompressedImage topic of the bag instead of the parameters' `input.topics`.
+    pub all_topics: bool,
+    /// Stop after this many frames (all topics together).
+    pub max_frames: Option<u64>,
+}
+
+enum Sink {
+    Folder { writer: FolderWriter, root: PathBuf, per_topic: bool },
+    Bag { writer: Box<BagWriter>, channels: BTreeMap<(String, Output), u16>, inputs: BTreeMap<String, u16> },
+}
+
+struct Runner<'a> {
+    params: &'a Params,
+    segmenter: Segmenter,
+    sink: Sink,
+    stats: RunStats,
+    enabled: Vec<Output>,
+}
+
+/// A decoded frame with where it came from.
+struct Frame<'a> {
+    topic: &'a str,
+    /// Where the frame is counted in the report (the topic, or the image file).
+    counted_as: &'a str,
+    header: Header,
+    name: String,
+    log_time: u64,
+    raw: Option<(&'a str, &'a [u8])>,
+}
+
+impl Runner<'_> {
+    fn warn(&mut self, topic: &str, what: &str) {
+        let c = self.stats.counts(topic);
+        c.skipped += 1;
+        if c.skipped <= WARNINGS_PER_TOPIC {
+            eprintln!("warning: {topic}: skipping {what}");
+        }
+        if c.skipped == WARNINGS_PER_TOPIC {
+            eprintln!("warning: {topic}: further skipped frames are only counted");
+        }
+    }
+
+    /// Segments one decoded frame and writes its outputs. Errors here are the run's (disk, model), not the frame's.
+    fn process(&mut self, f: &Frame<'_>, rgb: RgbImage, decode: Duration) -> Result<()> {
+        self.stats.record(0, decode);
+        let (frames, times) = self.segmenter.segment_timed(&[&rgb])?;
+        self.stats.record(1, times.preprocess);
+        self.stats.record(2, times.model);
+        self.stats.record(3, times.postprocess);
+        let Some(seg) = frames.into_iter().next() else { return Ok(()) };
+        let t = Instant::now();
+        let (h, w) = (rgb.height(), rgb.width());
+        let color = |c: u16| self.params.color(c);
+        match &mut self.sink {
+            Sink::Folder { writer, root, per_topic } => {
+                if *per_topic {
+                    let dir = root.join(f.topic.trim_matches('/').replace('/', "__"));
+                    let writer = FolderWriter::create(&dir, folder_outputs(self.params))?;
+                    writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
+                } else {
+                    writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
+                }
+            }
+            Sink::Bag { writer, channels, inputs } => {
+                let encoder = Encoder {
+                    enabled: &self.enabled,
+                    color: &color,
+                    threshold: self.params.thresholds.score_threshold as f32,
+                    overlay_alpha: self.params.colors.overlay_alpha as f32,
+                    instances_available: self.segmenter.produces_instances(),
+                };
+                if let Some((ty, bytes)) = f.raw {
+                    let ch = match inputs.get(f.topic) {
+                        Some(&c) => c,
+                        None => {
+                            let c = writer.add_topic(f.topic, ty)?;
+                            inputs.insert(f.topic.to_string(), c);
+                            c
+                        }
+                    };
+                    writer.write(ch, f.log_time, f.log_time, bytes)?;
+                }
+                for (output, cdr) in encoder.encode(&f.header, rgb.as_raw(), h, w, &seg) {
+                    let key = (f.topic.to_string(), output);
+                    let ch = match channels.get(&key) {
+                        Some(&c) => c,
+                        None => {
+                            let c = writer.add_topic(&output_topic(f.topic, output), output.ros_type())?;
+                            channels.insert(key, c);
+                            c
+                        }
+                    };
+                    writer.write(ch, f.log_time, f.log_time, &cdr)?;
+                }
+            }
+        }
+        self.stats.record(4, t.elapsed());
+        self.stats.counts(f.counted_as).frames_out += 1;
+        Ok(())
+    }
+}
+
+fn folder_outputs(p: &Params) -> FolderOutputs {
+    let o = p.outputs();
+    FolderOutputs {
+        semantic: o.semantic,
+        semantic_color: o.semantic_color,
+        overlay: o.overlay,
+        instances: o.instances || o.instance_ids,
+    }
+}
+
+/// Runs the pipeline over `opts.input` and returns the statistics (also printed by the CLI).
+pub fn run(opts: &RunOptions) -> Result<RunStats> {
+    let params = Params::from_file(&opts.params)
+        .map_err(|e| Error::Input(format!("{}: invalid parameters:\n{e}", opts.params.display())))?;
+    let segmenter = Segmenter::new(params.segmenter_config()?)?;
+    let input = classify(&opts.input)?;
+    let is_bag_out = opts.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("mcap"));
+    let topics = match &input {
+        Input::Bag(path) => Some(select_topics(path, &params, opts.all_topics)?),
+        Input::Images(_) => None,
+    };
+    let sink = if is_bag_out {
+        if let Some(parent) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let writer = BagWriter::create(&opts.output)?;
+        Sink::Bag { writer: Box::new(writer), channels: BTreeMap::new(), inputs: BTreeMap::new() }
+    } else {
+        let per_topic = topics.as_ref().is_some_and(|t| t.len() > 1);
+        Sink::Folder {
+            writer: FolderWriter::create(&opts.output, folder_outputs(&params))?,
+            root: opts.output.clone(),
+            per_topic,
+        }
+    };
+    let enabled = params.outputs().enabled();
+    let mut runner = Runner { params: &params, segmenter, sink, stats: RunStats::default(), enabled };
+    match input {
+        Input::Images(files) => run_images(&mut runner, &files, &params, opts.max_frames)?,
+        Input::Bag(path) => run_bag(&mut runner, &path, &topics.unwrap_or_default(), opts.max_frames)?,
+    }
+    let Runner { sink, stats, .. } = runner;
+    if let Sink::Bag { writer, .. } = sink {
+        writer.finish()?;
+    }
+    Ok(stats)
+}
+
+/// The bag topics to process: the parameters' `input.topics` found in the bag, or every image topic.
+fn select_topics(path: &Path, params: &Params, all: bool) -> Result<Vec<(String, String)>> {
+    let reader = BagReader::open(path)?;
+    let image_topics: Vec<(String, String)> = reader
+        .topics()
+        .iter()
+        .filter(|t| t.type_name == IMAGE || t.type_name == COMPRESSED)
+        .map(|t| (t.topic.clone(), t.type_name.clone()))
+        .collect();
+    if all {
+        if image_topics.is_empty() {
+            return Err(Error::Input(format!("{}: no sensor_msgs/Image or CompressedImage topic", path.display())));
+        }
+        return Ok(image_topics);
+    }
+    let mut chosen = Vec::new();
+    for t in params.input_topics() {
+        match image_topics.iter().find(|(name, _)| *name == t.name) {
+            Some(found) => chosen.push(found.clone()),
+            None => eprintln!("warning: {}: topic {} is not an image topic of this bag", path.display(), t.name),
+        }
+    }
+    if chosen.is_empty() {
+        let have: Vec<&str> = image_topics.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(Error::Input(format!(
+            "{}: none of the parameters' input.topics is in the bag (image topics here: {}); use --all-topics",
+            path.display(),
+            if have.is_empty() { "none".to_string() } else { have.join(", ") }
+        )));
+    }
+    Ok(chosen)
+}
+
+fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Option<u64>) -> Result<()> {
+    let topic = params.input_topics().first().map(|t| t.name.clone()).unwrap_or_else(|| "/camera/image_raw".into());
+    for (i, file) in files.iter().enumerate() {
+        if max.is_some_and(|m| i as u64 >= m) {
+            break;
+        }
+        let label = "image files";
+        r.stats.counts(label).frames_in += 1;
+        let t = Instant::now();
+        let rgb = match image::open(file) {
+            Ok(img) => img.to_rgb8(),
+            Err(e) => {
+                r.warn(label, &format!("{}: unreadable image: {e}", file.display()));
+                continue;
+            }
+        };
+        let decode = t.elapsed();
+        let stamp = Time::from_nanos(i as u64 * 100_000_000);
+        let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("frame").to_string();
+        let frame = Frame {
+            topic: &topic,
+            counted_as: label,
+            header: Header { stamp, frame_id: "camera".into() },
+            name,
+            log_time: stamp.to_nanos(),
+            raw: None,
+        };
+        r.process(&frame, rgb, decode)?;
+    }
+    Ok(())
+}
+
+fn run_bag(r: &mut Runner<'_>, path: &Path, topics: &[(String, String)], max: Option<u64>) -> Result<()> {
+    let reader = BagReader::open(path)?;
+    let names: Vec<&str> = topics.iter().map(|(n, _)| n.as_str()).collect();
+    let mut done = 0u64;
+    for msg in reader.messages(&names)? {
+        let msg = msg?;
+        if max.is_some_and(|m| done >= m) {
+            break;
+        }
+        done += 1;
+        r.stats.counts(&msg.topic).frames_in += 1;
+        let t = Instant::now();
+        let decoded = if msg.type_name == COMPRESSED {
+            CompressedImageRef::from_cdr(&msg.data)
+                .map_err(|e| format!("malformed CompressedImage message: {e}"))
+                .and_then(|m| {
+                    let header = m.header.into_owned();
+                    decode_compressed(&m.frame()).map(|rgb| (header, rgb)).map_err(|e| e.to_string())
+                })
+        } else {
+            ImageRef::from_cdr(&msg.data).map_err(|e| format!("malformed Image message: {e}")).and_then(|m| {
+                let header = m.header.into_owned();
+                decode_image(&m.frame()).map(|rgb| (header, rgb)).map_err(|e| e.to_string())
+            })
+        };
+        let (header, rgb) = match decoded {
+            Ok(v) => v,
+            Err(e) => {
+                r.warn(&msg.topic, &format!("frame at log time {} ns: {e}", msg.log_time));
+                continue;
+            }
+        };
+        let decode = t.elapsed();
+        let frame = Frame {
+            topic: &msg.topic,
+            counted_as: &msg.topic,
+            name: header.stamp.to_nanos().to_string(),
+            header,
+            log_time: msg.log_time,
+            raw: Some((msg.type_name.as_str(), msg.data.as_slice())),
+        };
+        r.process(&frame, rgb, decode)?;
+    }
+    Ok(())
+}
