@@ -72,6 +72,8 @@ fn a_bag_from_an_independent_writer_runs_and_its_output_decodes_independently() 
         "--output",
         output.to_str().expect("utf-8"),
         "--all-topics",
+        "--files",
+        dir.join("files").to_str().expect("utf-8"),
     ]);
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "dinoseg run failed:\n{out}\n{err}");
@@ -140,6 +142,13 @@ fn a_bag_from_an_independent_writer_runs_and_its_output_decodes_independently() 
             }
         }
     }
+    // The same pass wrote files: one folder per topic, one set per good frame.
+    let count = |sub: &str| {
+        std::fs::read_dir(dir.join("files").join(sub))
+            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with("_semantic.png")).count())
+            .unwrap_or(0)
+    };
+    assert_eq!((count("camera__image_raw"), count("camera__image_raw__compressed")), (7, 1));
     // No output for the malformed frames' stamps.
     let malformed = inputs.iter().filter(|r| r["topic"] == "/camera/image_raw").map(|r| stamp(&r["message"])).last();
     let semantic = &per_topic["/camera/dinoseg/semantic"];

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub all_topics: bool,
     /// Stop after this many frames (all topics together).
     pub max_frames: Option<u64>,
+    /// Also write the results as files into this folder (with a bag `output`: both from one pass).
+    pub files: Option<PathBuf>,
 }
 
 enum Sink {
@@ -43,7 +45,7 @@ enum Sink {
 struct Runner<'a> {
     params: &'a Params,
     segmenter: Segmenter,
-    sink: Sink,
+    sinks: Vec<Sink>,
     stats: RunStats,
     enabled: Vec<Output>,
 }
@@ -82,46 +84,48 @@ impl Runner<'_> {
         let t = Instant::now();
         let (h, w) = (rgb.height(), rgb.width());
         let color = |c: u16| self.params.color(c);
-        match &mut self.sink {
-            Sink::Folder { writer, root, per_topic } => {
-                if *per_topic {
-                    let dir = root.join(f.topic.trim_matches('/').replace('/', "__"));
-                    let writer = FolderWriter::create(&dir, folder_outputs(self.params))?;
-                    writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
-                } else {
-                    writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
+        for sink in &mut self.sinks {
+            match sink {
+                Sink::Folder { writer, root, per_topic } => {
+                    if *per_topic {
+                        let dir = root.join(f.topic.trim_matches('/').replace('/', "__"));
+                        let writer = FolderWriter::create(&dir, folder_outputs(self.params))?;
+                        writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
+                    } else {
+                        writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
+                    }
                 }
-            }
-            Sink::Bag { writer, channels, inputs } => {
-                let encoder = Encoder {
-                    enabled: &self.enabled,
-                    color: &color,
-                    threshold: self.params.thresholds.score_threshold as f32,
-                    overlay_alpha: self.params.colors.overlay_alpha as f32,
-                    instances_available: self.segmenter.produces_instances(),
-                };
-                if let Some((ty, bytes)) = f.raw {
-                    let ch = match inputs.get(f.topic) {
-                        Some(&c) => c,
-                        None => {
-                            let c = writer.add_topic(f.topic, ty)?;
-                            inputs.insert(f.topic.to_string(), c);
-                            c
-                        }
+                Sink::Bag { writer, channels, inputs } => {
+                    let encoder = Encoder {
+                        enabled: &self.enabled,
+                        color: &color,
+                        threshold: self.params.thresholds.score_threshold as f32,
+                        overlay_alpha: self.params.colors.overlay_alpha as f32,
+                        instances_available: self.segmenter.produces_instances(),
                     };
-                    writer.write(ch, f.log_time, f.log_time, bytes)?;
-                }
-                for (output, cdr) in encoder.encode(&f.header, rgb.as_raw(), h, w, &seg) {
-                    let key = (f.topic.to_string(), output);
-                    let ch = match channels.get(&key) {
-                        Some(&c) => c,
-                        None => {
-                            let c = writer.add_topic(&output_topic(f.topic, output), output.ros_type())?;
-                            channels.insert(key, c);
-                            c
-                        }
-                    };
-                    writer.write(ch, f.log_time, f.log_time, &cdr)?;
+                    if let Some((ty, bytes)) = f.raw {
+                        let ch = match inputs.get(f.topic) {
+                            Some(&c) => c,
+                            None => {
+                                let c = writer.add_topic(f.topic, ty)?;
+                                inputs.insert(f.topic.to_string(), c);
+                                c
+                            }
+                        };
+                        writer.write(ch, f.log_time, f.log_time, bytes)?;
+                    }
+                    for (output, cdr) in encoder.encode(&f.header, rgb.as_raw(), h, w, &seg) {
+                        let key = (f.topic.to_string(), output);
+                        let ch = match channels.get(&key) {
+                            Some(&c) => c,
+                            None => {
+                                let c = writer.add_topic(&output_topic(f.topic, output), output.ros_type())?;
+                                channels.insert(key, c);
+                                c
+                            }
+                        };
+                        writer.write(ch, f.log_time, f.log_time, &cdr)?;
+                    }
                 }
             }
         }
@@ -152,29 +156,37 @@ pub fn run(opts: &RunOptions) -> Result<RunStats> {
         Input::Bag(path) => Some(select_topics(path, &params, opts.all_topics)?),
         Input::Images(_) => None,
     };
-    let sink = if is_bag_out {
+    let per_topic = topics.as_ref().is_some_and(|t| t.len() > 1);
+    let folder = |dir: &Path| -> Result<Sink> {
+        Ok(Sink::Folder {
+            writer: FolderWriter::create(dir, folder_outputs(&params))?,
+            root: dir.to_path_buf(),
+            per_topic,
+        })
+    };
+    let mut sinks = vec![if is_bag_out {
         if let Some(parent) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         let writer = BagWriter::create(&opts.output)?;
         Sink::Bag { writer: Box::new(writer), channels: BTreeMap::new(), inputs: BTreeMap::new() }
     } else {
-        let per_topic = topics.as_ref().is_some_and(|t| t.len() > 1);
-        Sink::Folder {
-            writer: FolderWriter::create(&opts.output, folder_outputs(&params))?,
-            root: opts.output.clone(),
-            per_topic,
-        }
-    };
+        folder(&opts.output)?
+    }];
+    if let Some(dir) = &opts.files {
+        sinks.push(folder(dir)?);
+    }
     let enabled = params.outputs().enabled();
-    let mut runner = Runner { params: &params, segmenter, sink, stats: RunStats::default(), enabled };
+    let mut runner = Runner { params: &params, segmenter, sinks, stats: RunStats::default(), enabled };
     match input {
         Input::Images(files) => run_images(&mut runner, &files, &params, opts.max_frames)?,
         Input::Bag(path) => run_bag(&mut runner, &path, &topics.unwrap_or_default(), opts.max_frames)?,
     }
-    let Runner { sink, stats, .. } = runner;
-    if let Sink::Bag { writer, .. } = sink {
-        writer.finish()?;
+    let Runner { sinks, stats, .. } = runner;
+    for sink in sinks {
+        if let Sink::Bag { writer, .. } = sink {
+            writer.finish()?;
+        }
     }
     Ok(stats)
 }

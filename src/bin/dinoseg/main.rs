@@ -85,6 +85,10 @@ enum Command {
         /// Also write the statistics (frames per topic, per-stage latency medians) to this JSON file.
         #[arg(long)]
         stats_json: Option<PathBuf>,
+        /// Also write the results as files (label PNGs, colour PNGs, overlays, instances JSON) into this folder,
+        /// from the same pass (useful with an .mcap --output).
+        #[arg(long)]
+        files: Option<PathBuf>,
     },
     /// Validate a parameters file: every bad key is named; non-zero exit if any.
     CheckParams { file: PathBuf },
@@ -123,8 +127,8 @@ fn main() -> ExitCode {
         },
         Command::Demo(args) => demo::run(&args),
         Command::BenchWorker(args) => bench::run(&args),
-        Command::Run { params, input, output, all_topics, max_frames, stats_json } => {
-            let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames };
+        Command::Run { params, input, output, all_topics, max_frames, stats_json, files } => {
+            let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames, files };
             run(&opts, stats_json.as_deref())
         }
         Command::CheckParams { file } => match dinoseg::params::check_file(&file) {
