@@ -12,7 +12,7 @@ CARGO ?= cargo
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test build venv check-ros lint bench clean
+.PHONY: demo test build venv check-ros lint bench gpu-carry clean
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ lint: venv
 
 bench: build
 	$(PY) bench/backbone.py --variants vits16 convnext_tiny --threads 2 --rounds 15 --json bench/results/cpu_backbone.json
+
+# Test binaries that bench/gpu.sh runs on the GPU machine (CUDA checks skip themselves elsewhere).
+gpu-carry: build
+	$(CARGO) test --release --locked --test precision --no-run
+	mkdir -p bench/carry && rm -f bench/carry/*
+	cp $$(ls -t target/release/deps/precision-* | grep -v '\.d$$' | head -1) bench/carry/
 
 clean:
 	rm -rf target/fixtures target/test-tmp
