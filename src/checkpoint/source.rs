@@ -212,8 +212,9 @@ impl LoadedEomt {
     /// Builds the architecture on `device` with placeholder weights (load them separately).
     pub fn build(config: &EomtConfig, device: Device) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let model =
+        let mut model =
             Eomt::new(&vs.root(), config).map_err(|m| Error::Input(format!("invalid eomt_dinov3 config: {m}")))?;
+        model.vit.fuse_qkv();
         Ok(LoadedEomt { vs, model, device, kind: Kind::Float })
     }
 }
@@ -249,6 +250,7 @@ pub fn load_model(
             load_weights(&model.vs, m.tensors, &m.origin, IGNORED_TENSORS)?;
             if kind != Kind::Float {
                 model.vs.set_kind(kind);
+                model.model.vit.fuse_qkv();
                 model.kind = kind;
             }
             LoadedModel::Eomt(Box::new(model))

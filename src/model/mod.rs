@@ -75,6 +75,13 @@ impl Backbone {
         }
     }
 
+    /// Fuses the ViT's q/k/v projections (see [`vit::Vit::fuse_qkv`]); nothing for ConvNeXt.
+    pub fn fuse_qkv(&mut self) {
+        if let Backbone::Vit(v) = self {
+            v.fuse_qkv();
+        }
+    }
+
     /// Input sides are padded up to a multiple of this.
     pub fn size_multiple(&self) -> i64 {
         match self {
@@ -148,13 +155,15 @@ impl LoadedBackbone {
     /// Builds the architecture on `device` with uninitialised (zero/one) weights.
     pub fn build(config: &BackboneConfig, device: Device) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let backbone = Backbone::new(&vs.root(), config)?;
+        let mut backbone = Backbone::new(&vs.root(), config)?;
+        backbone.fuse_qkv();
         Ok(LoadedBackbone { vs, backbone, device, kind: Kind::Float })
     }
 
     /// Casts the weights to `kind` (Float, Half, BFloat16).
     pub fn set_kind(&mut self, kind: Kind) {
         self.vs.set_kind(kind);
+        self.backbone.fuse_qkv();
         self.kind = kind;
     }
 

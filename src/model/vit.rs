@@ -16,6 +16,8 @@ struct Attention {
     o: nn::Linear,
     heads: i64,
     head_dim: i64,
+    /// q, k and v as one [3D, D] weight and [3D] bias (see [`Vit::fuse_qkv`]).
+    fused: Option<(Tensor, Tensor)>,
 }
 
 enum FeedForward {
@@ -123,6 +125,7 @@ impl Vit {
                         o: linear(&a / "o_proj", d, d, c.proj_bias),
                         heads: c.num_attention_heads,
                         head_dim: c.head_dim(),
+                        fused: None,
                     },
                     ls1: (&b / "layer_scale1").ones("lambda1", &[d]),
                     norm2: layer_norm(&b / "norm2", d, c.layer_norm_eps),
@@ -148,6 +151,29 @@ impl Vit {
     /// Pixel sides must be multiples of this; other sizes are padded (right and bottom).
     pub fn size_multiple(&self) -> i64 {
         self.config.patch_size
+    }
+
+    /// Fuses each block's q/k/v projections into one [3D, D] weight: one matrix product instead of three. The
+    /// q/k/v variables become views of the fused tensor (memory does not grow, and loading weights or filling
+    /// them in place still reaches the fused copy). Call again after a precision change (`VarStore::set_kind`
+    /// gives the variables new storage): it rebuilds from the current variables. A missing bias is zeros.
+    pub fn fuse_qkv(&mut self) {
+        let _g = tch::no_grad_guard();
+        for blk in &mut self.blocks {
+            let a = &mut blk.attn;
+            let d = a.q.ws.size()[0];
+            let w = Tensor::cat(&[&a.q.ws, &a.k.ws, &a.v.ws], 0);
+            let zeros = || Tensor::zeros([d], (a.q.ws.kind(), a.q.ws.device()));
+            let bias = |l: &nn::Linear| l.bs.as_ref().map_or_else(zeros, Tensor::shallow_clone);
+            let b = Tensor::cat(&[bias(&a.q), bias(&a.k), bias(&a.v)], 0);
+            for (i, l) in [&mut a.q, &mut a.k, &mut a.v].into_iter().enumerate() {
+                l.ws.set_data(&w.narrow(0, i as i64 * d, d));
+                if let Some(bs) = l.bs.as_mut() {
+                    bs.set_data(&b.narrow(0, i as i64 * d, d));
+                }
+            }
+            a.fused = Some((w, b));
+        }
     }
 
     /// Class token + registers: the tokens before the patches.
@@ -227,10 +253,17 @@ impl Vit {
         let a = &blk.attn;
         let (b, t, d) = x.size3().unwrap_or((0, 0, 0));
         let h = blk.norm1.forward(x);
-        let split = |l: &nn::Linear| l.forward(&h).view([b, t, a.heads, a.head_dim]).transpose(1, 2);
-        let q = rope.apply(&split(&a.q));
-        let k = rope.apply(&split(&a.k));
-        let v = split(&a.v);
+        let (q, k, v) = match &a.fused {
+            Some((w, bias)) => {
+                let qkv = h.linear(w, Some(bias)).view([b, t, 3, a.heads, a.head_dim]).permute([2, 0, 3, 1, 4]);
+                (qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2))
+            }
+            None => {
+                let split = |l: &nn::Linear| l.forward(&h).view([b, t, a.heads, a.head_dim]).transpose(1, 2);
+                (split(&a.q), split(&a.k), split(&a.v))
+            }
+        };
+        let (q, k) = (rope.apply(&q), rope.apply(&k));
         let attn = Tensor::scaled_dot_product_attention(&q, &k, &v, mask, 0.0, false, None, false);
         let attn = a.o.forward(&attn.transpose(1, 2).reshape([b, t, d]));
         let x = x.addcmul(&attn, &blk.ls1);
