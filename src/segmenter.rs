@@ -300,6 +300,16 @@ impl Segmenter {
                 *outputs,
             )
             .map_err(pp)?;
+            let mut masks = masks;
+            for f in &mut masks {
+                // Instances are objects: stuff classes (marked in the labels) are regions, not instances.
+                if f.instances.iter().any(|i| !i.is_thing) {
+                    f.instances.retain(|i| i.is_thing);
+                    for (k, i) in f.instances.iter_mut().enumerate() {
+                        i.id = k as u32 + 1;
+                    }
+                }
+            }
             state.times.postprocess += t.elapsed();
             let shared = BackboneOutput {
                 last_hidden_state: Tensor::new(),
