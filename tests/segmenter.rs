@@ -116,3 +116,25 @@ fn heads_that_do_not_fit_are_refused() {
     let e = Segmenter::new(config()).err().expect("nothing configured").to_string();
     assert!(e.contains("no head configured"), "{e}");
 }
+
+#[test]
+fn stuff_classes_are_not_instances() {
+    use dinoseg::postprocess::Labels;
+    let eomt = common::eomt_fixtures().join("eomt_p0").to_str().expect("utf-8").to_string();
+    let names: Vec<String> = ["person", "car", "road", "sky", "tree"].iter().map(|s| s.to_string()).collect();
+    let low = PostprocessConfig { score_threshold: 0.0, query_threshold: 0.0, ..PostprocessConfig::default() };
+    let seg = |labels: Labels| {
+        let spec = EomtSpec { model: eomt.clone(), outputs: MaskOutputs::instances(), labels: Some(labels) };
+        let s = Segmenter::new(SegmenterConfig { eomt: Some(spec), postprocess: low, ..config() }).expect("segmenter");
+        s.segment(&[&frame(48, 80, 5)]).expect("segment").remove(0)
+    };
+    let all_things = seg(Labels::from_names(names.clone()));
+    assert!(!all_things.instances.is_empty(), "with thresholds at 0 every query gives an instance");
+    let stuff = seg(Labels::from_names(names).with_stuff([2, 3, 4]));
+    assert!(stuff.instances.iter().all(|i| i.class_id < 2 && i.is_thing));
+    for (k, i) in stuff.instances.iter().enumerate() {
+        assert_eq!(i.id, k as u32 + 1, "ids stay the 1-based index into the list");
+    }
+    let things = all_things.instances.iter().filter(|i| i.class_id < 2).count();
+    assert_eq!(stuff.instances.len(), things);
+}
