@@ -7,7 +7,7 @@ use super::inputs::{classify, Input};
 use super::stats::RunStats;
 use crate::bag::{BagReader, BagWriter};
 use crate::error::{Error, Result};
-use crate::messages::{CompressedImageRef, Header, ImageRef, RosMessage, Time};
+use crate::messages::{CompressedImageRef, Header, ImageRef, Time};
 use crate::params::Params;
 use crate::pipeline::{decode_compressed, decode_image, RgbImage};
 use crate::publish::Encoder;
