@@ -150,7 +150,8 @@ fn a_bag_from_an_independent_writer_runs_and_its_output_decodes_independently() 
     };
     assert_eq!((count("camera__image_raw"), count("camera__image_raw__compressed")), (7, 1));
     // No output for the malformed frames' stamps.
-    let malformed = inputs.iter().filter(|r| r["topic"] == "/camera/image_raw").map(|r| stamp(&r["message"])).last();
+    let malformed =
+        inputs.iter().filter(|r| r["topic"] == "/camera/image_raw").map(|r| stamp(&r["message"])).next_back();
     let semantic = &per_topic["/camera/dinoseg/semantic"];
     assert!(!semantic.contains_key(&malformed.expect("frames")), "the malformed frame must not be in the output");
 }

@@ -168,11 +168,13 @@ def instances(cl, ml, lb, stuff, cfg):
     return out
 
 
-def make_logits(gen, b, q, k, h, w, objects, tiles=False):
+def make_logits(gen, b, q, k, h, w, objects, tiles=False, flat=False):
     """Class logits with `objects` confident queries per image (probabilities from ~0.5 to ~1) and mask logits that
     are round blobs (positive inside, about +10 at the centre) with smooth and pixel noise, overlapping often; with
     `tiles`, the confident queries' masks tile the image instead (a soft Voronoi partition, like a panoptic model's),
-    and queries of one class come in pairs so that stuff merges."""
+    and queries of one class come in pairs so that stuff merges; with `flat`, every query is confident and every
+    mask logit is small noise around 0 (an untrained model, bench/eomt.py's worst case: dozens of queries compete
+    at every pixel, every mask edge is everywhere)."""
     cl = torch.randn(b, q, k + 1, generator=gen)
     cl[..., k] += 4.0
     for i in range(b):
@@ -194,6 +196,11 @@ def make_logits(gen, b, q, k, h, w, objects, tiles=False):
             cl[:, j, (j // 2) % k] += 8.0 + 6.0 * torch.rand(b, generator=gen)
         near = dist[:, :objects].amin(1, keepdim=True)
         ml[:, :objects] = 8.0 - 1200.0 * (dist[:, :objects] - near) + 1.5 * smooth[:, :objects]
+    if flat:
+        cl = torch.randn(b, q, k + 1, generator=gen)
+        cl[..., k] -= 4.0
+        cl[torch.arange(b)[:, None], torch.arange(q)[None, :], torch.randint(0, k, (b, q), generator=gen)] += 7.0
+        ml = 0.25 * smooth + 0.15 * torch.randn(b, q, h, w, generator=gen)
     return cl.contiguous(), ml.float().contiguous()
 
 
@@ -215,6 +222,11 @@ CASES = [
     # Its overlap threshold is set just below a median won / own ratio: one pixel of own area more flips it.
     ("ratio", 1, 24, 6, 12, (16, 24), letterbox((61, 93), (61, 93), (64, 96)), [4, 5], {}, None),
     ("wide", 1, 20, 300, 10, (8, 12), letterbox((30, 45), (30, 45), (32, 48)), list(range(200, 300)), {}, (2, 3)),
+    # Every query confident, masks flat noise: dozens of candidates per pixel. "flat" keeps every query that wins
+    # an own-mask pixel (overlap 0), so the winner map shows; "flat_ratio" sets it at a median won / own ratio.
+    ("flat", 1, 48, 12, 48, (20, 24), letterbox((61, 75), (80, 96), (80, 96)), list(range(6, 12)),
+     dict(overlap_threshold=0.0, score_threshold=0.3, top_k=30), None),
+    ("flat_ratio", 1, 48, 12, 48, (20, 24), letterbox((61, 75), (80, 96), (80, 96)), list(range(6, 12)), {}, None),
 ]
 
 
@@ -247,12 +259,12 @@ def main():
     tensors, meta = {}, {"cases": []}
     for name, b, q, k, objects, (h, w), lb, stuff, over, lin in CASES:
         cfg = {**DEFAULT, **over}
-        cl, ml = make_logits(gen, b, q, k, h, w, objects, tiles=name == "tiles")
-        if name == "ratio":
+        cl, ml = make_logits(gen, b, q, k, h, w, objects, tiles=name == "tiles", flat=name.startswith("flat"))
+        if name in ("ratio", "flat_ratio"):
             panoptic(cl[0], ml[0], lb, stuff, {**cfg, "overlap_threshold": 0.0})
             ratios = sorted(RATIOS)
             cfg["overlap_threshold"] = ratios[len(ratios) // 2] - 1e-4
-            print(f"ratio: candidate ratios {[round(r, 4) for r in ratios]}, threshold {cfg['overlap_threshold']:.5f}")
+            print(f"{name}: candidate ratios {[round(r, 4) for r in ratios]}, threshold {cfg['overlap_threshold']:.5f}")
         tensors[f"{name}.class_logits"], tensors[f"{name}.mask_logits"] = cl, ml
         entry = dict(name=name, letterboxes=[lb] * b, config=cfg, stuff=stuff, classes=k, images=[])
         if lin is not None:

@@ -17,7 +17,10 @@
 //! and fewer than `top_k` passing pairs both give the same instances (a query has at most one class above 0.5).
 //!
 //! Since the mean mask probability is below 1, a pair whose class probability is below `score_threshold` cannot
-//! pass: only the others are resampled, and only in the cells their mask reaches. The result is the same.
+//! pass: only the others are resampled, and only in the cells their mask reaches. The result is the same. On a
+//! CUDA device ([`super::DenseResize::Auto`]; anywhere with `Device`) the masks, areas, probability sums and boxes
+//! are computed there in float32 and only the statistics and the cropped masks of passing instances are
+//! transferred ([`super::device`]).
 
 use super::labels::Labels;
 use super::panoptic::threshold_logit;
@@ -37,11 +40,25 @@ pub fn instances_from_masks(
     labels: &Labels,
     cfg: &PostprocessConfig,
 ) -> Result<Vec<Vec<Instance>>, PostprocessError> {
+    instances_impl(class_logits, mask_logits, boxes, labels, cfg, super::device::DEVICE_CHUNK_ELEMENTS)
+}
+
+/// [`instances_from_masks`], with at most `chunk_elements` resampled values per query chunk on the device path.
+pub(crate) fn instances_impl(
+    class_logits: &Tensor,
+    mask_logits: &Tensor,
+    boxes: &[Letterbox],
+    labels: &Labels,
+    cfg: &PostprocessConfig,
+    chunk_elements: usize,
+) -> Result<Vec<Vec<Instance>>, PostprocessError> {
     let _guard = tch::no_grad_guard();
     cfg.validate()?;
     let dims = check_mask_outputs(class_logits, mask_logits, boxes)?;
     let (cl, ml) = (class_logits.f_to_kind(Kind::Float)?, mask_logits.f_to_kind(Kind::Float)?);
+    let on_device = cfg.dense_resize.on_device(ml.device());
     let k = dims.classes;
+    let thr = threshold_logit(cfg.mask_threshold);
     image_boxes(boxes, dims.batch)?
         .map(|(b, lb)| {
             let plan = Plan::new(lb, dims.h, dims.w)?;
@@ -62,21 +79,29 @@ pub fn instances_from_masks(
             let mut masks = BTreeMap::new();
             if !queries.is_empty() {
                 let sel = Tensor::f_from_slice(&queries)?.f_to_device(ml.device())?;
-                let logits = to_vec_f32(&plan.prepare(&ml.f_get(b)?.f_index_select(0, &sel)?)?)?;
-                let (rows, cols) = plan.prepared_hw();
-                let (ay, ax) = plan.axes();
-                let thr = threshold_logit(cfg.mask_threshold);
-                let found = par_map(queries.len(), |j| {
-                    query_mask(&logits[j * rows * cols..][..rows * cols], cols, &ay, &ax, thr)
-                });
+                let cropped = plan.crop(&ml.f_get(b)?.f_index_select(0, &sel)?)?;
+                let found = if on_device {
+                    // Only masks that give an instance are transferred.
+                    let needed = |j: usize, area: u64, prob_sum: f64| {
+                        let m = QueryMask { area, prob_sum, ..QueryMask::empty() };
+                        pairs.iter().any(|&(p, q, _)| Some(&q) == queries.get(j) && passes(p, &m, cfg.score_threshold))
+                    };
+                    super::device::query_masks(&cropped, &plan, thr, chunk_elements, needed)?
+                } else {
+                    let logits = to_vec_f32(&plan.shrink(&cropped)?)?;
+                    let (rows, cols) = plan.prepared_hw();
+                    let (ay, ax) = plan.axes();
+                    par_map(queries.len(), |j| {
+                        query_mask(&logits[j * rows * cols..][..rows * cols], cols, &ay, &ax, thr)
+                    })
+                };
                 masks.extend(queries.iter().copied().zip(found));
             }
             let mut found: Vec<(f64, i64, i64)> = Vec::new();
             for &(p, q, c) in &pairs {
                 let Some(m) = masks.get(&q) else { continue };
-                let score = p * (m.prob_sum / (m.area as f64 + 1e-6));
-                if m.area > 0 && score >= cfg.score_threshold {
-                    found.push((score, q, c));
+                if passes(p, m, cfg.score_threshold) {
+                    found.push((score(p, m), q, c));
                 }
             }
             found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
@@ -102,12 +127,28 @@ pub fn instances_from_masks(
         .collect()
 }
 
+/// Step 3's score of a pair with class probability `p` and its query's mask.
+fn score(p: f64, m: &QueryMask) -> f64 {
+    p * (m.prob_sum / (m.area as f64 + 1e-6))
+}
+
+/// Step 3's test.
+fn passes(p: f64, m: &QueryMask, score_threshold: f64) -> bool {
+    m.area > 0 && score(p, m) >= score_threshold
+}
+
 /// One query's mask at the output resolution, cropped to its box, with the sum of its probabilities.
-struct QueryMask {
-    bbox: BBox,
-    mask: BinaryMask,
-    area: u64,
-    prob_sum: f64,
+pub(crate) struct QueryMask {
+    pub bbox: BBox,
+    pub mask: BinaryMask,
+    pub area: u64,
+    pub prob_sum: f64,
+}
+
+impl QueryMask {
+    pub fn empty() -> Self {
+        QueryMask { bbox: BBox::default(), mask: BinaryMask::default(), area: 0, prob_sum: 0.0 }
+    }
 }
 
 /// Resamples one `[rows, cols]` logit map and thresholds it (`> thr`), visiting only cells the mask reaches.
@@ -127,9 +168,8 @@ fn query_mask(map: &[f32], cols: usize, ay: &Axis, ax: &Axis, thr: f64) -> Query
             }
         }
     }
-    let empty = QueryMask { bbox: BBox::default(), mask: BinaryMask::default(), area: 0, prob_sum: 0.0 };
     if cells.is_empty() {
-        return empty;
+        return QueryMask::empty();
     }
     let (span_w, span_x, span_y) = (x_hi - x_lo, x_lo, y_lo);
     let mut span = vec![0u8; (y_hi - y_lo) * span_w];
@@ -149,7 +189,7 @@ fn query_mask(map: &[f32], cols: usize, ay: &Axis, ax: &Axis, thr: f64) -> Query
         }
     }
     if area == 0 {
-        return empty;
+        return QueryMask::empty();
     }
     let (bw, bh) = (x_hi - x_lo, y_hi - y_lo);
     let mut data = Vec::with_capacity(bw * bh);

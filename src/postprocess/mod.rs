@@ -9,17 +9,29 @@
 //! [`semantic`] (also per-pixel logits of the linear head), [`instances`], [`panoptic`]; the geometry (padding
 //! removed, resampled to the camera image in one step) is in [`resample`].
 //!
-//! The heavy tensor work (softmax, sigmoid, the class x query product, the choice of queries) runs on the device
-//! the tensors are on; the resampling to the output is fused with the argmax / thresholding in exact CPU kernels
-//! that visit each output pixel about once and transfer only the cropped low-resolution maps of the queries that
-//! matter (the `K` class score maps for semantic; with [`DenseResize::Auto`] on CUDA those stay on the device).
-//! A Python reference of the same rules (`tools/postprocess_reference.py`) checks every label bit for bit.
+//! Where the work runs ([`DenseResize`]). The small tensor work (softmax, the class x query product, the choice of
+//! queries) always runs on the device the tensors are on. The dense work (resampling to the output fused with the
+//! argmax / thresholds / areas) runs
+//!
+//! - on the CPU, for tensors on the CPU ([`DenseResize::Auto`]) or with [`DenseResize::Cpu`]: exact float64
+//!   kernels that visit each output pixel about once and transfer only the cropped low-resolution maps of the
+//!   queries that matter; a Python reference of the same rules (`tools/postprocess_reference.py`) checks every
+//!   label bit for bit;
+//! - with libtorch on the tensors' device, for tensors on CUDA ([`DenseResize::Auto`]) or with
+//!   [`DenseResize::Device`] (then also on the CPU, which is how the tests check it): float32, one bilinear resize
+//!   of the class score maps (semantic) or of the kept queries' mask logits (panoptic, instances: [`device`]), so
+//!   that only the label / id map and small per-segment tables come back. On a GPU the CPU kernels, fed over PCIe,
+//!   cost several times the forward pass (panoptic on an H200: 31 ms against an 8 ms ViT-S forward); the device
+//!   path is what transformers does. Its results equal the CPU kernels' except at float32 near-ties
+//!   (tests/postprocess.rs `device_*`: no pixel differs on the reference cases).
 
+pub mod device;
 pub mod instances;
 pub mod labels;
 pub mod panoptic;
 pub mod resample;
 pub mod semantic;
+mod simd;
 pub mod types;
 
 pub use instances::instances_from_masks;
@@ -68,17 +80,29 @@ impl PostprocessError {
     }
 }
 
-/// Where the dense resample-and-argmax of semantic scores runs.
+/// Where the dense work runs: the resample-and-argmax of semantic scores, the per-pixel winners and areas of
+/// panoptic segments, the masks of instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DenseResize {
-    /// On the CPU kernel when the tensors are on the CPU, with libtorch on their device otherwise.
+    /// On the CPU kernels when the tensors are on the CPU, with libtorch on their device otherwise.
     #[default]
     Auto,
-    /// libtorch's bilinear resize on the tensors' device (float32: labels may differ from the CPU kernel at exact
-    /// near-ties).
+    /// libtorch on the tensors' device ([`device`]; float32: results may differ from the CPU kernels at near-ties).
+    /// Meant for GPUs: on the CPU it is several times slower than the CPU kernels (dense over every kept query).
     Device,
-    /// The fused CPU kernel (exact in f64).
+    /// The fused CPU kernels (exact in f64).
     Cpu,
+}
+
+impl DenseResize {
+    /// Whether the dense work on tensors on `device` runs with libtorch there.
+    pub fn on_device(self, device: Device) -> bool {
+        match self {
+            DenseResize::Auto => device != Device::Cpu,
+            DenseResize::Device => true,
+            DenseResize::Cpu => false,
+        }
+    }
 }
 
 /// Thresholds and limits. Defaults are transformers' `EomtImageProcessor` defaults (threshold 0.8, mask threshold

@@ -118,6 +118,18 @@ impl Plan {
         self.shrink(&self.crop(t)?)
     }
 
+    /// Resamples a cropped `[C, crop_h, crop_w]` map to `[C, out_h, out_w]` with libtorch on its device, in one
+    /// step with the geometry above (bilinear, `align_corners = false`, scales `out / valid`; antialiased when
+    /// shrinking): the float32 device form of what the CPU kernels compute in f64.
+    pub fn resize_on_device(&self, cropped: &Tensor) -> Result<Tensor, PostprocessError> {
+        if self.shrink {
+            return self.shrink(cropped);
+        }
+        let (oh, ow) = (self.out_h as i64, self.out_w as i64);
+        let (sh, sw) = (oh as f64 / self.valid_h, ow as f64 / self.valid_w);
+        Ok(cropped.f_unsqueeze(0)?.f_upsample_bilinear2d([oh, ow], false, sh, sw)?.f_squeeze_dim(0)?)
+    }
+
     /// Rows and columns of the map after [`Plan::prepare`].
     pub fn prepared_hw(&self) -> (usize, usize) {
         if self.shrink {

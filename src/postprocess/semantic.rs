@@ -82,23 +82,13 @@ pub(crate) fn class_scores(class_logits: &Tensor, masks: &Tensor) -> Result<Tens
 
 /// Resamples a cropped `[K, crop_h, crop_w]` score map to the output and takes the argmax over `K`.
 fn resample_argmax(chw: &Tensor, plan: &Plan, classes: usize, mode: DenseResize) -> Result<LabelMap, PostprocessError> {
-    let prepared = plan.shrink(chw)?;
     let (oh, ow) = (plan.out_h, plan.out_w);
-    let on_device = match mode {
-        DenseResize::Auto => chw.device() != Device::Cpu,
-        DenseResize::Device => true,
-        DenseResize::Cpu => false,
-    };
-    let labels = if on_device {
-        let resized = if plan.shrink {
-            prepared
-        } else {
-            let (sh, sw) = (oh as f64 / plan.valid_h, ow as f64 / plan.valid_w);
-            prepared.f_unsqueeze(0)?.f_upsample_bilinear2d([oh as i64, ow as i64], false, sh, sw)?.f_squeeze_dim(0)?
-        };
+    let labels = if mode.on_device(chw.device()) {
+        let resized = plan.resize_on_device(chw)?;
         let argmax = resized.f_argmax(0, false)?.f_to_kind(Kind::Int)?.f_to_device(Device::Cpu)?;
         Vec::<i32>::try_from(argmax.f_reshape([-1])?)?.into_iter().map(|v| v as u16).collect()
     } else {
+        let prepared = plan.shrink(chw)?;
         let (rows, cols) = plan.prepared_hw();
         let hwc = to_vec_f32(&prepared.f_permute([1, 2, 0])?)?;
         debug_assert_eq!(hwc.len(), rows * cols * classes);

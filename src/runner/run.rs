@@ -259,13 +259,11 @@ fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Optio
 fn run_bag(r: &mut Runner<'_>, path: &Path, topics: &[(String, String)], max: Option<u64>) -> Result<()> {
     let reader = BagReader::open(path)?;
     let names: Vec<&str> = topics.iter().map(|(n, _)| n.as_str()).collect();
-    let mut done = 0u64;
-    for msg in reader.messages(&names)? {
+    for (done, msg) in reader.messages(&names)?.enumerate() {
         let msg = msg?;
-        if max.is_some_and(|m| done >= m) {
+        if max.is_some_and(|m| done as u64 >= m) {
             break;
         }
-        done += 1;
         r.stats.counts(&msg.topic).frames_in += 1;
         let t = Instant::now();
         let decoded = if msg.type_name == COMPRESSED {
