@@ -25,10 +25,17 @@ $(VENV)/.installed: tools/requirements.txt
 build: venv
 	$(CARGO) build --release --locked
 
+# The demo: a recording of synthetic camera frames (held out from training) through the shipped tiny model
+# (config/demo.yaml: an EoMT panoptic head and a linear head on its encoder), into an MCAP bag with the node's
+# topics, overlay PNGs, and metrics against the ground truth.
 demo: build
-	./target/release/dinoseg backbones
-	./target/release/dinoseg demo --variant vits16
-	./target/release/dinoseg demo --variant convnext_tiny
+	rm -rf runs/demo && mkdir -p runs/demo
+	$(PY) tools/make_demo_recording.py runs/demo --frames 40
+	./target/release/dinoseg check-params config/demo.yaml
+	./target/release/dinoseg run --params config/demo.yaml --input runs/demo/input.mcap \
+	  --output runs/demo/output.mcap --files runs/demo/pred --stats-json runs/demo/run_stats.json
+	$(PY) tools/demo_metrics.py --gt runs/demo/gt --pred runs/demo/pred --out runs/demo/metrics.json
+	@echo "wrote runs/demo/output.mcap, runs/demo/pred/*_overlay.png, runs/demo/metrics.json"
 
 test: build
 	$(CARGO) test --release --locked
