@@ -2,27 +2,34 @@
 """Trains the tiny demo models from scratch on synthetic shapes (tools/demo_scenes.py) and evaluates them.
 
 Usage:
-  train_demo.py OUT_DIR [--minutes 25] [--steps N] [--batch 8] [--threads 2]     train, then write OUT_DIR/
+  train_demo.py OUT_DIR [--minutes 20] [--steps N] [--batch 8] [--threads 2] [--crop-fraction 0.5]
+                [--device cpu|cuda] [--workers N] [--init OUT_DIR] [--save-every N]     train, then write OUT_DIR/
   train_demo.py --eval OUT_DIR --pred PRED_DIR [--frames 40] [--gt GT_DIR]       Python predictions + metrics
   train_demo.py --bench [--hidden 128]                                             time a few training steps
 
 Writes OUT_DIR/eomt/ (transformers `eomt_dinov3` directory, attn_mask_probs 0, id2label from demo_scenes.CLASSES,
 preprocessor_config.json with ImageNet mean/std), OUT_DIR/linear_head.safetensors (dinoseg linear-head format,
-dense layers of the EoMT encoder) and OUT_DIR/labels.txt.
+dense layers of the EoMT encoder), OUT_DIR/labels.txt and OUT_DIR/training_log.json.
 
 Training (what it does, in order):
 1. EoMT-DINOv3 (hidden 128, 8 layers, 4 heads, 4 registers, 16 queries in the last 2 blocks) from random
    weights with transformers' own EoMT loss (Hungarian matching, class CE + mask BCE + dice, deep supervision on
-   the query blocks), on freshly generated training scenes (seeds below demo_scenes.TEST_SEED_BASE) at the demo's
-   frame sizes, padded right/bottom with zeros after normalisation exactly as dinoseg pads. No masked attention:
+   the query blocks), on freshly generated training scenes (seeds below demo_scenes.TEST_SEED_BASE), padded
+   right/bottom with zeros after normalisation exactly as dinoseg pads. The first `--crop-fraction` of the budget
+   uses cheap 160x160-192x160 crops with at most 3 objects, whose RoPE coordinates are those of a window of a
+   240x320 frame (RopeWindow: the patch spacing the model sees at inference); then full frames of the test sizes
+   and a few others. No other RoPE augmentation (`pos_embed_rescale` None). No masked attention:
    `attn_mask_probs` is 0 throughout (so training and inference agree). An auxiliary linear head (BatchNorm + 1x1
-   conv on the four official dense layers, cross-entropy) is trained jointly and its gradient reaches the encoder,
-   so that the dense features are linearly separable by class.
-2. The linear head is then re-fitted on the frozen encoder in eval mode (no RoPE augmentation) for a few hundred
-   steps: its BatchNorm statistics and weights are those of the final encoder.
+   conv on the four official dense layers, cross-entropy with background weight `--bg-weight`) is trained jointly
+   and its gradient reaches the encoder, so that the dense features become linearly separable by class.
+   AdamW (weight decay 0.05), warm-up then cosine decay over `--steps` or, by default, over `--minutes` of wall
+   time (a busy shared machine then shortens the run instead of overrunning it), gradient clipping 1.0.
+2. The linear head is then re-fitted on the frozen encoder in eval mode for `--head-steps` steps on full frames
+   (fresh BatchNorm statistics, plain cross-entropy).
 Features for the linear head are taken as dinoseg computes them when the head shares the EoMT pass: the outputs
 of blocks i*(D//4)-1 (D = 8: 1, 3, 5, 7), the patch tokens (the last h*w tokens; from block D - num_blocks on the
 sequence is [queries, cls, registers, patches]) after the final `layernorm`.
+With `--device cuda`, use `--workers N` processes to render scenes (rendering is ~20 ms per 320x240 frame).
 """
 import argparse
 import json
@@ -174,6 +181,10 @@ def make_batch(seeds, size, max_objects=6):
     return torch.stack(pixels), masks, classes, torch.stack(sem)
 
 
+def _worker_init():
+    torch.set_num_threads(1)
+
+
 def _batch_job(job):
     seeds, size, max_objects = job
     return make_batch(seeds, size, max_objects)
@@ -189,7 +200,7 @@ class Batches:
         if workers > 0:
             import multiprocessing as mp
 
-            self.pool = mp.get_context("spawn").Pool(workers)
+            self.pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init)
             self.prefetch = prefetch or 2 * workers
 
     def get(self, next_job):
