@@ -57,6 +57,14 @@ impl Encoder<'_> {
         seg: &FrameSegmentation,
     ) -> Vec<(Output, Vec<u8>)> {
         let mut out = Vec::new();
+        // Made once per frame, shared by their own outputs and the overlay.
+        let colors = seg
+            .semantic
+            .as_ref()
+            .filter(|_| self.on(Output::SemanticColor) || self.on(Output::Overlay))
+            .map(|sem| render::semantic_color(sem, self.color));
+        let ids = (self.instances_available && (self.on(Output::InstanceIds) || self.on(Output::Overlay)))
+            .then(|| render::instance_ids(seg, height, width));
         if let Some(sem) = &seg.semantic {
             if self.on(Output::Semantic) {
                 let img = match &sem.data {
@@ -65,9 +73,11 @@ impl Encoder<'_> {
                 };
                 out.push((Output::Semantic, img.to_cdr()));
             }
-            if self.on(Output::SemanticColor) {
-                let rgb = render::semantic_color(sem, self.color);
-                out.push((Output::SemanticColor, image(header, sem.height, sem.width, "rgb8", 3, rgb).to_cdr()));
+            if let Some(rgb) = colors.as_ref().filter(|_| self.on(Output::SemanticColor)) {
+                out.push((
+                    Output::SemanticColor,
+                    image(header, sem.height, sem.width, "rgb8", 3, rgb.clone()).to_cdr(),
+                ));
             }
         }
         let has_instances = self.instances_available;
@@ -99,9 +109,8 @@ impl Encoder<'_> {
             };
             out.push((Output::Instances, msg.to_cdr()));
         }
-        if self.on(Output::InstanceIds) && has_instances {
-            let ids = render::instance_ids(seg, height, width);
-            out.push((Output::InstanceIds, image(header, height, width, "mono16", 2, u16_bytes(&ids)).to_cdr()));
+        if let Some(ids) = ids.as_ref().filter(|_| self.on(Output::InstanceIds)) {
+            out.push((Output::InstanceIds, image(header, height, width, "mono16", 2, u16_bytes(ids)).to_cdr()));
         }
         if self.on(Output::Detections) && has_instances {
             let msg = Detection2DArray {
@@ -139,7 +148,16 @@ impl Encoder<'_> {
             out.push((Output::LabelInfo, msg.to_cdr()));
         }
         if self.on(Output::Overlay) {
-            let over = render::overlay(rgb, height, width, seg, self.color, self.overlay_alpha);
+            let over = render::overlay_with(
+                rgb,
+                height,
+                width,
+                seg,
+                colors.as_deref(),
+                ids.as_deref(),
+                self.color,
+                self.overlay_alpha,
+            );
             out.push((Output::Overlay, image(header, height, width, "rgb8", 3, over).to_cdr()));
         }
         out

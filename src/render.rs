@@ -61,11 +61,34 @@ pub fn overlay(
     color: &dyn Fn(u16) -> [u8; 3],
     alpha: f32,
 ) -> Vec<u8> {
+    overlay_with(rgb, height, width, frame, None, None, color, alpha)
+}
+
+/// [`overlay`] reusing a [`semantic_color`] picture and an [`instance_ids`] image already made for this frame
+/// (None: made here), so a frame that publishes them too computes each once.
+#[allow(clippy::too_many_arguments)]
+pub fn overlay_with(
+    rgb: &[u8],
+    height: u32,
+    width: u32,
+    frame: &FrameSegmentation,
+    colors: Option<&[u8]>,
+    ids: Option<&[u16]>,
+    color: &dyn Fn(u16) -> [u8; 3],
+    alpha: f32,
+) -> Vec<u8> {
     let (h, w) = (height as usize, width as usize);
     let mut out = rgb.to_vec();
     out.resize(h * w * 3, 0);
     if let Some(sem) = frame.semantic.as_ref().filter(|m| m.height == height && m.width == width) {
-        let colors = semantic_color(sem, color);
+        let made;
+        let colors = match colors {
+            Some(c) => c,
+            None => {
+                made = semantic_color(sem, color);
+                &made
+            }
+        };
         let unlabelled = sem.unlabelled();
         for (i, v) in sem.to_u16_vec().into_iter().enumerate() {
             if v == unlabelled {
@@ -78,7 +101,14 @@ pub fn overlay(
         }
     }
     if !frame.instances.is_empty() {
-        let ids = instance_ids(frame, height, width);
+        let made;
+        let ids = match ids {
+            Some(i) => i,
+            None => {
+                made = instance_ids(frame, height, width);
+                &made
+            }
+        };
         let class_of: Vec<u16> = frame.instances.iter().map(|i| i.class_id.min(u32::from(u16::MAX)) as u16).collect();
         for y in 0..h {
             for x in 0..w {

@@ -53,6 +53,13 @@ impl FolderWriter {
     ) -> Result<()> {
         let path = |suffix: &str| self.dir.join(format!("{name}_{suffix}"));
         let bad = |what: &str| Error::Input(format!("{name}: {what} does not match the {width}x{height} frame"));
+        // Made once, shared by their own files and the overlay.
+        let colors = seg
+            .semantic
+            .as_ref()
+            .filter(|_| self.outputs.semantic_color || self.outputs.overlay)
+            .map(|sem| render::semantic_color(sem, color));
+        let ids = (self.outputs.instances || self.outputs.overlay).then(|| render::instance_ids(seg, height, width));
         if let Some(sem) = seg.semantic.as_ref() {
             if self.outputs.semantic {
                 match &sem.data {
@@ -68,22 +75,20 @@ impl FolderWriter {
                     )?,
                 }
             }
-            if self.outputs.semantic_color {
-                let img =
-                    ImageBuffer::<Rgb<u8>, _>::from_raw(sem.width, sem.height, render::semantic_color(sem, color))
-                        .ok_or_else(|| bad("semantic map"))?;
+            if let Some(c) = colors.as_ref().filter(|_| self.outputs.semantic_color) {
+                let img = ImageBuffer::<Rgb<u8>, _>::from_raw(sem.width, sem.height, c.clone())
+                    .ok_or_else(|| bad("semantic map"))?;
                 save(&img, &path("semantic_color.png"))?;
             }
         }
         if self.outputs.overlay {
-            let over = render::overlay(rgb, height, width, seg, color, 0.5);
+            let over = render::overlay_with(rgb, height, width, seg, colors.as_deref(), ids.as_deref(), color, 0.5);
             save(
                 &ImageBuffer::<Rgb<u8>, _>::from_raw(width, height, over).ok_or_else(|| bad("overlay"))?,
                 &path("overlay.png"),
             )?;
         }
-        if self.outputs.instances {
-            let ids = render::instance_ids(seg, height, width);
+        if let Some(ids) = ids.filter(|_| self.outputs.instances) {
             save(
                 &ImageBuffer::<Luma<u16>, _>::from_raw(width, height, ids).ok_or_else(|| bad("instance ids"))?,
                 &path("instance_ids.png"),
