@@ -91,6 +91,8 @@ fn every_message_type_round_trips() {
     assert_eq!(Detection2DArray::from_cdr(&detections.to_cdr()).unwrap(), detections);
     let labels = sample_label_info();
     assert_eq!(LabelInfo::from_cdr(&labels.to_cdr()).unwrap(), labels);
+    let diagnostics = sample_diagnostics();
+    assert_eq!(DiagnosticArray::from_cdr(&diagnostics.to_cdr()).unwrap(), diagnostics);
     let compressed = CompressedImage { header: header(), format: "jpeg".into(), data: vec![0xff, 0xd8, 1, 2, 3] };
     let bytes = compressed.to_cdr();
     assert_eq!(CompressedImage::from_cdr(&bytes).unwrap(), compressed);
@@ -234,6 +236,12 @@ fn rust_cdr_decodes_in_rosbags() {
             detections_json(&sample_detections()),
         ),
         ("labels", LabelInfo::TYPE_NAME, sample_label_info().to_cdr(), label_info_json(&sample_label_info())),
+        (
+            "diagnostics",
+            DiagnosticArray::TYPE_NAME,
+            sample_diagnostics().to_cdr(),
+            diagnostics_json(&sample_diagnostics()),
+        ),
     ];
     let c = CompressedImage { header: header(), format: "png".into(), data: vec![137, 80, 78, 71, 1] };
     let mut samples = samples;

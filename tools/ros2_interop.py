@@ -84,7 +84,8 @@ def to_json(value):
         names = [f.name for f in dataclasses.fields(value)]
     else:
         names = value.__slots__
-    return {name: to_json(getattr(value, name)) for name in names if not name.startswith("__")}
+    # Field names are lower case in ROS; upper-case names are a type's constants (DiagnosticStatus.OK, ...).
+    return {name: to_json(getattr(value, name)) for name in names if not name.startswith("__") and not name.isupper()}
 
 
 def cmd_decode(folder):

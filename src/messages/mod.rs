@@ -6,7 +6,7 @@
 //! so [`crate::pipeline::decode::ImageFrame`] points into the received buffer.
 //!
 //! References:
-//! * Message definitions: `builtin_interfaces`, `std_msgs`, `geometry_msgs`, `sensor_msgs` (ros2/common_interfaces,
+//! * Message definitions: `builtin_interfaces`, `std_msgs`, `geometry_msgs`, `sensor_msgs`, `diagnostic_msgs` (ros2/common_interfaces,
 //!   Humble/Jazzy), `vision_msgs` 4.x (ros-perception/vision_msgs, `ros2` branch, the version in Humble and Jazzy),
 //!   and our own `dinoseg_interfaces` (`msg/InstanceMask.msg`, `msg/InstanceMaskArray.msg`). See [`schema`].
 //! * Serialization: OMG CDR (DDS-XTypes 1.3 §7.4.3, encoding version 1) as ROS 2's rmw implementations use it
@@ -19,6 +19,7 @@
 //! checked against the buffer before allocation; a 200-line reader/writer does all three.
 
 pub mod cdr;
+pub mod diagnostic_msgs;
 pub mod geometry_msgs;
 pub mod instances;
 pub mod schema;
@@ -27,6 +28,7 @@ pub mod std_msgs;
 pub mod vision_msgs;
 
 pub use cdr::{CdrReader, CdrWriter};
+pub use diagnostic_msgs::{DiagnosticArray, DiagnosticStatus, KeyValue};
 pub use geometry_msgs::{Point, Pose, PoseWithCovariance, Quaternion};
 pub use instances::{InstanceMask, InstanceMaskArray};
 pub use schema::{schema_text, SCHEMA_ENCODING};

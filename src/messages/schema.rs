@@ -1,7 +1,7 @@
 //! `ros2msg` schema texts of every message we read or publish, as rosbag2 stores them in MCAP files.
 //!
 //! The .msg definitions live in one place: `src/messages/defs/<package>/<Type>.msg` (copies of the Humble/Jazzy
-//! `builtin_interfaces`, `std_msgs`, `geometry_msgs`, `sensor_msgs` and `vision_msgs` 4.x files) and, for our own
+//! `builtin_interfaces`, `std_msgs`, `geometry_msgs`, `sensor_msgs`, `diagnostic_msgs` and `vision_msgs` 4.x files) and, for our own
 //! package `dinoseg_interfaces`, the `msg/` folder that the ament package builds from. Only the field lines matter
 //! to decoders; comments follow the upstream files.
 //!
@@ -29,6 +29,9 @@ const DEFINITIONS: &[(&str, &str)] = &[
     ("sensor_msgs/Image", include_str!("defs/sensor_msgs/Image.msg")),
     ("sensor_msgs/CompressedImage", include_str!("defs/sensor_msgs/CompressedImage.msg")),
     ("sensor_msgs/RegionOfInterest", include_str!("defs/sensor_msgs/RegionOfInterest.msg")),
+    ("diagnostic_msgs/KeyValue", include_str!("defs/diagnostic_msgs/KeyValue.msg")),
+    ("diagnostic_msgs/DiagnosticStatus", include_str!("defs/diagnostic_msgs/DiagnosticStatus.msg")),
+    ("diagnostic_msgs/DiagnosticArray", include_str!("defs/diagnostic_msgs/DiagnosticArray.msg")),
     ("vision_msgs/Point2D", include_str!("defs/vision_msgs/Point2D.msg")),
     ("vision_msgs/Pose2D", include_str!("defs/vision_msgs/Pose2D.msg")),
     ("vision_msgs/BoundingBox2D", include_str!("defs/vision_msgs/BoundingBox2D.msg")),

@@ -7,9 +7,9 @@ use super::inputs::{classify, Input};
 use super::stats::RunStats;
 use crate::bag::{BagReader, BagWriter};
 use crate::error::{Error, Result};
-use crate::messages::{CompressedImageRef, Header, ImageRef, Time};
+use crate::messages::{Header, Time};
 use crate::params::Params;
-use crate::pipeline::{decode_compressed, decode_image, RgbImage};
+use crate::pipeline::{decode_message, RgbImage};
 use crate::publish::Encoder;
 use crate::segmenter::Segmenter;
 use crate::topics::{output_topic, Output};
@@ -266,19 +266,7 @@ fn run_bag(r: &mut Runner<'_>, path: &Path, topics: &[(String, String)], max: Op
         }
         r.stats.counts(&msg.topic).frames_in += 1;
         let t = Instant::now();
-        let decoded = if msg.type_name == COMPRESSED {
-            CompressedImageRef::from_cdr(&msg.data)
-                .map_err(|e| format!("malformed CompressedImage message: {e}"))
-                .and_then(|m| {
-                    let header = m.header.into_owned();
-                    decode_compressed(&m.frame()).map(|rgb| (header, rgb)).map_err(|e| e.to_string())
-                })
-        } else {
-            ImageRef::from_cdr(&msg.data).map_err(|e| format!("malformed Image message: {e}")).and_then(|m| {
-                let header = m.header.into_owned();
-                decode_image(&m.frame()).map(|rgb| (header, rgb)).map_err(|e| e.to_string())
-            })
-        };
+        let decoded = decode_message(&msg.data, msg.type_name == COMPRESSED);
         let (header, rgb) = match decoded {
             Ok(v) => v,
             Err(e) => {

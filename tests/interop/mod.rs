@@ -128,6 +128,36 @@ pub fn label_info_json(l: &LabelInfo) -> Value {
     json!({"header": header_json(&l.header), "class_map": map, "threshold": l.threshold})
 }
 
+pub fn diagnostics_json(d: &DiagnosticArray) -> Value {
+    let status: Vec<Value> = d
+        .status
+        .iter()
+        .map(|s| {
+            let values: Vec<Value> = s.values.iter().map(|kv| json!({"key": kv.key, "value": kv.value})).collect();
+            json!({"level": s.level, "name": s.name, "message": s.message, "hardware_id": s.hardware_id,
+                   "values": values})
+        })
+        .collect();
+    json!({"header": header_json(&d.header), "status": status})
+}
+
+pub fn sample_diagnostics() -> DiagnosticArray {
+    let status = |level: u8, name: &str, values: Vec<KeyValue>| DiagnosticStatus {
+        level,
+        name: name.into(),
+        message: "ok — ü".into(),
+        hardware_id: "cuda:0".into(),
+        values,
+    };
+    DiagnosticArray {
+        header: header(),
+        status: vec![
+            status(DiagnosticStatus::OK, "dinoseg: /front/image_raw", vec![KeyValue::new("input_rate_hz", "30.00")]),
+            status(DiagnosticStatus::WARN, "dinoseg: /rear/image_raw", vec![]),
+        ],
+    }
+}
+
 pub fn header() -> Header {
     Header::new(Time { sec: 1_700_000_123, nanosec: 999_999_999 }, "camera_color_optical_frame")
 }
