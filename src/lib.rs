@@ -11,6 +11,7 @@ pub mod device;
 pub mod error;
 pub mod messages;
 pub mod model;
+pub mod node;
 pub mod params;
 pub mod pipeline;
 pub mod postprocess;

@@ -234,6 +234,13 @@ impl Segmenter {
         }
     }
 
+    /// The padded model-input size of a `height` x `width` frame: frames with equal sizes can share a batch.
+    /// None where the resize policy refuses the size.
+    pub fn input_size(&self, height: u32, width: u32) -> Option<(u32, u32)> {
+        let policy = self.cfg.resize.with_multiple(self.size_multiple().max(self.cfg.resize.multiple));
+        policy.plan(height, width).ok().map(|lb| (lb.padded_h, lb.padded_w))
+    }
+
     /// Segments camera images (one batch: they must preprocess to one size, e.g. frames of one camera).
     pub fn segment(&self, images: &[&RgbImage]) -> Result<Vec<FrameSegmentation>> {
         self.segment_timed(images).map(|(frames, _)| frames)

@@ -406,29 +406,50 @@ fn relative_paths_resolve_against_the_files_directory() {
     assert!(line.contains(&sub.join("heads/lin.safetensors").display().to_string()), "{line}");
 }
 
+/// Every shipped params file validates completely (its models ship in config/demo/).
 #[test]
 fn shipped_examples_parse() {
     let config = common::root().join("config");
-    for name in ["semantic_linear.yaml", "eomt_panoptic.yaml", "two_cameras.yaml", "demo.yaml"] {
-        let r = check_file(config.join(name));
-        if let Err(e) = &r {
-            eprintln!("== {name}\n{e}");
-        }
-        match r {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&config)
+        .expect("config/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 4, "{names:?}");
+    for path in names {
+        match check_file(&path) {
             Ok(p) => assert!(!p.heads.is_empty()),
-            // Checkpoints that are not shipped (trained heads, converted models, the demo's while it is made)
-            // may be missing; nothing else may be wrong.
-            Err(e) => {
-                for err in e.errors() {
-                    assert_eq!(err.kind, ErrorKind::MissingFile, "{name}: {err}");
-                }
-                assert!(
-                    !(name == "demo.yaml" && config.join("demo").join("eomt").is_dir()),
-                    "the demo's checkpoints exist, so demo.yaml must validate:\n{e}"
-                );
-            }
+            Err(e) => panic!("{}:\n{e}", path.display()),
         }
     }
+    let two = check_file(config.join("two_cameras.yaml")).expect("two_cameras.yaml");
+    assert_eq!((two.input.topics.len(), two.node.max_batch), (2, 2));
+}
+
+#[test]
+fn node_keys_are_checked() {
+    let dir = valid_dir("node-keys");
+    let p = parse_in(&dir, &format!("{VALID}input: {{topics: [/a/image, /b/image/compressed]}}")).expect("valid");
+    assert_eq!(p.node, dinoseg::params::NodeParams { max_batch: 2, ..Default::default() });
+    let p = parse_in(
+        &dir,
+        &format!("{VALID}node: {{max_batch: 1, diagnostics_period: 2, warn_interval: 0.5, threads: 1}}"),
+    )
+    .expect("valid");
+    assert_eq!((p.node.max_batch, p.node.diagnostics_period, p.node.warn_interval, p.node.threads), (1, 2.0, 0.5, 1));
+    let e = errors_in(
+        &dir,
+        &format!(
+            "{VALID}node: {{max_batch: 0, diagnostics_period: 0.001, warn_interval: fast, threads: -1, max_bach: 2}}"
+        ),
+    );
+    assert!(the_error(&e, "node.max_batch", ErrorKind::BadValue).contains("must be in 1..=64, got 0"));
+    assert!(the_error(&e, "node.diagnostics_period", ErrorKind::BadValue).contains("outside [0.05, 3600] s"));
+    the_error(&e, "node.warn_interval", ErrorKind::WrongType);
+    the_error(&e, "node.threads", ErrorKind::BadValue);
+    assert!(the_error(&e, "node.max_bach", ErrorKind::UnknownKey).contains("did you mean `node.max_batch`?"));
+    assert_eq!(e.len(), 5, "{e}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use super::models::{cross_check, read_backbone, read_heads, HeadInfo, HEAD_FIELD
 use super::palette::{Palette, PaletteName};
 use super::reader::Reader;
 use super::value::{Flat, ParamValue};
-use super::{HeadKind, InputParams, InputTopic, OutputSwitches, Params, Precision, Reliability};
+use super::{HeadKind, InputParams, InputTopic, NodeParams, OutputSwitches, Params, Precision, Reliability};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
 use crate::postprocess::{InstanceSource, PostprocessConfig, SemanticSource};
 use std::collections::BTreeSet;
@@ -19,6 +19,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("thresholds", &["score", "query", "mask", "overlap", "top_k"]),
     ("outputs", &["semantic", "semantic_color", "instances", "instance_ids", "detections", "label_info", "overlay"]),
     ("colors", &["palette", "overlay_alpha", "overrides"]),
+    ("node", &["max_batch", "diagnostics_period", "warn_interval", "threads"]),
 ];
 /// Parameters ROS adds to every node, or that configure rclcpp rather than us.
 const ROS_KEYS: &[&str] = &["use_sim_time", "start_type_description_service"];
@@ -60,6 +61,7 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
     let thresholds = read_thresholds(&mut r);
     let outputs = read_outputs(&mut r, &heads, heads_complete);
     let colors = read_colors(&mut r);
+    let node = read_node(&mut r, input.topics.len());
     unknown_keys(&mut r);
     if !r.errors.is_empty() {
         return Err(ParamErrors(r.errors));
@@ -75,7 +77,26 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
         thresholds,
         outputs,
         colors,
+        node,
     })
+}
+
+/// `node.*`: how the node schedules frames and reports.
+fn read_node(r: &mut Reader, cameras: usize) -> NodeParams {
+    let d = NodeParams::default();
+    let max_batch = r.int("node.max_batch", 1, 64).map_or(cameras.max(1), |v| v as usize);
+    let period = |r: &mut Reader, key: &str, default: f64| {
+        let v = r.double(key, "a number of seconds").unwrap_or(default);
+        if !(0.05..=3600.0).contains(&v) {
+            r.err(key, ErrorKind::BadValue, format!("{v} s is outside [0.05, 3600] s"));
+            return default;
+        }
+        v
+    };
+    let diagnostics_period = period(r, "node.diagnostics_period", d.diagnostics_period);
+    let warn_interval = period(r, "node.warn_interval", d.warn_interval);
+    let threads = r.int("node.threads", 0, 1024).map_or(d.threads, |v| v as usize);
+    NodeParams { max_batch, diagnostics_period, warn_interval, threads }
 }
 
 /// `a/b/../c` to `a/c` (the base directory exists, so this only tidies the paths shown and compared).

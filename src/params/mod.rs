@@ -51,6 +51,11 @@
 //! | `colors.overlay_alpha` | double in [0, 1] | 0.5 | colour weight in the overlay |
 //! | `colors.overrides.<class id>` | int list `[r, g, b]` or `"#rrggbb"` | none | colour of one class |
 //!
+//! | `node.max_batch` | int in [1, 64] | the number of cameras | node: most frames (one per camera) in one forward pass |
+//! | `node.diagnostics_period` | double, s | 1.0 | node: period of the `/diagnostics` status |
+//! | `node.warn_interval` | double, s | 5.0 | node: a warning of one kind per camera at most this often (the rest counted) |
+//! | `node.threads` | int >= 0 | 0 | CPU threads of libtorch (0: its default); 1 avoids OpenMP stalls on a busy CPU |
+//!
 //! `heads` may also be a YAML list of maps with an optional `name` (default: the index) — for the offline runner
 //! only: ROS 2 parameters cannot hold a list of maps, so a file for the node uses named sub-maps. Heads run in
 //! name order (numeric names numerically); the first linear head gives the frame's semantic map. Integers are
@@ -236,6 +241,25 @@ impl OutputSwitches {
     }
 }
 
+/// How the node schedules frames and reports (`node.*`; the offline runner uses `threads` only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeParams {
+    /// Most frames (one per camera) in one forward pass.
+    pub max_batch: usize,
+    /// Seconds between two `/diagnostics` messages.
+    pub diagnostics_period: f64,
+    /// Seconds between two warnings of one kind for one camera.
+    pub warn_interval: f64,
+    /// libtorch CPU threads; 0 leaves libtorch's default.
+    pub threads: usize,
+}
+
+impl Default for NodeParams {
+    fn default() -> Self {
+        NodeParams { max_batch: 1, diagnostics_period: 1.0, warn_interval: 5.0, threads: 0 }
+    }
+}
+
 /// Validated parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
@@ -252,6 +276,7 @@ pub struct Params {
     pub thresholds: PostprocessConfig,
     pub outputs: OutputSwitches,
     pub colors: Palette,
+    pub node: NodeParams,
 }
 
 /// Reads and validates a params file: what `dinoseg check-params FILE` runs.
@@ -467,6 +492,10 @@ impl Params {
         for (id, c) in &self.colors.overrides {
             m.insert(format!("colors.overrides.{id}"), ParamValue::IntArray(c.iter().map(|&v| i64::from(v)).collect()));
         }
+        m.insert("node.max_batch".into(), ParamValue::Int(self.node.max_batch as i64));
+        m.insert("node.diagnostics_period".into(), ParamValue::Double(self.node.diagnostics_period));
+        m.insert("node.warn_interval".into(), ParamValue::Double(self.node.warn_interval));
+        m.insert("node.threads".into(), ParamValue::Int(self.node.threads as i64));
         m
     }
 }
