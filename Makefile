@@ -12,7 +12,7 @@ CARGO ?= cargo
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test build venv check-ros lint bench gpu-carry clean
+.PHONY: demo test build venv check-ros check-configs lint bench gpu-carry clean
 
 venv: $(VENV)/.installed
 
@@ -39,11 +39,18 @@ demo: build
 
 test: build
 	$(CARGO) test --release --locked
-	$(MAKE) check-ros
+	$(MAKE) check-ros check-configs
 
-# The ROS 2 node type-checks against r2r's doc-only build (no ROS 2 installed here or in CI).
+# The ROS 2 node type-checks (and passes clippy) against r2r's doc-only build (no ROS 2 here or in CI).
 check-ros:
 	$(CARGO) check --release --locked --features ros,r2r/doc-only --bin dinoseg_node
+	$(CARGO) clippy --release --locked --features ros,r2r/doc-only --bin dinoseg_node -- -D warnings
+
+# Every shipped params file passes check-params; launch files, package.xml files and the rviz config parse.
+check-configs: build
+	for f in config/*.yaml; do ./target/release/dinoseg check-params $$f || exit 1; done
+	$(PY) tools/check_ros_files.py
+	$(PY) tools/check_ros_files.py --self-test
 
 lint: venv
 	$(CARGO) fmt --check

@@ -1,58 +1,216 @@
-//! `dinoseg_node`: the ROS 2 node (cargo feature `ros`, r2r). A thin adapter over the dinoseg core.
+//! `dinoseg_node`: the ROS 2 node (cargo feature `ros`, r2r), a thin adapter over [`dinoseg::node`].
 //!
-//! This is the start-up skeleton: it reads the backbone parameters (`model`, `variant`, `device`, `precision`)
-//! from `--ros-args --params-file`, loads and warms the backbone up before the first frame, and spins until
-//! SIGINT. Camera subscriptions and the published messages come with the node issue; they will go through the
-//! same core as `dinoseg run`.
+//! Start-up: the parameters given with `--ros-args --params-file FILE` (the same YAML as `dinoseg run`, relative
+//! paths against the file's directory) are validated as a whole; a bad file stops the node with every bad key named. The model is loaded and warmed up
+//! on a worker thread before any subscription exists. Then each camera topic gets a raw subscription (CDR bytes,
+//! decoded by the core; sensor-data QoS unless `input.reliability: reliable`), each enabled output a publisher
+//! (reliable, depth 5; `label_info` transient local) that takes the CDR bytes the core encodes (`publish_raw`:
+//! vision_msgs and dinoseg_interfaces need no Rust bindings), and `/diagnostics` a `DiagnosticArray` per period.
+//! SIGINT/SIGTERM stop the subscriptions, let the running batch finish, and exit 0.
 
-use dinoseg::checkpoint;
-use dinoseg::device::{parse_device, parse_precision};
-use dinoseg::model::ForwardOptions;
-use r2r::ParameterValue;
+use dinoseg::node::{Clock, Core, CoreConfig, SystemClock, Transport, Worker};
+use dinoseg::params::{ParamValue, Params, Reliability};
+use dinoseg::pipeline::RgbImage;
+use dinoseg::segmenter::Segmenter;
+use dinoseg::topics::{output_topic, Output};
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+use futures::StreamExt;
+use r2r::{ParameterValue, QosProfile};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn param_str(node: &r2r::Node, key: &str, default: Option<&str>) -> Result<String, String> {
+const IMAGE: &str = "sensor_msgs/msg/Image";
+const COMPRESSED: &str = "sensor_msgs/msg/CompressedImage";
+const DIAGNOSTICS: &str = "diagnostic_msgs/msg/DiagnosticArray";
+/// Size of the warm-up frame (the model's kernels and allocator are initialised before the first camera frame).
+const WARM_UP: (u32, u32) = (480, 640);
+
+/// The node's parameters as dotted keys, in our own value type.
+fn flat_params(node: &r2r::Node) -> Result<BTreeMap<String, ParamValue>, String> {
     let params = node.params.lock().map_err(|_| "parameter table poisoned".to_string())?;
-    match params.get(key).map(|p| &p.value) {
-        Some(ParameterValue::String(s)) => Ok(s.clone()),
-        Some(ParameterValue::NotSet) | None => {
-            default.map(String::from).ok_or_else(|| format!("parameter `{key}` is required (a string)"))
+    Ok(params
+        .iter()
+        .map(|(k, p)| {
+            let v = match &p.value {
+                ParameterValue::NotSet => ParamValue::NotSet,
+                ParameterValue::Bool(b) => ParamValue::Bool(*b),
+                ParameterValue::Integer(i) => ParamValue::Int(*i),
+                ParameterValue::Double(d) => ParamValue::Double(*d),
+                ParameterValue::String(s) => ParamValue::String(s.clone()),
+                ParameterValue::BoolArray(v) => ParamValue::BoolArray(v.clone()),
+                ParameterValue::ByteArray(v) => ParamValue::IntArray(v.iter().map(|&b| i64::from(b)).collect()),
+                ParameterValue::IntegerArray(v) => ParamValue::IntArray(v.clone()),
+                ParameterValue::DoubleArray(v) => ParamValue::DoubleArray(v.clone()),
+                ParameterValue::StringArray(v) => ParamValue::StringArray(v.clone()),
+            };
+            (k.clone(), v)
+        })
+        .collect())
+}
+
+/// Relative paths in the parameters (checkpoints, labels) resolve against the directory of the first
+/// `--params-file` on the command line (the user's file; launch_ros adds its own temporary files after it), as
+/// `dinoseg run --params FILE` resolves them; without one, against the working directory. `base_dir` overrides.
+fn params_dir() -> PathBuf {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .find(|w| w[0] == "--params-file")
+        .and_then(|w| Path::new(&w[1]).parent().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The node's ROS clock (simulated time with `use_sim_time`), for stamp-to-publish latency.
+struct RosClock(Arc<Mutex<r2r::Clock>>);
+
+impl Clock for RosClock {
+    fn now_ns(&self) -> u64 {
+        match self.0.lock() {
+            Ok(mut c) => c.get_now().map_or_else(|_| SystemClock.now_ns(), |d| d.as_nanos() as u64),
+            Err(_) => SystemClock.now_ns(),
         }
-        Some(other) => Err(format!("parameter `{key}` must be a string, got {other:?}")),
+    }
+}
+
+/// rcl publishers keyed by camera and output.
+struct RosTransport {
+    publishers: HashMap<(usize, Output), r2r::PublisherUntyped>,
+    diagnostics: r2r::PublisherUntyped,
+    logger: String,
+}
+
+impl Transport for RosTransport {
+    fn publish(&mut self, camera: usize, output: Output, cdr: Vec<u8>) -> Result<(), String> {
+        match self.publishers.get(&(camera, output)) {
+            Some(p) => p.publish_raw(&cdr).map_err(|e| e.to_string()),
+            None => Err("no publisher".into()),
+        }
+    }
+    fn publish_diagnostics(&mut self, cdr: Vec<u8>) -> Result<(), String> {
+        self.diagnostics.publish_raw(&cdr).map_err(|e| e.to_string())
+    }
+    fn warn(&mut self, message: &str) {
+        r2r::log_warn!(&self.logger, "{}", message);
     }
 }
 
 fn run() -> Result<(), String> {
-    let ctx = r2r::Context::create().map_err(|e| e.to_string())?;
-    let mut node = r2r::Node::create(ctx, "dinoseg", "").map_err(|e| e.to_string())?;
-    let model = param_str(&node, "model", None)?;
-    let variant = param_str(&node, "variant", Some(""))?;
-    let device = parse_device(&param_str(&node, "device", Some("cuda"))?).map_err(|e| e.to_string())?;
-    let kind = parse_precision(&param_str(&node, "precision", Some("fp16"))?).map_err(|e| e.to_string())?;
-    let variant = (!variant.is_empty()).then_some(variant.as_str());
-    let (backbone, _norm) =
-        checkpoint::load_backbone(&model, variant, device, kind).map_err(|e| format!("parameter `model`: {e}"))?;
-    let warmup = tch::Tensor::zeros([1, 3, 224, 224], (kind, device));
-    backbone.backbone.forward(&warmup, &ForwardOptions::default()).map_err(|e| format!("warm-up: {e}"))?;
-    r2r::log_info!(node.logger(), "dinoseg: {model} loaded on {device:?} ({kind:?}) and warmed up");
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc_flag(flag);
-    while !stop.load(Ordering::Relaxed) {
-        node.spin_once(Duration::from_millis(100));
+    let ctx = r2r::Context::create().map_err(|e| format!("ROS context: {e}"))?;
+    let mut node = r2r::Node::create(ctx, "dinoseg", "").map_err(|e| format!("ROS node: {e}"))?;
+    let name = node.name().map_err(|e| e.to_string())?;
+    let logger = node.logger().to_string();
+    let params = Params::from_flat_in(&flat_params(&node)?, &params_dir())
+        .map_err(|e| format!("invalid parameters (--ros-args --params-file FILE):\n{e}"))?;
+    if params.node.threads > 0 {
+        tch::set_num_threads(params.node.threads as i32);
     }
+    // Parameter services (`ros2 param get/list`) and `use_sim_time` for the ROS clock.
+    let (param_handler, _param_events) = node.make_parameter_handler().map_err(|e| e.to_string())?;
+    let clock: Arc<dyn Clock> = Arc::new(RosClock(node.get_ros_clock()));
+    let cfg = CoreConfig::from_params(&params, &name);
+
+    // Publishers: reliable, shallow; label_info latched for late subscribers.
+    let out_qos = QosProfile::default().reliable().keep_last(5);
+    let mut publishers = HashMap::new();
+    for (i, cam) in cfg.cameras.iter().enumerate() {
+        for &o in &cfg.outputs {
+            let qos = if o == Output::LabelInfo { out_qos.clone().transient_local() } else { out_qos.clone() };
+            let topic = output_topic(&cam.topic, o);
+            let p = node
+                .create_publisher_untyped(&topic, o.ros_type(), qos)
+                .map_err(|e| format!("publisher {topic} ({}): {e}", o.ros_type()))?;
+            publishers.insert((i, o), p);
+        }
+    }
+    let diagnostics = node
+        .create_publisher_untyped("/diagnostics", DIAGNOSTICS, QosProfile::default().reliable().keep_last(10))
+        .map_err(|e| format!("publisher /diagnostics: {e}"))?;
+    let transport = RosTransport { publishers, diagnostics, logger: logger.clone() };
+
+    // The model: loaded and warmed up on the worker thread before any subscription exists.
+    let core = Core::new(cfg.clone(), clock);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String, String>>();
+    let worker_core = core.clone();
+    let worker_params = params.clone();
+    let worker = std::thread::Builder::new()
+        .name("dinoseg-worker".into())
+        .spawn(move || {
+            let seg = match worker_params.segmenter_config().and_then(Segmenter::new) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("loading the model: {e}")));
+                    return;
+                }
+            };
+            let warm = RgbImage::new(WARM_UP.1, WARM_UP.0);
+            let t = std::time::Instant::now();
+            if let Err(e) = seg.segment(&[&warm]) {
+                let _ = ready_tx.send(Err(format!("warm-up: {e}")));
+                return;
+            }
+            let _ = ready_tx.send(Ok(format!("warm-up {:.0} ms", t.elapsed().as_secs_f64() * 1e3)));
+            Worker::new(worker_core, seg, transport).run();
+        })
+        .map_err(|e| format!("worker thread: {e}"))?;
+    match ready_rx.recv() {
+        Ok(Ok(msg)) => {
+            r2r::log_info!(&logger, "model on {} ({}) ready, {msg}", params.device, params.precision.as_str())
+        }
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err("the model worker stopped during start-up".into()),
+    }
+
+    // Subscriptions: raw CDR into the latest-frame slots.
+    let in_qos = match params.reliability() {
+        Reliability::BestEffort => QosProfile::sensor_data(),
+        Reliability::Reliable => QosProfile::sensor_data().reliable(),
+    };
+    let mut pool = LocalPool::new();
+    let spawner = pool.spawner();
+    spawner.spawn_local(param_handler).map_err(|e| e.to_string())?;
+    for (i, cam) in cfg.cameras.iter().enumerate() {
+        let ty = if cam.compressed { COMPRESSED } else { IMAGE };
+        let stream = node
+            .subscribe_raw(&cam.topic, ty, in_qos.clone())
+            .map_err(|e| format!("subscription {} ({ty}): {e}", cam.topic))?;
+        let core = core.clone();
+        spawner
+            .spawn_local(stream.for_each(move |cdr| {
+                core.submit(i, cdr);
+                futures::future::ready(())
+            }))
+            .map_err(|e| e.to_string())?;
+        r2r::log_info!(&logger, "{} ({ty}) -> {}/*", cam.topic, dinoseg::topics::output_namespace(&cam.topic));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    on_signal(stop.clone());
+    while !stop.load(Ordering::Relaxed) {
+        node.spin_once(Duration::from_millis(10));
+        pool.run_until_stalled();
+    }
+    r2r::log_info!(&logger, "shutting down");
+    core.close();
+    worker.join().map_err(|_| "the model worker panicked".to_string())?;
     Ok(())
 }
 
-/// Sets `flag` on SIGINT/SIGTERM (rcl's own handler also shuts the context down).
-fn ctrlc_flag(flag: Arc<AtomicBool>) {
+/// Sets `flag` on SIGINT/SIGTERM.
+fn on_signal(flag: Arc<AtomicBool>) {
     let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
             rt.block_on(async {
-                let _ = tokio::signal::ctrl_c().await;
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
             });
         }
         flag.store(true, Ordering::Relaxed);

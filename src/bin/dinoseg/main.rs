@@ -92,12 +92,16 @@ enum Command {
     },
     /// Validate a parameters file: every bad key is named; non-zero exit if any.
     CheckParams { file: PathBuf },
+    /// End-to-end latency of the node's core (message in, messages out, in-memory transport) on the models of a
+    /// params file: one frame at a time, or cameras streaming at a rate.
+    BenchCore(bench_core::BenchCoreArgs),
     /// Benchmark worker: times forward passes on request (driven by bench/*.py).
     #[command(hide = true)]
     BenchWorker(bench::BenchArgs),
 }
 
 mod bench;
+mod bench_core;
 mod demo;
 
 fn main() -> ExitCode {
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
         },
         Command::Demo(args) => demo::run(&args),
         Command::BenchWorker(args) => bench::run(&args),
+        Command::BenchCore(args) => bench_core::run(&args),
         Command::Run { params, input, output, all_topics, max_frames, stats_json, files } => {
             let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames, files };
             run(&opts, stats_json.as_deref())
