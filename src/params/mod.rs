@@ -54,7 +54,7 @@
 //! | `node.max_batch` | int in [1, 64] | the number of cameras | node: most frames (one per camera) in one forward pass |
 //! | `node.diagnostics_period` | double, s | 1.0 | node: period of the `/diagnostics` status |
 //! | `node.warn_interval` | double, s | 5.0 | node: a warning of one kind per camera at most this often (the rest counted) |
-//! | `node.threads` | int >= 0 | 0 | CPU threads of libtorch (0: its default); 1 avoids OpenMP stalls on a busy CPU |
+//! | `node.threads` | int >= 0 | 0 | CPU threads of libtorch (0: its default), node and `dinoseg run`; 1 avoids OpenMP stalls on a busy CPU |
 //!
 //! `heads` may also be a YAML list of maps with an optional `name` (default: the index) — for the offline runner
 //! only: ROS 2 parameters cannot hold a list of maps, so a file for the node uses named sub-maps. Heads run in

@@ -149,6 +149,9 @@ fn folder_outputs(p: &Params) -> FolderOutputs {
 pub fn run(opts: &RunOptions) -> Result<RunStats> {
     let params = Params::from_file(&opts.params)
         .map_err(|e| Error::Input(format!("{}: invalid parameters:\n{e}", opts.params.display())))?;
+    if params.node.threads > 0 {
+        tch::set_num_threads(params.node.threads as i32);
+    }
     let segmenter = Segmenter::new(params.segmenter_config()?)?;
     let input = classify(&opts.input)?;
     let is_bag_out = opts.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("mcap"));
