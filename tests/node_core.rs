@@ -401,8 +401,8 @@ fn batching_fairness_and_publish_errors() {
 }
 
 /// The threaded worker in real time: two producer threads at 30 Hz, a 100 ms model, diagnostics every
-/// 0.5 s; latency stays under two model periods (plus scheduling slack), and closing the core stops the worker
-/// promptly.
+/// 0.5 s; latency stays under two model periods plus up to 100 ms of scheduling slack on a busy CI machine (the
+/// exact bound is checked in simulated time above), and closing the core stops the worker promptly.
 #[test]
 fn threaded_worker_in_real_time() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -443,7 +443,7 @@ fn threaded_worker_in_real_time() {
         .collect();
     assert!(lat.len() >= 20, "{} frames published", lat.len());
     let worst = *lat.iter().max().unwrap();
-    assert!(worst < 200 * MS + 60 * MS, "worst latency {} ms", worst / MS);
+    assert!(worst < 200 * MS + 100 * MS, "worst latency {} ms", worst / MS);
     for c in 0..2 {
         let t = core.totals(c);
         assert_eq!(t.received, 60);
