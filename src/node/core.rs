@@ -240,7 +240,20 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
             match self.core.slots.wait_take(self.core.cfg.max_batch, wait) {
                 None => break,
                 Some(taken) if taken.is_empty() => {}
-                Some(taken) => self.process(taken),
+                Some(taken) => self.process_guarded(taken),
+            }
+        }
+    }
+
+    /// [`Self::process`], and a panic anywhere in it (a bug, not input: the model's own panics are handled per
+    /// batch) drops the taken frames with a warning instead of ending the worker.
+    fn process_guarded(&mut self, taken: Vec<(usize, Incoming)>) {
+        let cameras: Vec<usize> = taken.iter().map(|(c, _)| *c).collect();
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.process(taken))) {
+            let msg = panic_text(p.as_ref());
+            for c in cameras {
+                let topic = self.core.cfg.cameras[c].topic.clone();
+                self.warn(c, "internal", format!("{topic}: frame dropped after an internal error: {msg}"));
             }
         }
     }
@@ -249,7 +262,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     pub fn poll(&mut self) -> usize {
         let taken = self.core.slots.take(self.core.cfg.max_batch);
         let before: u64 = (0..self.core.cfg.cameras.len()).map(|c| self.core.totals(c).published).sum();
-        self.process(taken);
+        self.process_guarded(taken);
         let after: u64 = (0..self.core.cfg.cameras.len()).map(|c| self.core.totals(c).published).sum();
         (after - before) as usize
     }
