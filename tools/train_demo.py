@@ -5,6 +5,7 @@ Usage:
   train_demo.py OUT_DIR [--minutes 20] [--steps N] [--batch 8] [--threads 2] [--crop-fraction 0.5]
                 [--device cpu|cuda] [--workers N] [--init OUT_DIR] [--save-every N]     train, then write OUT_DIR/
   train_demo.py --eval OUT_DIR --pred PRED_DIR [--frames 40] [--gt GT_DIR]       Python predictions + metrics
+  train_demo.py --refit DIR [OUT_DIR] [--head-steps 100]                          phase 2 alone (see below)
   train_demo.py --bench [--hidden 128]                                             time a few training steps
 
 Writes OUT_DIR/eomt/ (transformers `eomt_dinov3` directory, attn_mask_probs 0, id2label from demo_scenes.CLASSES,
@@ -312,31 +313,7 @@ def train(args):
     batches.close()
 
     # Phase 2: re-fit the linear head on the frozen encoder in eval mode.
-    rope.window = None
-    model.eval()
-    head.train()
-    hopt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0.0)
-    with torch.no_grad():  # fresh BatchNorm statistics from the final encoder
-        head.bn.reset_running_stats()
-        head.bn.momentum = None  # cumulative average
-    for hs in range(args.head_steps):
-        size = TRAIN_SIZES[rng.integers(len(TRAIN_SIZES))]
-        seeds = [ds.train_seed(step + hs, i, args.batch) for i in range(args.batch)]
-        pixels, _, _, sem = make_batch(seeds, size)
-        pixels, sem = pixels.to(dev), sem.to(dev)
-        hp, wp = pixels.shape[-2:]
-        set_grid(model, hp, wp)
-        with torch.no_grad():
-            model(pixel_values=pixels)
-            feats = tap.features(hp, wp)
-        for g in hopt.param_groups:
-            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * hs / args.head_steps))
-        loss_lin = F.cross_entropy(head(feats, (hp, wp)), sem, ignore_index=IGNORE)
-        hopt.zero_grad(set_to_none=True)
-        loss_lin.backward()
-        hopt.step()
-        if (hs + 1) % 20 == 0:
-            print(json.dumps(dict(head_step=hs + 1, lin=round(loss_lin.item(), 4))), flush=True)
+    refit_head(model, head, tap, rope, args.head_steps, args.batch, step, dev, rng)
     total_s = time.time() - start
     save(model.cpu(), head.cpu(), args.out)
     info = dict(steps=step, batch=args.batch, crop_fraction=args.crop_fraction, minutes=args.minutes,
@@ -346,6 +323,48 @@ def train(args):
     with open(os.path.join(args.out, "training_log.json"), "w") as f:
         json.dump(info, f, indent=1)
     print(f"done: {step} steps in {train_s:.0f} s, total {total_s:.0f} s", flush=True)
+
+
+def refit_head(model, head, tap, rope, steps, batch, seed_step, dev, rng):
+    """Re-fits the linear head on the frozen encoder in eval mode: fresh BatchNorm statistics (cumulative
+    average), then `steps` AdamW steps with cosine decay on full frames of training seeds from `seed_step` on."""
+    rope.window = None
+    model.eval()
+    head.train()
+    hopt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0.0)
+    with torch.no_grad():  # fresh BatchNorm statistics from the final encoder
+        head.bn.reset_running_stats()
+        head.bn.momentum = None  # cumulative average
+    for hs in range(steps):
+        size = TRAIN_SIZES[rng.integers(len(TRAIN_SIZES))]
+        seeds = [ds.train_seed(seed_step + hs, i, batch) for i in range(batch)]
+        pixels, _, _, sem = make_batch(seeds, size)
+        pixels, sem = pixels.to(dev), sem.to(dev)
+        hp, wp = pixels.shape[-2:]
+        set_grid(model, hp, wp)
+        with torch.no_grad():
+            model(pixel_values=pixels)
+            feats = tap.features(hp, wp)
+        for g in hopt.param_groups:
+            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * hs / steps))
+        loss_lin = F.cross_entropy(head(feats, (hp, wp)), sem, ignore_index=IGNORE)
+        hopt.zero_grad(set_to_none=True)
+        loss_lin.backward()
+        hopt.step()
+        if (hs + 1) % 20 == 0:
+            print(json.dumps(dict(head_step=hs + 1, lin=round(loss_lin.item(), 4))), flush=True)
+    head.eval()
+
+
+def refit(args):
+    """`--refit DIR`: phase 2 alone on a trained DIR, written to OUT_DIR (default DIR)."""
+    model, head = load(args.refit)
+    tap = FeatureTap(model)
+    rope = RopeWindow(model)
+    rng = np.random.default_rng(2)
+    refit_head(model, head, tap, rope, args.head_steps, args.batch, 50_000_000, torch.device("cpu"), rng)
+    save(model, head, args.out or args.refit)
+    print(f"re-fitted the linear head of {args.refit} ({args.head_steps} steps) into {args.out or args.refit}")
 
 
 def save(model, head, out):
@@ -484,6 +503,7 @@ def main():
     p.add_argument("--init", metavar="OUT_DIR", help="start from a trained OUT_DIR instead of random weights")
     p.add_argument("--save-every", type=int, default=0, help="also save OUT_DIR/ckpt_STEP every N steps")
     p.add_argument("--eval", metavar="OUT_DIR")
+    p.add_argument("--refit", metavar="DIR", help="re-fit the linear head of a trained DIR (phase 2 alone)")
     p.add_argument("--pred")
     p.add_argument("--gt")
     p.add_argument("--frames", type=int, default=40)
@@ -496,6 +516,8 @@ def main():
         bench(args)
     elif args.eval:
         evaluate(args)
+    elif args.refit:
+        refit(args)
     else:
         if not args.out:
             p.error("OUT_DIR is required")
