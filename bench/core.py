@@ -29,13 +29,14 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import runner  # noqa: E402
 
 
-def with_device(path, device, cameras=None):
-    """A copy of a params file with `device` (and precision fp16 on CUDA) and, optionally, two camera topics."""
-    text = open(path).read()
-    text = text.replace("device: cpu", f"device: {device}")
+def on_device(path, device, tmp, i):
+    """A copy of a params file in `tmp` for `device` (fp16 on CUDA), its relative paths still resolving against
+    the original file's folder (`base_dir`)."""
+    text = open(path).read().replace("device: cpu", f"device: {device}")
     if device != "cpu":
         text = text.replace("precision: fp32", "precision: fp16")
-    out = path + f".{device}.yaml"
+    text = text.replace("ros__parameters:", f"ros__parameters:\n    base_dir: {os.path.dirname(os.path.abspath(path))}", 1)
+    out = os.path.join(tmp, f"cfg{i}.{device}.yaml")
     with open(out, "w") as f:
         f.write(text)
     return out
@@ -81,7 +82,7 @@ def main():
         }
         for i, (name, p) in enumerate(configs.items()):
             if args.device != "cpu":
-                p = with_device(p if os.path.dirname(p) == tmp else _copy(p, tmp, i), args.device)
+                p = on_device(p, args.device, tmp, i)
             seq = bench(p, "sequential", args.threads, args.frames, args.seconds, os.path.join(tmp, f"s{i}.json"))
             stream = bench(p, "stream", args.threads, args.frames, args.seconds, os.path.join(tmp, f"t{i}.json"))
             results[name] = {"sequential": seq, "stream": stream}
@@ -102,15 +103,6 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
-
-
-def _copy(path, tmp, i):
-    """A params file outside tmp, copied next to its models would break relative paths: use base_dir."""
-    text = open(path).read().replace("ros__parameters:", f"ros__parameters:\n    base_dir: {os.path.dirname(path)}", 1)
-    out = os.path.join(tmp, f"cfg{i}.yaml")
-    with open(out, "w") as f:
-        f.write(text)
-    return out
 
 
 if __name__ == "__main__":

@@ -15,14 +15,12 @@ Reads DEMO_DIR/eomt (tools/train_demo.py) and writes:
 """
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_scenes as ds  # noqa: E402
@@ -106,30 +104,6 @@ def check_agreement(eomt, backbone):
     print(f"backbone = EoMT encoder before the query blocks (max diff {worst:.1e})", flush=True)
 
 
-def fit_head(backbone, steps, batch):
-    feats = BackboneFeatures(backbone)
-    head = td.LinearHead(4 * backbone.config.hidden_size, td.NUM_CLASSES)
-    rng = np.random.default_rng(1)
-    # BatchNorm statistics of the frozen features first (cumulative average), then the head.
-    head.bn.momentum = None
-    opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0.0)
-    head.train()
-    for step in range(steps):
-        size = td.TRAIN_SIZES[rng.integers(len(td.TRAIN_SIZES))]
-        seeds = [ds.train_seed(10_000_000 + step, i, batch) for i in range(batch)]
-        pixels, _, _, sem = td.make_batch(seeds, size)
-        f = feats(pixels)
-        for g in opt.param_groups:
-            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
-        loss = F.cross_entropy(head(f, pixels.shape[-2:]), sem, ignore_index=td.IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % 50 == 0:
-            print(json.dumps(dict(head_step=step + 1, loss=round(loss.item(), 4))), flush=True)
-    return head.eval()
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("demo_dir")
@@ -148,7 +122,9 @@ def main():
     out = os.path.join(args.demo_dir, "backbone")
     backbone.save_pretrained(out)
     shutil.copy(os.path.join(args.demo_dir, "eomt", "preprocessor_config.json"), out)
-    head = fit_head(backbone, args.head_steps, args.batch)
+    head = td.LinearHead(4 * backbone.config.hidden_size, td.NUM_CLASSES)
+    td.refit_head(BackboneFeatures(backbone), head, args.head_steps, args.batch, 10_000_000, torch.device("cpu"),
+                  np.random.default_rng(1))
     sd = {k: v.detach().contiguous().clone() for k, v in head.state_dict().items() if k != "bn.num_batches_tracked"}
     save_file(sd, os.path.join(args.demo_dir, "backbone_linear_head.safetensors"),
               metadata={"dinoseg.head": "linear", "dinoseg.layers": "4", "dinoseg.backbone": "custom",

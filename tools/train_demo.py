@@ -313,7 +313,7 @@ def train(args):
     batches.close()
 
     # Phase 2: re-fit the linear head on the frozen encoder in eval mode.
-    refit_head(model, head, tap, rope, args.head_steps, args.batch, step, dev, rng)
+    refit_head(eomt_features(model, tap, rope), head, args.head_steps, args.batch, step, dev, rng)
     total_s = time.time() - start
     save(model.cpu(), head.cpu(), args.out)
     info = dict(steps=step, batch=args.batch, crop_fraction=args.crop_fraction, minutes=args.minutes,
@@ -325,29 +325,38 @@ def train(args):
     print(f"done: {step} steps in {train_s:.0f} s, total {total_s:.0f} s", flush=True)
 
 
-def refit_head(model, head, tap, rope, steps, batch, seed_step, dev, rng):
-    """Re-fits the linear head on the frozen encoder in eval mode: fresh BatchNorm statistics (cumulative
-    average), then `steps` AdamW steps with cosine decay on full frames of training seeds from `seed_step` on."""
+def eomt_features(model, tap, rope):
+    """Features of the frozen EoMT encoder as the linear head reads them: pixels -> [B, 4C, h, w]."""
     rope.window = None
     model.eval()
+
+    @torch.no_grad()
+    def features(pixels):
+        hp, wp = pixels.shape[-2:]
+        set_grid(model, hp, wp)
+        model(pixel_values=pixels)
+        return tap.features(hp, wp)
+    return features
+
+
+def refit_head(features, head, steps, batch, seed_step, dev, rng):
+    """Fits the linear head on frozen `features` (pixels -> dense features): fresh BatchNorm statistics
+    (cumulative average), then `steps` AdamW steps with cosine decay on full frames of training seeds from
+    `seed_step` on."""
     head.train()
     hopt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0.0)
-    with torch.no_grad():  # fresh BatchNorm statistics from the final encoder
+    with torch.no_grad():
         head.bn.reset_running_stats()
-        head.bn.momentum = None  # cumulative average
+        head.bn.momentum = None
     for hs in range(steps):
         size = TRAIN_SIZES[rng.integers(len(TRAIN_SIZES))]
         seeds = [ds.train_seed(seed_step + hs, i, batch) for i in range(batch)]
         pixels, _, _, sem = make_batch(seeds, size)
         pixels, sem = pixels.to(dev), sem.to(dev)
-        hp, wp = pixels.shape[-2:]
-        set_grid(model, hp, wp)
-        with torch.no_grad():
-            model(pixel_values=pixels)
-            feats = tap.features(hp, wp)
+        feats = features(pixels)
         for g in hopt.param_groups:
             g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * hs / steps))
-        loss_lin = F.cross_entropy(head(feats, (hp, wp)), sem, ignore_index=IGNORE)
+        loss_lin = F.cross_entropy(head(feats, pixels.shape[-2:]), sem, ignore_index=IGNORE)
         hopt.zero_grad(set_to_none=True)
         loss_lin.backward()
         hopt.step()
@@ -359,10 +368,9 @@ def refit_head(model, head, tap, rope, steps, batch, seed_step, dev, rng):
 def refit(args):
     """`--refit DIR`: phase 2 alone on a trained DIR, written to OUT_DIR (default DIR)."""
     model, head = load(args.refit)
-    tap = FeatureTap(model)
-    rope = RopeWindow(model)
+    features = eomt_features(model, FeatureTap(model), RopeWindow(model))
     rng = np.random.default_rng(2)
-    refit_head(model, head, tap, rope, args.head_steps, args.batch, 50_000_000, torch.device("cpu"), rng)
+    refit_head(features, head, args.head_steps, args.batch, 50_000_000, torch.device("cpu"), rng)
     save(model, head, args.out or args.refit)
     print(f"re-fitted the linear head of {args.refit} ({args.head_steps} steps) into {args.out or args.refit}")
 

@@ -188,6 +188,8 @@ pub struct Worker<M: FrameModel, T: Transport> {
     throttle: Throttle,
     label_info_sent: Vec<bool>,
     last_diagnostics_ns: u64,
+    /// The configured outputs published with every frame (all but `LabelInfo`).
+    per_frame: Vec<Output>,
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
@@ -201,6 +203,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     pub fn new(core: Arc<Core>, model: M, transport: T) -> Self {
         let n = core.cfg.cameras.len();
         let now = core.now_ns();
+        let per_frame = core.cfg.outputs.iter().copied().filter(|o| *o != Output::LabelInfo).collect();
         Worker {
             core,
             model,
@@ -208,6 +211,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
             throttle: Throttle::default(),
             label_info_sent: vec![false; n],
             last_diagnostics_ns: now,
+            per_frame,
         }
     }
 
@@ -240,20 +244,26 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
             match self.core.slots.wait_take(self.core.cfg.max_batch, wait) {
                 None => break,
                 Some(taken) if taken.is_empty() => {}
-                Some(taken) => self.process_guarded(taken),
+                Some(taken) => {
+                    self.process_guarded(taken);
+                }
             }
         }
     }
 
     /// [`Self::process`], and a panic anywhere in it (a bug, not input: the model's own panics are handled per
     /// batch) drops the taken frames with a warning instead of ending the worker.
-    fn process_guarded(&mut self, taken: Vec<(usize, Incoming)>) {
+    fn process_guarded(&mut self, taken: Vec<(usize, Incoming)>) -> usize {
         let cameras: Vec<usize> = taken.iter().map(|(c, _)| *c).collect();
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.process(taken))) {
-            let msg = panic_text(p.as_ref());
-            for c in cameras {
-                let topic = self.core.cfg.cameras[c].topic.clone();
-                self.warn(c, "internal", format!("{topic}: frame dropped after an internal error: {msg}"));
+        match catch_unwind(AssertUnwindSafe(|| self.process(taken))) {
+            Ok(published) => published,
+            Err(p) => {
+                let msg = panic_text(p.as_ref());
+                for c in cameras {
+                    let topic = self.core.cfg.cameras[c].topic.clone();
+                    self.warn(c, "internal", format!("{topic}: frame dropped after an internal error: {msg}"));
+                }
+                0
             }
         }
     }
@@ -261,10 +271,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     /// Processes what is waiting now, without blocking; the number of frames published.
     pub fn poll(&mut self) -> usize {
         let taken = self.core.slots.take(self.core.cfg.max_batch);
-        let before: u64 = (0..self.core.cfg.cameras.len()).map(|c| self.core.totals(c).published).sum();
-        self.process_guarded(taken);
-        let after: u64 = (0..self.core.cfg.cameras.len()).map(|c| self.core.totals(c).published).sum();
-        (after - before) as usize
+        self.process_guarded(taken)
     }
 
     /// Publishes diagnostics if a period has passed since the last ones; true if it did.
@@ -297,8 +304,8 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
         }
     }
 
-    /// Decodes, segments and publishes taken messages.
-    pub fn process(&mut self, taken: Vec<(usize, Incoming)>) {
+    /// Decodes, segments and publishes taken messages; the number of frames published.
+    pub fn process(&mut self, taken: Vec<(usize, Incoming)>) -> usize {
         let mut frames = Vec::with_capacity(taken.len());
         for (camera, inc) in taken {
             let cam = &self.core.cfg.cameras[camera];
@@ -322,12 +329,11 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
                 None => groups.push((key, vec![f])),
             }
         }
-        for (_, group) in groups {
-            self.run_batch(group);
-        }
+        groups.into_iter().map(|(_, group)| self.run_batch(group)).sum()
     }
 
-    fn run_batch(&mut self, group: Vec<Frame>) {
+    /// Segments one group of frames and publishes the results; the number of frames published.
+    fn run_batch(&mut self, group: Vec<Frame>) -> usize {
         let images: Vec<&RgbImage> = group.iter().map(|f| &f.rgb).collect();
         let model = &mut self.model;
         let result = match catch_unwind(AssertUnwindSafe(|| model.segment(&images))) {
@@ -342,6 +348,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
                 for (f, seg) in group.into_iter().zip(segs) {
                     self.publish_frame(f, &seg, n);
                 }
+                n
             }
             Err(e) => {
                 let hint = if e.contains("out of memory") {
@@ -357,6 +364,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
                     let stamp = f.header.stamp.to_nanos();
                     self.warn(f.camera, "model", format!("{topic}: frame {stamp} dropped: {e}{hint}"));
                 }
+                0
             }
         }
     }
@@ -365,9 +373,8 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
         let cfg = &self.core.cfg;
         let palette = &cfg.palette;
         let color = |c: u16| palette.color(c);
-        let per_frame: Vec<Output> = cfg.outputs.iter().copied().filter(|o| *o != Output::LabelInfo).collect();
         let mut encoder = Encoder {
-            enabled: &per_frame,
+            enabled: &self.per_frame,
             color: &color,
             threshold: cfg.score_threshold,
             overlay_alpha: palette.overlay_alpha as f32,
@@ -381,13 +388,14 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
             messages.extend(encoder.encode(&f.header, f.rgb.as_raw(), h, w, seg));
             self.label_info_sent[f.camera] = true;
         }
-        let topic = cfg.cameras[f.camera].topic.clone();
         for (output, cdr) in messages {
             if let Err(e) = self.transport.publish(f.camera, output, cdr) {
                 if let Some(s) = self.core.stats().get_mut(f.camera) {
                     s.publish_error();
                 }
-                self.warn(f.camera, "publish", format!("{topic}: cannot publish {}: {e}", output.name()));
+                let topic = &self.core.cfg.cameras[f.camera].topic;
+                let msg = format!("{topic}: cannot publish {}: {e}", output.name());
+                self.warn(f.camera, "publish", msg);
             }
         }
         let now = self.core.now_ns();
