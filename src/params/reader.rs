@@ -2,6 +2,7 @@
 
 use super::checks::{self, Located};
 use super::errors::{one_of, suggest, ErrorKind, ParamError};
+use super::table::{self, Range};
 use super::value::{Flat, ParamValue};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,23 @@ impl<'a> Reader<'a> {
             return None;
         }
         Some(v)
+    }
+
+    /// A number in the range the key table gives `key` ([`table::range`]); any number if it gives none.
+    pub fn ranged_double(&mut self, key: &str) -> Option<f64> {
+        match table::range(key) {
+            Some(Range::Double { from, to, exclusive, .. }) => self.unit(key, from, to, exclusive),
+            Some(Range::Int { from, to, .. }) => self.unit(key, from as f64, to as f64, false),
+            None => self.double(key, "a number"),
+        }
+    }
+
+    /// An integer in the range the key table gives `key` ([`table::range`]); any integer if it gives none.
+    pub fn ranged_int(&mut self, key: &str) -> Option<i64> {
+        match table::range(key) {
+            Some(Range::Int { from, to, .. }) => self.int(key, from, to),
+            _ => self.int(key, i64::MIN, i64::MAX),
+        }
     }
 
     pub fn int(&mut self, key: &str, lo: i64, hi: i64) -> Option<i64> {

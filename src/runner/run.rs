@@ -211,7 +211,8 @@ fn select_topics(path: &Path, params: &Params, all: bool) -> Result<Vec<(String,
     }
     let mut chosen = Vec::new();
     for t in params.input_topics() {
-        match image_topics.iter().find(|(name, _)| *name == t.name) {
+        let name = crate::topics::Resolver::root().resolve(&t.name);
+        match image_topics.iter().find(|(n, _)| *n == name) {
             Some(found) => chosen.push(found.clone()),
             None => eprintln!("warning: {}: topic {} is not an image topic of this bag", path.display(), t.name),
         }
@@ -228,7 +229,11 @@ fn select_topics(path: &Path, params: &Params, all: bool) -> Result<Vec<(String,
 }
 
 fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Option<u64>) -> Result<()> {
-    let topic = params.input_topics().first().map(|t| t.name.clone()).unwrap_or_else(|| "/camera/image_raw".into());
+    let topic = params
+        .input_topics()
+        .first()
+        .map(|t| crate::topics::Resolver::root().resolve(&t.name))
+        .unwrap_or_else(|| "/camera/image_raw".into());
     for (i, file) in files.iter().enumerate() {
         if max.is_some_and(|m| i as u64 >= m) {
             break;

@@ -1,18 +1,25 @@
 //! `dinoseg_node`: the ROS 2 node (cargo feature `ros`, r2r), a thin adapter over [`dinoseg::node`].
 //!
-//! Start-up: the parameters given with `--ros-args --params-file FILE` (the same YAML as `dinoseg run`, relative
-//! paths against the file's directory) are validated as a whole; a bad file stops the node with every bad key named. The model is loaded and warmed up
-//! on a worker thread before any subscription exists. Then each camera topic gets a raw subscription (CDR bytes,
-//! decoded by the core; sensor-data QoS unless `input.reliability: reliable`), each enabled output a publisher
-//! (reliable, depth 5; `label_info` transient local) that takes the CDR bytes the core encodes (`publish_raw`:
-//! vision_msgs and dinoseg_interfaces need no Rust bindings), and `/diagnostics` a `DiagnosticArray` per period.
-//! SIGINT/SIGTERM stop the subscriptions, let the running batch finish, and exit 0.
+//! Start-up: every `--params-file` is first checked by rcl's own YAML parser (a file rcl cannot read stops the
+//! node with the file and rcl's reason, exit 1); the Fast DDS settings for camera-sized messages are applied
+//! (`config/fastdds.xml`, unless the user set a profile); then the parameters (the same YAML as `dinoseg run`,
+//! relative paths against the file's directory) are validated as a whole; a bad file stops the node with every
+//! bad key named. The model is loaded and warmed up on a worker thread before any subscription exists. Camera
+//! topics are resolved as rcl resolves them (namespace, remapping) and the outputs go next to the resolved
+//! camera topic. Then each camera topic gets a raw subscription (CDR bytes, decoded by the core; sensor-data QoS
+//! unless `input.reliability: reliable`), each output the heads can give a publisher (reliable, depth 5;
+//! `label_info` transient local) that takes the CDR bytes the core encodes (`publish_raw`), and `/diagnostics` a
+//! `DiagnosticArray` per period. Parameter services: `ros2 param get/list/describe/set`, live keys take effect
+//! on the next frame. SIGINT/SIGTERM stop the subscriptions, let the running batch finish, and exit 0.
+
+mod param_services;
+mod startup;
 
 use dinoseg::node::{Clock, Core, CoreConfig, SystemClock, Transport, Worker};
 use dinoseg::params::{ParamValue, Params, Reliability};
 use dinoseg::pipeline::RgbImage;
 use dinoseg::segmenter::Segmenter;
-use dinoseg::topics::{output_topic, Output};
+use dinoseg::topics::{output_topic, Output, Resolver, RosArgs};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use futures::StreamExt;
@@ -56,11 +63,10 @@ fn flat_params(node: &r2r::Node) -> Result<BTreeMap<String, ParamValue>, String>
 /// Relative paths in the parameters (checkpoints, labels) resolve against the directory of the first
 /// `--params-file` on the command line (the user's file; launch_ros adds its own temporary files after it), as
 /// `dinoseg run --params FILE` resolves them; without one, against the working directory. `base_dir` overrides.
-fn params_dir() -> PathBuf {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == "--params-file")
-        .and_then(|w| Path::new(&w[1]).parent().map(Path::to_path_buf))
+fn params_dir(args: &RosArgs) -> PathBuf {
+    args.params_files
+        .first()
+        .and_then(|f| Path::new(f).parent().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("."))
@@ -83,12 +89,37 @@ struct RosTransport {
     publishers: HashMap<(usize, Output), r2r::PublisherUntyped>,
     diagnostics: r2r::PublisherUntyped,
     logger: String,
+    /// `DINOSEG_PUBLISH_TRACE=FILE`: one line per published message (`stamp_ns camera output publish_ns bytes`,
+    /// system clock) for the transport-latency benchmark (bench/ros_latency.py).
+    trace: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl RosTransport {
+    fn trace(&mut self, camera: usize, output: Output, cdr: &[u8]) {
+        use std::io::Write;
+        let Some(t) = self.trace.as_mut() else { return };
+        // Every output starts with a std_msgs/Header: stamp (int32 sec, uint32 nanosec) after the 4-byte
+        // encapsulation header.
+        let word = |i: usize| cdr.get(i..i + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        let stamp = match (word(4), word(8)) {
+            (Some(sec), Some(ns)) => i64::from(sec as i32) * 1_000_000_000 + i64::from(ns),
+            _ => -1,
+        };
+        let now = SystemClock.now_ns();
+        if writeln!(t, "{stamp} {camera} {} {now} {}", output.name(), cdr.len()).and_then(|_| t.flush()).is_err() {
+            self.trace = None;
+        }
+    }
 }
 
 impl Transport for RosTransport {
     fn publish(&mut self, camera: usize, output: Output, cdr: Vec<u8>) -> Result<(), String> {
         match self.publishers.get(&(camera, output)) {
-            Some(p) => p.publish_raw(&cdr).map_err(|e| e.to_string()),
+            Some(p) => {
+                p.publish_raw(&cdr).map_err(|e| e.to_string())?;
+                self.trace(camera, output, &cdr);
+                Ok(())
+            }
             None => Err("no publisher".into()),
         }
     }
@@ -101,25 +132,53 @@ impl Transport for RosTransport {
 }
 
 fn run() -> Result<(), String> {
-    let ctx = r2r::Context::create().map_err(|e| format!("ROS context: {e}"))?;
+    let argv: Vec<String> = std::env::args().collect();
+    let ros_args = RosArgs::parse(&argv);
+    startup::check_params_files(&ros_args.params_files)?;
+    let middleware = startup::apply_middleware_profile();
+    let ctx = startup::create_context()?;
     let mut node = r2r::Node::create(ctx, "dinoseg", "").map_err(|e| format!("ROS node: {e}"))?;
     let name = node.name().map_err(|e| e.to_string())?;
     let logger = node.logger().to_string();
-    let params = Params::from_flat_in(&flat_params(&node)?, &params_dir())
+    r2r::log_info!(&logger, "{middleware}");
+    let flat = flat_params(&node)?;
+    let params = Params::from_flat_in(&flat, &params_dir(&ros_args))
         .map_err(|e| format!("invalid parameters (--ros-args --params-file FILE):\n{e}"))?;
     if params.node.threads > 0 {
         tch::set_num_threads(params.node.threads as i32);
     }
-    // Parameter services (`ros2 param get/list`) and `use_sim_time` for the ROS clock.
-    let (param_handler, _param_events) = node.make_parameter_handler().map_err(|e| e.to_string())?;
+    // ROS's own parameters (use_sim_time, qos_overrides.*) as given; ours come from the validated params.
+    let mut ros_values: BTreeMap<String, ParamValue> =
+        flat.into_iter().filter(|(k, _)| dinoseg::params::describe(k).is_none()).collect();
+    let use_sim_time = matches!(ros_values.get("use_sim_time"), Some(ParamValue::Bool(true)));
+    ros_values.insert("use_sim_time".into(), ParamValue::Bool(use_sim_time));
+    if use_sim_time {
+        let ts = node.get_time_source();
+        ts.enable_sim_time(&mut node).map_err(|e| format!("use_sim_time: {e}"))?;
+    }
     let clock: Arc<dyn Clock> = Arc::new(RosClock(node.get_ros_clock()));
-    let cfg = CoreConfig::from_params(&params, &name);
+    let mut cfg = CoreConfig::from_params(&params, &name);
+    // Camera topics as rcl resolves them (namespace, remapping): outputs go next to the resolved topic.
+    let resolver = Resolver {
+        node_name: name.clone(),
+        namespace: node.namespace().map_err(|e| e.to_string())?,
+        remaps: ros_args.remaps.clone(),
+    };
+    let subscribed: Vec<String> = cfg.cameras.iter().map(|c| c.topic.clone()).collect();
+    for cam in &mut cfg.cameras {
+        cam.topic = resolver.resolve(&cam.topic);
+    }
 
-    // Publishers: reliable, shallow; label_info latched for late subscribers.
+    // Publishers: reliable, shallow; label_info latched for late subscribers. Every output the heads can give
+    // has one, so that `ros2 param set outputs.X true` works while running.
     let out_qos = QosProfile::default().reliable().keep_last(5);
+    let available: Vec<Output> = Output::ALL
+        .into_iter()
+        .filter(|o| params.set_live(&format!("outputs.{}", o.name()), &ParamValue::Bool(true)).is_ok())
+        .collect();
     let mut publishers = HashMap::new();
     for (i, cam) in cfg.cameras.iter().enumerate() {
-        for &o in &cfg.outputs {
+        for &o in &available {
             let qos = if o == Output::LabelInfo { out_qos.clone().transient_local() } else { out_qos.clone() };
             let topic = output_topic(&cam.topic, o);
             let p = node
@@ -131,7 +190,14 @@ fn run() -> Result<(), String> {
     let diagnostics = node
         .create_publisher_untyped("/diagnostics", DIAGNOSTICS, QosProfile::default().reliable().keep_last(10))
         .map_err(|e| format!("publisher /diagnostics: {e}"))?;
-    let transport = RosTransport { publishers, diagnostics, logger: logger.clone() };
+    let trace = match std::env::var_os("DINOSEG_PUBLISH_TRACE") {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(&path)
+                .map_err(|e| format!("DINOSEG_PUBLISH_TRACE {}: {e}", Path::new(&path).display()))?,
+        )),
+        None => None,
+    };
+    let transport = RosTransport { publishers, diagnostics, logger: logger.clone(), trace };
 
     // The model: loaded and warmed up on the worker thread before any subscription exists.
     let core = Core::new(cfg.clone(), clock);
@@ -173,11 +239,13 @@ fn run() -> Result<(), String> {
     };
     let mut pool = LocalPool::new();
     let spawner = pool.spawner();
-    spawner.spawn_local(param_handler).map_err(|e| e.to_string())?;
+    let state = Arc::new(Mutex::new(param_services::ParamState::new(params.clone(), ros_values)));
+    param_services::serve(&mut node, &spawner, state, core.clone(), logger.clone())?;
     for (i, cam) in cfg.cameras.iter().enumerate() {
         let ty = if cam.compressed { COMPRESSED } else { IMAGE };
+        // Subscribed by the parameter's name: rcl resolves it to `cam.topic` (a rule applies once).
         let stream = node
-            .subscribe_raw(&cam.topic, ty, in_qos.clone())
+            .subscribe_raw(&subscribed[i], ty, in_qos.clone())
             .map_err(|e| format!("subscription {} ({ty}): {e}", cam.topic))?;
         let core = core.clone();
         spawner

@@ -1,0 +1,354 @@
+//! The node's parameter services (`rcl_interfaces/srv/*Parameters*` under `<node>/`, what `ros2 param` calls),
+//! over the validated [`Params`] rather than r2r's untyped table: get / list / get types; describe with the
+//! descriptions, ranges and read-only flags of [`dinoseg::params::table`]; set (and set atomically) through
+//! [`Params::set_live`], so a live key takes effect on the next frame ([`Core::update_live`]) and any other is
+//! refused with the reason in the result. Changes are announced on `/parameter_events`.
+
+use dinoseg::node::Core;
+use dinoseg::params::{table, ParamValue, Params, Range};
+use futures::executor::LocalSpawner;
+use futures::task::LocalSpawnExt;
+use futures::StreamExt;
+use r2r::rcl_interfaces::msg::{
+    FloatingPointRange, IntegerRange, Parameter, ParameterDescriptor, ParameterEvent, ParameterValue as Value,
+    SetParametersResult,
+};
+use r2r::rcl_interfaces::srv::{
+    DescribeParameters, GetParameterTypes, GetParameters, ListParameters, SetParameters, SetParametersAtomically,
+};
+use r2r::QosProfile;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// ROS's own parameters, outside our table: read at start-up only.
+const ROS_KEYS: &[(&str, &str)] = &[("use_sim_time", "use /clock (simulated time) for the node's time")];
+
+/// The parameters as the services see them.
+pub struct ParamState {
+    params: Params,
+    /// Our keys (`params.to_flat()`) and ROS's own.
+    values: BTreeMap<String, ParamValue>,
+    ros_values: BTreeMap<String, ParamValue>,
+}
+
+impl ParamState {
+    pub fn new(params: Params, ros_values: BTreeMap<String, ParamValue>) -> Self {
+        let values = params.to_flat();
+        ParamState { params, values, ros_values }
+    }
+
+    fn get(&self, name: &str) -> ParamValue {
+        self.values.get(name).or_else(|| self.ros_values.get(name)).cloned().unwrap_or(ParamValue::NotSet)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &String> {
+        self.values.keys().chain(self.ros_values.keys())
+    }
+
+    /// `params` with `name` set, or the reason it is refused.
+    fn try_set(&self, params: &Params, name: &str, value: &ParamValue) -> Result<Params, String> {
+        if let Some(current) = self.ros_values.get(name) {
+            return if current == value {
+                Ok(params.clone())
+            } else {
+                Err(format!("{name} is read at start-up; restart the node to change it"))
+            };
+        }
+        params.set_live(name, value)
+    }
+
+    fn commit(&mut self, params: Params) {
+        self.values = params.to_flat();
+        self.params = params;
+    }
+}
+
+pub fn from_msg(v: &Value) -> ParamValue {
+    match v.type_ {
+        1 => ParamValue::Bool(v.bool_value),
+        2 => ParamValue::Int(v.integer_value),
+        3 => ParamValue::Double(v.double_value),
+        4 => ParamValue::String(v.string_value.clone()),
+        5 => ParamValue::IntArray(v.byte_array_value.iter().map(|&b| i64::from(b)).collect()),
+        6 => ParamValue::BoolArray(v.bool_array_value.clone()),
+        7 => ParamValue::IntArray(v.integer_array_value.clone()),
+        8 => ParamValue::DoubleArray(v.double_array_value.clone()),
+        9 => ParamValue::StringArray(v.string_array_value.clone()),
+        _ => ParamValue::NotSet,
+    }
+}
+
+fn to_msg(v: &ParamValue) -> Value {
+    let mut m = Value { type_: type_of(v), ..Default::default() };
+    match v {
+        ParamValue::NotSet => {}
+        ParamValue::Bool(b) => m.bool_value = *b,
+        ParamValue::Int(i) => m.integer_value = *i,
+        ParamValue::Double(d) => m.double_value = *d,
+        ParamValue::String(s) => m.string_value = s.clone(),
+        ParamValue::BoolArray(a) => m.bool_array_value = a.clone(),
+        ParamValue::IntArray(a) => m.integer_array_value = a.clone(),
+        ParamValue::DoubleArray(a) => m.double_array_value = a.clone(),
+        ParamValue::StringArray(a) => m.string_array_value = a.clone(),
+    }
+    m
+}
+
+fn type_of(v: &ParamValue) -> u8 {
+    match v {
+        ParamValue::NotSet => 0,
+        ParamValue::Bool(_) => 1,
+        ParamValue::Int(_) => 2,
+        ParamValue::Double(_) => 3,
+        ParamValue::String(_) => 4,
+        ParamValue::BoolArray(_) => 6,
+        ParamValue::IntArray(_) => 7,
+        ParamValue::DoubleArray(_) => 8,
+        ParamValue::StringArray(_) => 9,
+    }
+}
+
+fn describe(state: &ParamState, name: &str) -> ParameterDescriptor {
+    let mut d = ParameterDescriptor { name: name.to_string(), type_: type_of(&state.get(name)), ..Default::default() };
+    if let Some((_, text)) = ROS_KEYS.iter().find(|(k, _)| *k == name) {
+        d.description = text.to_string();
+        d.read_only = true;
+        d.additional_constraints = "read at start-up".into();
+        return d;
+    }
+    let Some(info) = table::describe(name) else {
+        return d;
+    };
+    d.description = info.description.to_string();
+    let mut constraints = Vec::new();
+    match info.range {
+        Some(Range::Int { from, to, step }) => {
+            d.integer_range = vec![IntegerRange { from_value: from, to_value: to, step }];
+        }
+        Some(r @ Range::Double { from, to, step, exclusive }) => {
+            d.floating_point_range = vec![FloatingPointRange { from_value: from, to_value: to, step }];
+            if exclusive {
+                constraints.push(format!("in {} (ends excluded)", r.text()));
+            }
+        }
+        None => {}
+    }
+    match info.restart_reason(name) {
+        Some(why) => {
+            d.read_only = true;
+            constraints.push(why);
+        }
+        None => constraints.push("live: takes effect on the next frame".into()),
+    }
+    d.additional_constraints = constraints.join("; ");
+    d
+}
+
+/// `ros2 param list` rules (rclcpp's `list_parameters`): names under the prefixes, at most `depth` levels
+/// below them (0: any), and the prefixes of the names returned.
+fn list(state: &ParamState, prefixes: &[String], depth: u64) -> (Vec<String>, Vec<String>) {
+    let deep_enough = |rest: &str| depth == 0 || (rest.matches('.').count() as u64) < depth;
+    let mut names = Vec::new();
+    let mut found_prefixes: Vec<String> = Vec::new();
+    for name in state.names() {
+        let all = prefixes.is_empty() && deep_enough(name);
+        let under = prefixes.iter().any(|p| {
+            name == p || name.strip_prefix(p.as_str()).and_then(|r| r.strip_prefix('.')).is_some_and(deep_enough)
+        });
+        if all || under {
+            names.push(name.clone());
+            if let Some((prefix, _)) = name.rsplit_once('.') {
+                if !found_prefixes.iter().any(|p| p == prefix) {
+                    found_prefixes.push(prefix.to_string());
+                }
+            }
+        }
+    }
+    (names, found_prefixes)
+}
+
+/// Creates the services on `node` and spawns their handlers on `spawner`.
+pub fn serve(
+    node: &mut r2r::Node,
+    spawner: &LocalSpawner,
+    state: Arc<Mutex<ParamState>>,
+    core: Arc<Core>,
+    logger: String,
+) -> Result<(), String> {
+    let name = node.name().map_err(|e| e.to_string())?;
+    let fqn = node.fully_qualified_name().map_err(|e| e.to_string())?;
+    let srv = |s: &str| format!("{name}/{s}");
+    let err = |s: &str, e: r2r::Error| format!("parameter service {s}: {e}");
+    let spawn = |f: std::pin::Pin<Box<dyn futures::Future<Output = ()>>>| {
+        spawner.spawn_local(f).map_err(|e| format!("parameter services: {e}"))
+    };
+    let respond_log = logger.clone();
+    let log_err = move |what: &str, r: r2r::Result<()>| {
+        if let Err(e) = r {
+            r2r::log_warn!(&respond_log, "{what}: cannot send the reply: {e}");
+        }
+    };
+
+    let st = state.clone();
+    let log = log_err.clone();
+    let get = node
+        .create_service::<GetParameters::Service>(&srv("get_parameters"), QosProfile::services_default())
+        .map_err(|e| err("get_parameters", e))?;
+    spawn(Box::pin(get.for_each(move |req| {
+        let values = {
+            let s = st.lock().unwrap_or_else(|p| p.into_inner());
+            req.message.names.iter().map(|n| to_msg(&s.get(n))).collect()
+        };
+        log("get_parameters", req.respond(GetParameters::Response { values }));
+        futures::future::ready(())
+    })))?;
+
+    let st = state.clone();
+    let log = log_err.clone();
+    let types = node
+        .create_service::<GetParameterTypes::Service>(&srv("get_parameter_types"), QosProfile::services_default())
+        .map_err(|e| err("get_parameter_types", e))?;
+    spawn(Box::pin(types.for_each(move |req| {
+        let types = {
+            let s = st.lock().unwrap_or_else(|p| p.into_inner());
+            req.message.names.iter().map(|n| type_of(&s.get(n))).collect()
+        };
+        log("get_parameter_types", req.respond(GetParameterTypes::Response { types }));
+        futures::future::ready(())
+    })))?;
+
+    let st = state.clone();
+    let log = log_err.clone();
+    let lst = node
+        .create_service::<ListParameters::Service>(&srv("list_parameters"), QosProfile::services_default())
+        .map_err(|e| err("list_parameters", e))?;
+    spawn(Box::pin(lst.for_each(move |req| {
+        let (names, prefixes) = {
+            let s = st.lock().unwrap_or_else(|p| p.into_inner());
+            list(&s, &req.message.prefixes, req.message.depth)
+        };
+        let result = r2r::rcl_interfaces::msg::ListParametersResult { names, prefixes };
+        log("list_parameters", req.respond(ListParameters::Response { result }));
+        futures::future::ready(())
+    })))?;
+
+    let st = state.clone();
+    let log = log_err.clone();
+    let desc = node
+        .create_service::<DescribeParameters::Service>(&srv("describe_parameters"), QosProfile::services_default())
+        .map_err(|e| err("describe_parameters", e))?;
+    spawn(Box::pin(desc.for_each(move |req| {
+        let descriptors = {
+            let s = st.lock().unwrap_or_else(|p| p.into_inner());
+            req.message.names.iter().map(|n| describe(&s, n)).collect()
+        };
+        log("describe_parameters", req.respond(DescribeParameters::Response { descriptors }));
+        futures::future::ready(())
+    })))?;
+
+    let events = node
+        .create_publisher::<ParameterEvent>("/parameter_events", QosProfile::parameter_events())
+        .map_err(|e| format!("publisher /parameter_events: {e}"))?;
+    let clock = node.get_ros_clock();
+    let apply = std::rc::Rc::new(move |changed: Vec<(String, ParamValue)>, logger: &str| {
+        if changed.is_empty() {
+            return;
+        }
+        for (k, v) in &changed {
+            r2r::log_info!(logger, "parameter {k} set to {v:?}: takes effect on the next frame");
+        }
+        let stamp = clock
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get_now().ok())
+            .map(|d| r2r::builtin_interfaces::msg::Time { sec: d.as_secs() as i32, nanosec: d.subsec_nanos() })
+            .unwrap_or_default();
+        let changed_parameters =
+            changed.iter().map(|(name, v)| Parameter { name: name.clone(), value: to_msg(v) }).collect();
+        let event = ParameterEvent { stamp, node: fqn.clone(), changed_parameters, ..Default::default() };
+        if let Err(e) = events.publish(&event) {
+            r2r::log_warn!(logger, "/parameter_events: {e}");
+        }
+    });
+
+    let st = state.clone();
+    let log = log_err.clone();
+    let set_core = core.clone();
+    let set_apply = apply.clone();
+    let set_logger = logger.clone();
+    let set = node
+        .create_service::<SetParameters::Service>(&srv("set_parameters"), QosProfile::services_default())
+        .map_err(|e| err("set_parameters", e))?;
+    spawn(Box::pin(set.for_each(move |req| {
+        let mut results = Vec::new();
+        let mut changed = Vec::new();
+        {
+            let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+            for p in &req.message.parameters {
+                let value = from_msg(&p.value);
+                let before = s.get(&p.name);
+                match s.try_set(&s.params, &p.name, &value) {
+                    Ok(new) => {
+                        s.commit(new);
+                        set_core.update_live(&s.params);
+                        if before != s.get(&p.name) {
+                            changed.push((p.name.clone(), s.get(&p.name)));
+                        }
+                        results.push(SetParametersResult { successful: true, reason: String::new() });
+                    }
+                    Err(reason) => {
+                        r2r::log_warn!(&set_logger, "parameter {} not set: {reason}", p.name);
+                        results.push(SetParametersResult { successful: false, reason });
+                    }
+                }
+            }
+        }
+        set_apply(changed, &set_logger);
+        log("set_parameters", req.respond(SetParameters::Response { results }));
+        futures::future::ready(())
+    })))?;
+
+    let st = state;
+    let log = log_err;
+    let atomic = node
+        .create_service::<SetParametersAtomically::Service>(
+            &srv("set_parameters_atomically"),
+            QosProfile::services_default(),
+        )
+        .map_err(|e| err("set_parameters_atomically", e))?;
+    spawn(Box::pin(atomic.for_each(move |req| {
+        let mut changed = Vec::new();
+        let result = {
+            let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+            let mut params = s.params.clone();
+            let mut refused = None;
+            for p in &req.message.parameters {
+                match s.try_set(&params, &p.name, &from_msg(&p.value)) {
+                    Ok(new) => params = new,
+                    Err(reason) => {
+                        refused = Some(format!("{}: {reason}", p.name));
+                        break;
+                    }
+                }
+            }
+            match refused {
+                Some(reason) => SetParametersResult { successful: false, reason },
+                None => {
+                    let before: Vec<ParamValue> = req.message.parameters.iter().map(|p| s.get(&p.name)).collect();
+                    s.commit(params);
+                    core.update_live(&s.params);
+                    for (p, b) in req.message.parameters.iter().zip(before) {
+                        if b != s.get(&p.name) {
+                            changed.push((p.name.clone(), s.get(&p.name)));
+                        }
+                    }
+                    SetParametersResult { successful: true, reason: String::new() }
+                }
+            }
+        };
+        apply(changed, &logger);
+        log("set_parameters_atomically", req.respond(SetParametersAtomically::Response { result }));
+        futures::future::ready(())
+    })))?;
+    Ok(())
+}
