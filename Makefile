@@ -44,7 +44,7 @@ demo: build
 
 test: build
 	$(CARGO) test --release --locked
-	$(MAKE) check-configs check-ros
+	$(MAKE) check-configs ros-test
 
 # ROS 2 Jazzy wheels, the workarounds they need, dinoseg_interfaces and the test-only vision_msgs.
 ros: venv

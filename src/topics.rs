@@ -222,6 +222,42 @@ mod tests {
     }
 
     #[test]
+    fn hostile_arguments_never_panic() {
+        // Every split of odd rule texts, as parse and resolve see them from a command line.
+        let odd = [
+            "",
+            ":",
+            ":=",
+            "a:=",
+            ":=b",
+            "::=:=",
+            "~",
+            "~/",
+            "{node}",
+            "{ns}{node}",
+            "/",
+            "//",
+            "a:b:c:=d",
+            "rostopic://",
+            "rosservice://x:=y",
+            "__ns:=",
+            "é:=ü",
+            "\u{0}",
+            "-r",
+            "--ros-args",
+            "--",
+        ];
+        for a in odd {
+            for b in odd {
+                let args = ["n", "--ros-args", "-r", a, "--remap", b, "--params-file", a, b];
+                let r =
+                    Resolver { node_name: "dinoseg".into(), namespace: b.into(), remaps: RosArgs::parse(&args).remaps };
+                let _ = output_topic(&r.resolve(a), Output::Semantic);
+            }
+        }
+    }
+
+    #[test]
     fn ros_args_sections() {
         let a = RosArgs::parse(&[
             "node",

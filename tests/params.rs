@@ -717,3 +717,18 @@ fn the_key_table_agrees_with_the_validation() {
     }
     assert!(ranged >= 14, "{ranged} ranged keys");
 }
+
+#[test]
+fn ros_layout_problems_name_lists_rcl_would_mangle() {
+    let ok =
+        "dinoseg:\n  ros__parameters:\n    input: {topics: [a, b]}\n    colors: {overrides: {\"1\": [255, 0, 0]}}\n";
+    assert!(dinoseg::params::ros_layout_problems(ok).is_empty());
+    let heads = "dinoseg:\n  ros__parameters:\n    heads: [{type: eomt}]\n";
+    let p = dinoseg::params::ros_layout_problems(heads);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("dinoseg.ros__parameters.heads: a list of maps") && p[0].contains("named maps"), "{p:?}");
+    let nested = "dinoseg:\n  ros__parameters:\n    input: {topics: [[a], b]}\n    x: [{a: 1}]\n";
+    let p = dinoseg::params::ros_layout_problems(nested);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p.iter().any(|l| l.starts_with("dinoseg.ros__parameters.input.topics:")), "{p:?}");
+}

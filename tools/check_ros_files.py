@@ -238,6 +238,26 @@ def check_params_yaml(root, path):
     return []
 
 
+def check_fastdds_xml(root, path):
+    """The Fast DDS profile the node embeds (src/bin/dinoseg_node/startup.rs): parses, and holds the settings
+    README "Middleware" promises (a large shared-memory segment, a default participant and writer profile)."""
+    ns = "{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}"
+    try:
+        doc = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        return [f"XML parse error: {e}"]
+    problems = []
+    segs = [int(e.text) for e in doc.iter(ns + "segment_size") if (e.text or "").strip().isdigit()]
+    if not segs or max(segs) < 16 << 20:
+        problems.append("no SHM segment_size of at least 16 MiB")
+    for kind in ("participant", "data_writer"):
+        if not any(e.get("is_default_profile") == "true" for e in doc.iter(ns + kind)):
+            problems.append(f"no default {kind} profile")
+    if not list(doc.iter(ns + "heartbeatPeriod")):
+        problems.append("no writer heartbeatPeriod")
+    return problems
+
+
 # ---------------------------------------------------------------- driver
 
 def check(root):
@@ -261,6 +281,7 @@ def check(root):
     r.file(cm, check_interfaces_cmake(root, cm) if cm.is_file() else ["missing"])
     each("rviz/*.rviz", check_rviz, "rviz config")
     each("config/*.yaml", check_params_yaml, "parameters file")
+    each("config/fastdds.xml", check_fastdds_xml, "Fast DDS profile")
     return r
 
 
@@ -275,6 +296,7 @@ BREAKAGES = [
     ("package.xml", ("<build_type>ament_cargo", "<build_type>ament_cmake"), "build_type> is not ament_cargo"),
     (f"{INTERFACES}/CMakeLists.txt", ('"msg/InstanceMaskArray.msg"', ""), "InstanceMaskArray.msg is not in"),
     ("config/demo.yaml", ("ros__parameters:", "parameters:"), "ros__parameters"),
+    ("config/fastdds.xml", ("<segment_size>67108864", "<segment_size>524288"), "segment_size"),
 ]
 
 
@@ -291,7 +313,7 @@ def self_test(root):
             elif src.exists():
                 shutil.copy2(src, pristine / rel)
         (pristine / "config").mkdir()
-        for f in (root / "config").glob("*.yaml"):
+        for f in [*(root / "config").glob("*.yaml"), root / "config" / "fastdds.xml"]:
             shutil.copy2(f, pristine / "config" / f.name)
         base = check(pristine)
         if base.problems:

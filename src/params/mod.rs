@@ -291,6 +291,13 @@ pub fn check_file(path: impl AsRef<Path>) -> std::result::Result<Params, ParamEr
     Params::from_file(path)
 }
 
+/// What in a params file's text ROS 2 parameters cannot hold although rcl parses it (lists of maps or lists,
+/// which rcl turns into other keys): one line per place, naming the key. The node refuses such a file before
+/// `rcl_init`; the offline runner accepts a list of heads.
+pub fn ros_layout_problems(text: &str) -> Vec<String> {
+    value::ros_layout_problems(text)
+}
+
 /// A params file's text flattened to the dotted keys r2r would deliver (lists of heads included, which ROS
 /// itself would refuse).
 pub fn flatten_yaml(text: &str) -> std::result::Result<BTreeMap<String, ParamValue>, ParamErrors> {

@@ -315,3 +315,42 @@ fn array(items: Vec<serde_yaml::Value>) -> Result<ParamValue, String> {
     }
     Err("a list must hold values of one type (all strings, all integers, all numbers or all booleans)".into())
 }
+
+/// What a params file holds that ROS 2 parameters cannot: lists of maps or of lists (the runner's `heads` list
+/// included), which rcl does not refuse but flattens into other keys (`heads: [{type: eomt}]` becomes
+/// `heads.type: ["eomt"]`). One line per place, naming the dotted key; empty for a file the node can take.
+pub(crate) fn ros_layout_problems(text: &str) -> Vec<String> {
+    fn visit(v: &serde_yaml::Value, key: &str, out: &mut Vec<String>, depth: usize) {
+        if depth > 64 {
+            out.push(format!("{key}: nested more than 64 levels"));
+            return;
+        }
+        match v {
+            serde_yaml::Value::Mapping(m) => {
+                for (k, v) in m {
+                    visit(v, &join(key, &key_text(k).unwrap_or_else(|| "?".into())), out, depth + 1);
+                }
+            }
+            serde_yaml::Value::Sequence(items)
+                if items
+                    .iter()
+                    .any(|i| matches!(i, serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_))) =>
+            {
+                let hint = if key.ends_with("heads") {
+                    ": write the heads as named maps (`heads: {scene: {type: eomt, ...}}`)"
+                } else {
+                    ""
+                };
+                out.push(format!(
+                    "{key}: a list of maps or lists is not a ROS 2 parameter (rcl would turn it into other keys){hint}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+        visit(&doc, "", &mut out, 0);
+    }
+    out
+}

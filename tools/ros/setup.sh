@@ -28,7 +28,7 @@ if [ ! -f "$VENV/.patched" ]; then
   ln -sf librmw_fastrtps_cpp.so "$VENV/lib/librmw_implementation.so"
   include="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   numpy_inc="$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')"
-  grep -rlZ --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" | xargs -0 -r sed -i \
+  { grep -rlZ --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" || true; } | xargs -0 -r sed -i \
     -e "s#/opt/python/cp311-cp311/include/python3.11#$include#g" \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$numpy_inc#g"
   touch "$VENV/.patched"
@@ -44,8 +44,8 @@ mkdir -p "$PREFIX" "$BUILD"
 # The test-only vision_msgs: a package made from the .msg files the Rust code carries.
 VSRC="$ROOT/target/ros/src/vision_msgs"
 mkdir -p "$VSRC/msg"
-cp "$ROOT"/src/messages/defs/vision_msgs/*.msg "$VSRC/msg/"
-cp "$ROOT/tools/ros/vision_msgs/CMakeLists.txt" "$ROOT/tools/ros/vision_msgs/package.xml" "$VSRC/"
+cp -p "$ROOT"/src/messages/defs/vision_msgs/*.msg "$VSRC/msg/"
+cp -p "$ROOT/tools/ros/vision_msgs/CMakeLists.txt" "$ROOT/tools/ros/vision_msgs/package.xml" "$VSRC/"
 
 build_pkg() { # name source-dir
   local name="$1" src="$2" stamp="$PREFIX/.built-$1"

@@ -142,8 +142,14 @@ fn run() -> Result<(), String> {
     let logger = node.logger().to_string();
     r2r::log_info!(&logger, "{middleware}");
     let flat = flat_params(&node)?;
-    let params = Params::from_flat_in(&flat, &params_dir(&ros_args))
-        .map_err(|e| format!("invalid parameters (--ros-args --params-file FILE):\n{e}"))?;
+    let params = Params::from_flat_in(&flat, &params_dir(&ros_args)).map_err(|e| {
+        let files = if ros_args.params_files.is_empty() {
+            "no --params-file".to_string()
+        } else {
+            format!("--params-file {}", ros_args.params_files.join(", "))
+        };
+        format!("invalid parameters ({files}):\n{e}")
+    })?;
     if params.node.threads > 0 {
         tch::set_num_threads(params.node.threads as i32);
     }

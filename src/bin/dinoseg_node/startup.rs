@@ -28,7 +28,11 @@ fn check_params_file(path: &Path) -> Result<(), String> {
     if meta.len() > MAX_PARAMS_FILE {
         return Err(format!("{shown}: {} bytes, more than a params file can be ({MAX_PARAMS_FILE})", meta.len()));
     }
-    std::fs::File::open(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let layout = dinoseg::params::ros_layout_problems(&text);
+    if !layout.is_empty() {
+        return Err(format!("{shown}: {}", layout.join(&format!("\n  {shown}: "))));
+    }
     let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| format!("{shown}: NUL in path"))?;
     rcl_parse(&c_path).map_err(|e| format!("{shown}: rcl cannot parse it: {e}"))
 }
