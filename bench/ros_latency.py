@@ -100,6 +100,15 @@ def client(args, setting, domain, frames, seconds, out_file):
         return cb
 
     rel = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    from diagnostic_msgs.msg import DiagnosticArray
+    node_received = {}
+
+    def on_diag(msg):
+        for st in msg.status:
+            for kv in st.values:
+                if kv.key == 'frames_received':
+                    node_received[st.name] = int(kv.value)
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, rel)
     pubs = []
     for cam in range(args.cameras):
         pubs.append(node.create_publisher(Image, f'/cam{cam}/image_raw', qos_profile_sensor_data))
@@ -139,7 +148,8 @@ def client(args, setting, domain, frames, seconds, out_file):
     time.sleep(3.0)
     with lock:
         rec = list(received)
-    Path(out_file).write_text(json.dumps({'sent': sent, 'received': rec, 'elapsed_s': time.monotonic() - start}))
+    Path(out_file).write_text(json.dumps({'sent': sent, 'received': rec, 'elapsed_s': time.monotonic() - start,
+                                          'node_received': sum(node_received.values())}))
     sys.stdout.flush()
     os._exit(0)
 
@@ -208,7 +218,7 @@ def run_one(args, setting, cameras):
     warm = [r for t, r in rss if t - rss[0][0] > 60] if args.soak and rss else []
     return {
         'setting': setting, 'cameras': cameras, 'node_threads': args.threads, 'rate_hz': args.rate, 'size': f'{args.size[0]}x{args.size[1]}',
-        'frames_sent': res['sent'], 'frames_published': len(frames), 'messages_published': len(published),
+        'frames_sent': res['sent'], 'frames_received_by_node': res['node_received'], 'frames_published': len(frames), 'messages_published': len(published),
         'messages_received': len(published) - len(lost), 'messages_lost': len(lost),
         'stamp_to_publish_ms': quantiles(s2p), 'stamp_to_receive_ms': quantiles(s2r),
         'publish_to_receive_ms': quantiles(added), 'fastest_message_of_frame_ms': quantiles(first), 'frame_complete_after_publish_ms': quantiles(late),
@@ -220,14 +230,15 @@ def run_one(args, setting, cameras):
 
 
 def show(rows):
-    print('| setting | cams | frames sent / out | msgs out / lost | stamp->publish p50/p95/max | '
+    print('| setting | cams | frames sent / at node / out | msgs out / lost | stamp->publish p50/p95/max | '
           'stamp->receive p50/p95/max | publish->receive p50/p95/max | fastest msg of frame p50/p95 | '
           'frame late >100 ms |')
     print('|---|---|---|---|---|---|---|---|---|')
     f = lambda q: f"{q.get('p50', 0):.1f} / {q.get('p95', 0):.1f} / {q.get('max', 0):.1f}" if q['n'] else 'n/a'
     f2 = lambda q: f"{q.get('p50', 0):.1f} / {q.get('p95', 0):.1f}" if q['n'] else 'n/a'
     for r in rows:
-        print(f"| {r['setting']} | {r['cameras']} | {r['frames_sent']} / {r['frames_published']} | "
+        print(f"| {r['setting']} | {r['cameras']} | {r['frames_sent']} / {r['frames_received_by_node']} / "
+              f"{r['frames_published']} | "
               f"{r['messages_published']} / {r['messages_lost']} | {f(r['stamp_to_publish_ms'])} | "
               f"{f(r['stamp_to_receive_ms'])} | {f(r['publish_to_receive_ms'])} | "
               f"{f2(r['fastest_message_of_frame_ms'])} | {r['frames_over_100ms_added']} |")

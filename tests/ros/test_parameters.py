@@ -180,3 +180,32 @@ def test_start_up_keys_and_out_of_range_values_are_refused(ros, key, value):
     pub = ros.publisher(CAM)
     assert ros.matched(pub)
     frame(ros, pub, col)
+
+
+def test_atomic_set_is_all_or_nothing_and_changes_are_announced(ros):
+    from rcl_interfaces.msg import ParameterEvent
+    from rcl_interfaces.srv import SetParametersAtomically
+
+    ros.start_node(params_file())
+    events = []
+    ros.node.create_subscription(ParameterEvent, "/parameter_events", events.append, 10)
+    ros.spin_for(1.0)
+
+    def atomic(**values):
+        keys = [k.replace("__", ".") for k in values]
+        ps = [Parameter(name=k, value=to_msg(v)) for k, v in zip(keys, values.values())]
+        return ros.call(SetParametersAtomically, "/dinoseg/set_parameters_atomically",
+                        SetParametersAtomically.Request(parameters=ps)).result
+
+    before = get(ros, "thresholds.score", "colors.overlay_alpha")
+    # One bad key refuses the whole set: nothing changes, the reason names the key.
+    r = atomic(thresholds__score=0.7, device="cpu", colors__overlay_alpha=0.3)
+    assert not r.successful and "device" in r.reason, r
+    assert get(ros, "thresholds.score", "colors.overlay_alpha") == before
+    # A good set applies every key and is announced on /parameter_events with the new values.
+    r = atomic(thresholds__score=0.7, colors__overlay_alpha=0.3)
+    assert r.successful, r.reason
+    assert get(ros, "thresholds.score", "colors.overlay_alpha") == {"thresholds.score": 0.7, "colors.overlay_alpha": 0.3}
+    assert ros.wait_for(lambda: any(e.node == "/dinoseg" and {p.name for p in e.changed_parameters}
+                                    >= {"thresholds.score", "colors.overlay_alpha"} for e in events), 5.0), \
+        [(e.node, [p.name for p in e.changed_parameters]) for e in events]

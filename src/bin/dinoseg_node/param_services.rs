@@ -167,6 +167,104 @@ fn list(state: &ParamState, prefixes: &[String], depth: u64) -> (Vec<String>, Ve
     (names, found_prefixes)
 }
 
+/// One service `<node>/<service>`: each request is answered by `handle` with the state locked.
+fn serve_one<T, F>(
+    node: &mut r2r::Node,
+    spawner: &LocalSpawner,
+    service: &str,
+    state: &Arc<Mutex<ParamState>>,
+    logger: &str,
+    mut handle: F,
+) -> Result<(), String>
+where
+    T: r2r::WrappedServiceTypeSupport + 'static,
+    F: FnMut(&mut ParamState, &T::Request) -> T::Response + 'static,
+{
+    let name = format!("{}/{service}", node.name().map_err(|e| e.to_string())?);
+    let requests = node
+        .create_service::<T>(&name, QosProfile::services_default())
+        .map_err(|e| format!("parameter service {name}: {e}"))?;
+    let (state, logger, service) = (state.clone(), logger.to_string(), service.to_string());
+    spawner
+        .spawn_local(requests.for_each(move |req| {
+            let response = handle(&mut state.lock().unwrap_or_else(|p| p.into_inner()), &req.message);
+            if let Err(e) = req.respond(response) {
+                r2r::log_warn!(&logger, "{service}: cannot send the reply: {e}");
+            }
+            futures::future::ready(())
+        }))
+        .map_err(|e| format!("parameter service {name}: {e}"))
+}
+
+/// Announces changed parameters on `/parameter_events` and in the log.
+struct Events {
+    publisher: r2r::Publisher<ParameterEvent>,
+    clock: Arc<Mutex<r2r::Clock>>,
+    node: String,
+    logger: String,
+}
+
+impl Events {
+    fn announce(&self, changed: Vec<(String, ParamValue)>) {
+        if changed.is_empty() {
+            return;
+        }
+        for (k, v) in &changed {
+            r2r::log_info!(&self.logger, "parameter {k} set to {v:?}: takes effect on the next frame");
+        }
+        let stamp = self
+            .clock
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get_now().ok())
+            .map(|d| r2r::builtin_interfaces::msg::Time { sec: d.as_secs() as i32, nanosec: d.subsec_nanos() })
+            .unwrap_or_default();
+        let changed_parameters =
+            changed.iter().map(|(name, v)| Parameter { name: name.clone(), value: to_msg(v) }).collect();
+        let event = ParameterEvent { stamp, node: self.node.clone(), changed_parameters, ..Default::default() };
+        if let Err(e) = self.publisher.publish(&event) {
+            r2r::log_warn!(&self.logger, "/parameter_events: {e}");
+        }
+    }
+}
+
+/// Sets `parameters` in order, each on the result of the previous; all or (`atomic`) none. The results per
+/// parameter, and the changed values.
+fn set_all(
+    s: &mut ParamState,
+    core: &Core,
+    parameters: &[Parameter],
+    atomic: bool,
+) -> (Vec<SetParametersResult>, Vec<(String, ParamValue)>) {
+    let before: Vec<ParamValue> = parameters.iter().map(|p| s.get(&p.name)).collect();
+    let mut params = s.params.clone();
+    let mut results = Vec::new();
+    for p in parameters {
+        match s.try_set(&params, &p.name, &from_msg(&p.value)) {
+            Ok(new) => {
+                params = new;
+                results.push(SetParametersResult { successful: true, reason: String::new() });
+            }
+            Err(reason) => {
+                if atomic {
+                    let reason = format!("{}: {reason}", p.name);
+                    return (vec![SetParametersResult { successful: false, reason }], Vec::new());
+                }
+                results.push(SetParametersResult { successful: false, reason });
+            }
+        }
+    }
+    s.commit(params);
+    core.update_live(&s.params);
+    let changed = parameters
+        .iter()
+        .zip(before)
+        .filter(|(p, b)| *b != s.get(&p.name))
+        .map(|(p, _)| (p.name.clone(), s.get(&p.name)))
+        .collect();
+    (results, changed)
+}
+
 /// Creates the services on `node` and spawns their handlers on `spawner`.
 pub fn serve(
     node: &mut r2r::Node,
@@ -175,180 +273,55 @@ pub fn serve(
     core: Arc<Core>,
     logger: String,
 ) -> Result<(), String> {
-    let name = node.name().map_err(|e| e.to_string())?;
-    let fqn = node.fully_qualified_name().map_err(|e| e.to_string())?;
-    let srv = |s: &str| format!("{name}/{s}");
-    let err = |s: &str, e: r2r::Error| format!("parameter service {s}: {e}");
-    let spawn = |f: std::pin::Pin<Box<dyn futures::Future<Output = ()>>>| {
-        spawner.spawn_local(f).map_err(|e| format!("parameter services: {e}"))
-    };
-    let respond_log = logger.clone();
-    let log_err = move |what: &str, r: r2r::Result<()>| {
-        if let Err(e) = r {
-            r2r::log_warn!(&respond_log, "{what}: cannot send the reply: {e}");
-        }
-    };
-
-    let st = state.clone();
-    let log = log_err.clone();
-    let get = node
-        .create_service::<GetParameters::Service>(&srv("get_parameters"), QosProfile::services_default())
-        .map_err(|e| err("get_parameters", e))?;
-    spawn(Box::pin(get.for_each(move |req| {
-        let values = {
-            let s = st.lock().unwrap_or_else(|p| p.into_inner());
-            req.message.names.iter().map(|n| to_msg(&s.get(n))).collect()
-        };
-        log("get_parameters", req.respond(GetParameters::Response { values }));
-        futures::future::ready(())
-    })))?;
-
-    let st = state.clone();
-    let log = log_err.clone();
-    let types = node
-        .create_service::<GetParameterTypes::Service>(&srv("get_parameter_types"), QosProfile::services_default())
-        .map_err(|e| err("get_parameter_types", e))?;
-    spawn(Box::pin(types.for_each(move |req| {
-        let types = {
-            let s = st.lock().unwrap_or_else(|p| p.into_inner());
-            req.message.names.iter().map(|n| type_of(&s.get(n))).collect()
-        };
-        log("get_parameter_types", req.respond(GetParameterTypes::Response { types }));
-        futures::future::ready(())
-    })))?;
-
-    let st = state.clone();
-    let log = log_err.clone();
-    let lst = node
-        .create_service::<ListParameters::Service>(&srv("list_parameters"), QosProfile::services_default())
-        .map_err(|e| err("list_parameters", e))?;
-    spawn(Box::pin(lst.for_each(move |req| {
-        let (names, prefixes) = {
-            let s = st.lock().unwrap_or_else(|p| p.into_inner());
-            list(&s, &req.message.prefixes, req.message.depth)
-        };
-        let result = r2r::rcl_interfaces::msg::ListParametersResult { names, prefixes };
-        log("list_parameters", req.respond(ListParameters::Response { result }));
-        futures::future::ready(())
-    })))?;
-
-    let st = state.clone();
-    let log = log_err.clone();
-    let desc = node
-        .create_service::<DescribeParameters::Service>(&srv("describe_parameters"), QosProfile::services_default())
-        .map_err(|e| err("describe_parameters", e))?;
-    spawn(Box::pin(desc.for_each(move |req| {
-        let descriptors = {
-            let s = st.lock().unwrap_or_else(|p| p.into_inner());
-            req.message.names.iter().map(|n| describe(&s, n)).collect()
-        };
-        log("describe_parameters", req.respond(DescribeParameters::Response { descriptors }));
-        futures::future::ready(())
-    })))?;
-
-    let events = node
-        .create_publisher::<ParameterEvent>("/parameter_events", QosProfile::parameter_events())
-        .map_err(|e| format!("publisher /parameter_events: {e}"))?;
-    let clock = node.get_ros_clock();
-    let apply = std::rc::Rc::new(move |changed: Vec<(String, ParamValue)>, logger: &str| {
-        if changed.is_empty() {
-            return;
-        }
-        for (k, v) in &changed {
-            r2r::log_info!(logger, "parameter {k} set to {v:?}: takes effect on the next frame");
-        }
-        let stamp = clock
-            .lock()
-            .ok()
-            .and_then(|mut c| c.get_now().ok())
-            .map(|d| r2r::builtin_interfaces::msg::Time { sec: d.as_secs() as i32, nanosec: d.subsec_nanos() })
-            .unwrap_or_default();
-        let changed_parameters =
-            changed.iter().map(|(name, v)| Parameter { name: name.clone(), value: to_msg(v) }).collect();
-        let event = ParameterEvent { stamp, node: fqn.clone(), changed_parameters, ..Default::default() };
-        if let Err(e) = events.publish(&event) {
-            r2r::log_warn!(logger, "/parameter_events: {e}");
-        }
+    let st = &state;
+    let log = logger.as_str();
+    serve_one::<GetParameters::Service, _>(node, spawner, "get_parameters", st, log, |s, req| {
+        GetParameters::Response { values: req.names.iter().map(|n| to_msg(&s.get(n))).collect() }
+    })?;
+    serve_one::<GetParameterTypes::Service, _>(node, spawner, "get_parameter_types", st, log, |s, req| {
+        GetParameterTypes::Response { types: req.names.iter().map(|n| type_of(&s.get(n))).collect() }
+    })?;
+    serve_one::<ListParameters::Service, _>(node, spawner, "list_parameters", st, log, |s, req| {
+        let (names, prefixes) = list(s, &req.prefixes, req.depth);
+        ListParameters::Response { result: r2r::rcl_interfaces::msg::ListParametersResult { names, prefixes } }
+    })?;
+    serve_one::<DescribeParameters::Service, _>(node, spawner, "describe_parameters", st, log, |s, req| {
+        DescribeParameters::Response { descriptors: req.names.iter().map(|n| describe(s, n)).collect() }
+    })?;
+    let events = std::rc::Rc::new(Events {
+        publisher: node
+            .create_publisher::<ParameterEvent>("/parameter_events", QosProfile::parameter_events())
+            .map_err(|e| format!("publisher /parameter_events: {e}"))?,
+        clock: node.get_ros_clock(),
+        node: node.fully_qualified_name().map_err(|e| e.to_string())?,
+        logger: logger.clone(),
     });
-
-    let st = state.clone();
-    let log = log_err.clone();
-    let set_core = core.clone();
-    let set_apply = apply.clone();
-    let set_logger = logger.clone();
-    let set = node
-        .create_service::<SetParameters::Service>(&srv("set_parameters"), QosProfile::services_default())
-        .map_err(|e| err("set_parameters", e))?;
-    spawn(Box::pin(set.for_each(move |req| {
-        let mut results = Vec::new();
-        let mut changed = Vec::new();
-        {
-            let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-            for p in &req.message.parameters {
-                let value = from_msg(&p.value);
-                let before = s.get(&p.name);
-                match s.try_set(&s.params, &p.name, &value) {
-                    Ok(new) => {
-                        s.commit(new);
-                        set_core.update_live(&s.params);
-                        if before != s.get(&p.name) {
-                            changed.push((p.name.clone(), s.get(&p.name)));
-                        }
-                        results.push(SetParametersResult { successful: true, reason: String::new() });
-                    }
-                    Err(reason) => {
-                        r2r::log_warn!(&set_logger, "parameter {} not set: {reason}", p.name);
-                        results.push(SetParametersResult { successful: false, reason });
-                    }
-                }
+    let (ev, c) = (events.clone(), core.clone());
+    serve_one::<SetParameters::Service, _>(node, spawner, "set_parameters", st, log, move |s, req| {
+        let (results, changed) = set_all(s, &c, &req.parameters, false);
+        for (p, r) in req.parameters.iter().zip(&results) {
+            if !r.successful {
+                r2r::log_warn!(&ev.logger, "parameter {} not set: {}", p.name, r.reason);
             }
         }
-        set_apply(changed, &set_logger);
-        log("set_parameters", req.respond(SetParameters::Response { results }));
-        futures::future::ready(())
-    })))?;
-
-    let st = state;
-    let log = log_err;
-    let atomic = node
-        .create_service::<SetParametersAtomically::Service>(
-            &srv("set_parameters_atomically"),
-            QosProfile::services_default(),
-        )
-        .map_err(|e| err("set_parameters_atomically", e))?;
-    spawn(Box::pin(atomic.for_each(move |req| {
-        let mut changed = Vec::new();
-        let result = {
-            let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-            let mut params = s.params.clone();
-            let mut refused = None;
-            for p in &req.message.parameters {
-                match s.try_set(&params, &p.name, &from_msg(&p.value)) {
-                    Ok(new) => params = new,
-                    Err(reason) => {
-                        refused = Some(format!("{}: {reason}", p.name));
-                        break;
-                    }
-                }
-            }
-            match refused {
-                Some(reason) => SetParametersResult { successful: false, reason },
-                None => {
-                    let before: Vec<ParamValue> = req.message.parameters.iter().map(|p| s.get(&p.name)).collect();
-                    s.commit(params);
-                    core.update_live(&s.params);
-                    for (p, b) in req.message.parameters.iter().zip(before) {
-                        if b != s.get(&p.name) {
-                            changed.push((p.name.clone(), s.get(&p.name)));
-                        }
-                    }
-                    SetParametersResult { successful: true, reason: String::new() }
-                }
-            }
-        };
-        apply(changed, &logger);
-        log("set_parameters_atomically", req.respond(SetParametersAtomically::Response { result }));
-        futures::future::ready(())
-    })))?;
+        ev.announce(changed);
+        SetParameters::Response { results }
+    })?;
+    serve_one::<SetParametersAtomically::Service, _>(
+        node,
+        spawner,
+        "set_parameters_atomically",
+        st,
+        log,
+        move |s, req| {
+            let (mut results, changed) = set_all(s, &core, &req.parameters, true);
+            events.announce(changed);
+            let result = results
+                .pop()
+                .filter(|r| !r.successful)
+                .unwrap_or(SetParametersResult { successful: true, reason: String::new() });
+            SetParametersAtomically::Response { result }
+        },
+    )?;
     Ok(())
 }
