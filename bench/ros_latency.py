@@ -73,7 +73,7 @@ def rss_kb(pid):
 
 def client(args, setting, domain, frames, seconds, out_file):
     """Runs in a child process with the client-side environment: publishes, receives, writes the records to
-    `out_file` and ends the process (rclpy's teardown with a spinning executor thread can abort)."""
+    `out_file`, then shuts rclpy down (so that its Fast DDS shared-memory segment is removed) and ends."""
     import numpy as np
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -116,7 +116,13 @@ def client(args, setting, domain, frames, seconds, out_file):
             node.create_subscription(types.get(out, Image), f'/cam{cam}/dinoseg/{out}', on(cam, out), rel, raw=True)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
-    threading.Thread(target=ex.spin, daemon=True).start()
+    spinning = [True]
+
+    def spin():
+        while spinning[0]:
+            ex.spin_once(timeout_sec=0.05)
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
     deadline = time.time() + 120
     while time.time() < deadline and not all(
             node.count_publishers(f'/cam{c}/dinoseg/overlay') and node.count_subscribers(f'/cam{c}/image_raw')
@@ -150,8 +156,11 @@ def client(args, setting, domain, frames, seconds, out_file):
         rec = list(received)
     Path(out_file).write_text(json.dumps({'sent': sent, 'received': rec, 'elapsed_s': time.monotonic() - start,
                                           'node_received': sum(node_received.values())}))
-    sys.stdout.flush()
-    os._exit(0)
+    spinning[0] = False
+    spinner.join(timeout=5)
+    ex.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=ctx)
 
 
 def run_one(args, setting, cameras):
@@ -184,7 +193,7 @@ def run_one(args, setting, cameras):
         if r:
             rss.append((time.monotonic(), r))
         time.sleep(2.0 if args.soak else 0.5)
-    node.send_signal(2)
+    node.terminate()
     try:
         node.wait(timeout=20)
     except subprocess.TimeoutExpired:

@@ -17,6 +17,7 @@
 pub mod clock;
 pub mod core;
 pub mod memory;
+pub mod publishers;
 pub mod slots;
 pub mod stats;
 

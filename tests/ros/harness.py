@@ -153,9 +153,15 @@ class NodeProc:
         self.proc.send_signal(sig)
 
     def kill(self):
-        if self.running():
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        """Stops the node: SIGTERM (a clean exit removes its Fast DDS shared-memory segment; SIGKILL would leave
+        it in /dev/shm), SIGKILL if it is still there after 10 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
 
 
 class Collector:
@@ -349,9 +355,7 @@ class RosEnv:
 
     def close(self):
         for p in self.procs:
-            if p.running():
-                p.send(signal.SIGKILL)
-            p.wait_exit(10)
+            p.kill()
         try:
             self.executor.shutdown(timeout_sec=1.0)
             self.node.destroy_node()

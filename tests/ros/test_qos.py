@@ -31,8 +31,9 @@ def test_compatible_camera_qos_gets_outputs(ros, node_reliability, pub_reliable)
 
 def test_best_effort_camera_does_not_match_a_reliable_node(ros):
     """A reliable subscription cannot match a best-effort publisher (DDS request/offer rule): nothing arrives,
-    the node goes on, and /diagnostics says the camera is silent."""
-    ros.start_node(with_keys(demo_params(), **{"input.reliability": "reliable", "node.diagnostics_period": 0.5}))
+    the node warns once naming the topic, the publisher and the fix, goes on, and /diagnostics says the camera
+    is silent."""
+    node = ros.start_node(with_keys(demo_params(), **{"input.reliability": "reliable", "node.diagnostics_period": 0.5}))
     diag = ros.diagnostics()
     col = ros.collector(CAM, ["semantic"])
     pub = ros.publisher(CAM, reliable=False)
@@ -47,6 +48,9 @@ def test_best_effort_camera_does_not_match_a_reliable_node(ros):
     values = diag.latest(CAM)
     assert int(values["frames_received"]) == 0
     assert diag.statuses(CAM)[-1].message == "no frames received"
+    warning = f"{CAM}: /dinoseg_test publishes best effort and input.reliability is reliable"
+    assert ros.wait_for(lambda: warning in node.log(), 5), node.log()[-2000:]
+    assert node.log().count(warning) == 1, "the mismatch is warned about more than once"
     # A reliable camera still works on the same node.
     rel = ros.publisher(CAM, reliable=True)
     assert ros.matched(rel)

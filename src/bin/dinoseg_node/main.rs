@@ -265,14 +265,52 @@ fn run() -> Result<(), String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     on_signal(stop.clone());
+    let mut warned = std::collections::HashSet::new();
+    let mut next_check = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         node.spin_once(Duration::from_millis(10));
         pool.run_until_stalled();
+        if std::time::Instant::now() >= next_check {
+            next_check += PUBLISHER_CHECK;
+            check_publishers(&node, &cfg, params.reliability(), &logger, &mut warned);
+        }
     }
     r2r::log_info!(&logger, "shutting down");
     core.close();
     worker.join().map_err(|_| "the model worker panicked".to_string())?;
     Ok(())
+}
+
+/// How often the camera topics' publishers are checked against the subscriptions.
+const PUBLISHER_CHECK: Duration = Duration::from_secs(2);
+
+/// Warns once per publisher of a camera topic that can never reach the node (another type, best effort against
+/// a reliable subscription): DDS itself says nothing, the camera just looks silent.
+fn check_publishers(
+    node: &r2r::Node,
+    cfg: &CoreConfig,
+    ours: Reliability,
+    logger: &str,
+    warned: &mut std::collections::HashSet<(String, Vec<u8>)>,
+) {
+    use dinoseg::node::publishers::{mismatch, PublisherInfo};
+    for cam in &cfg.cameras {
+        let expected = if cam.compressed { COMPRESSED } else { IMAGE };
+        let Ok(infos) = node.get_publishers_info_by_topic(&cam.topic, false) else { continue };
+        for info in infos {
+            let gid = info.endpoint_gid.to_vec();
+            let p = PublisherInfo {
+                node: format!("{}/{}", info.node_namespace.trim_end_matches('/'), info.node_name),
+                type_name: info.topic_type.clone(),
+                best_effort: matches!(info.qos_profile.reliability, r2r::qos::ReliabilityPolicy::BestEffort),
+            };
+            if let Some(w) = mismatch(&cam.topic, expected, ours, &p) {
+                if warned.insert((cam.topic.clone(), gid)) {
+                    r2r::log_warn!(logger, "{w}");
+                }
+            }
+        }
+    }
 }
 
 /// Sets `flag` on SIGINT/SIGTERM.
