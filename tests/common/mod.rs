@@ -2,6 +2,9 @@
 //! outputs made by `tools/make_fixtures.py`), generated once per test binary, and tensor comparisons.
 #![allow(dead_code)]
 
+pub mod node_fixtures;
+pub mod params_fixtures;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
