@@ -210,9 +210,15 @@ class Diagnostics:
     """Records /diagnostics; `status(topic)` is the newest status naming the camera, key/values as a dict."""
 
     def __init__(self, env):
+        self.env = env
         self.arrays = []
         cb = lambda m: self.arrays.append((m, time.time_ns()))  # noqa: E731
-        env.node.create_subscription(DiagnosticArray, "/diagnostics", cb, qos(True, 50))
+        self.sub = env.node.create_subscription(DiagnosticArray, "/diagnostics", cb, qos(True, 50))
+
+    def matched(self, timeout=10.0):
+        """Waits until the subscription has matched the node's /diagnostics publisher (volatile: what is
+        published before is not seen)."""
+        return self.env.wait_for(lambda: self.sub.get_publisher_count() >= 1, timeout)
 
     def statuses(self, topic):
         return [s for a, _ in self.arrays for s in a.status if s.name.endswith(": " + topic)]
