@@ -220,11 +220,11 @@ fn read_resize(r: &mut Reader) -> ResizePolicy {
                 r.err("resize.short_side", ErrorKind::MissingKey, "required with `resize.mode: short_side`");
             }
             if let (Some(s), Some(m)) = (short, max_long) {
-                if m <= s {
+                if m != 0 && m <= s {
                     r.err(
                         "resize.max_long_side",
                         ErrorKind::BadValue,
-                        format!("must be greater than `resize.short_side` ({s}), got {m}"),
+                        format!("must be greater than `resize.short_side` ({s}), or 0 for no cap, got {m}"),
                     );
                 }
             }
@@ -249,7 +249,13 @@ fn read_resize(r: &mut Reader) -> ResizePolicy {
             Resize::Keep
         }
     };
-    let max_long_side = if matches!(resize, Resize::Fixed { .. }) { None } else { max_long };
+    // Absent: the mode's default cap; 0: no cap.
+    let max_long_side = match (resize, max_long) {
+        (Resize::Fixed { .. }, _) | (_, Some(0)) => None,
+        (_, Some(m)) => Some(m),
+        (_, None) if r.given("resize.max_long_side") => None, // out of range: reported
+        (_, None) => resize.default_max_long_side(),
+    };
     ResizePolicy { resize, max_long_side, ..ResizePolicy::default() }.with_pad(pad)
 }
 

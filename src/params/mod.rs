@@ -34,7 +34,7 @@
 //! | `input.reliability` | string | `best_effort` | `best_effort` (the sensor-data QoS) or `reliable` |
 //! | `resize.mode` | string | `keep` | `keep`, `short_side` or `fixed` ([`crate::pipeline::preprocess::Resize`]) |
 //! | `resize.short_side` | int | required for `short_side` | target short side |
-//! | `resize.max_long_side` | int | none | cap on the long side (`keep`, `short_side`; greater than `short_side`) |
+//! | `resize.max_long_side` | int | 2048 (`keep`; `short_side` below 2048) | cap on the long side of the model input (`keep`, `short_side`; greater than `short_side`); 0: no cap. A planned input over 2^26 pixels is refused whatever the cap ([`crate::pipeline::preprocess::MAX_MODEL_PIXELS`]) |
 //! | `resize.height`, `resize.width` | int | required for `fixed` | output size |
 //! | `resize.pad` | string | `bottom_right` | `bottom_right` (pad to the patch multiple) or `stretch` (round the size to it) |
 //! | `thresholds.score` | double in [0, 1] | 0.8 | instance score threshold |
@@ -102,6 +102,7 @@ mod palette;
 mod reader;
 pub mod table;
 mod value;
+pub mod yaml;
 
 pub use errors::{ErrorKind, ParamError, ParamErrors};
 pub use palette::{Palette, PaletteName};
@@ -329,12 +330,14 @@ impl Params {
     /// Reads a params file; relative paths are resolved against its directory.
     pub fn from_file(path: impl AsRef<Path>) -> std::result::Result<Self, ParamErrors> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ParamErrors(vec![ParamError {
-                key: path.display().to_string(),
-                message: format!("cannot read: {e}"),
-                kind: ErrorKind::Syntax,
-            }])
+        let text = crate::files::read_text_capped(path, crate::files::caps::PARAMS, "params file").map_err(|e| {
+            let key = path.display().to_string();
+            let message = match e {
+                Error::Io { source, .. } => format!("cannot read: {source}"),
+                Error::Input(m) => m.strip_prefix(&format!("{key}: ")).unwrap_or(&m).to_string(),
+                other => other.to_string(),
+            };
+            ParamErrors(vec![ParamError { key, message, kind: ErrorKind::Syntax }])
         })?;
         Self::parse_yaml(&text, path.parent().unwrap_or(Path::new(".")), &path.display().to_string())
     }
@@ -478,8 +481,9 @@ impl Params {
                 m.insert("resize.width".into(), int(width));
             }
         }
-        if let Some(max) = self.resize.max_long_side {
-            m.insert("resize.max_long_side".into(), int(max));
+        if self.resize.max_long_side != self.resize.resize.default_max_long_side() {
+            // 0: no cap where absent would mean the default cap.
+            m.insert("resize.max_long_side".into(), int(self.resize.max_long_side.unwrap_or(0)));
         }
         let pad = if self.resize.pad == PadMode::Stretch { "stretch" } else { "bottom_right" };
         m.insert("resize.pad".into(), s(pad));

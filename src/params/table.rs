@@ -185,8 +185,8 @@ pub const KEYS: &[KeyInfo] = &[
     entry(
         "resize.max_long_side",
         Int,
-        "cap on the long side of the model input (modes keep, short_side)",
-        SIDE,
+        "cap on the long side of the model input (modes keep, short_side; default 2048, 0 = no cap)",
+        Some(Range::Int { from: 0, to: 16384, step: 1 }),
         RESIZE,
     ),
     entry("resize.height", Int, "model input height (mode fixed)", SIDE, RESIZE),

@@ -3,6 +3,7 @@
 //! become arrays of one type. This is what lets the node and the offline runner share one validation.
 
 use super::errors::{ErrorKind, ParamError};
+use super::yaml::YamlError;
 use std::collections::BTreeMap;
 
 /// A parameter value, mirroring ROS 2's `rcl_interfaces/ParameterValue` (r2r's `ParameterValue`; a ROS byte
@@ -69,8 +70,10 @@ pub(crate) const DEFAULT_NODE_NAME: &str = "dinoseg";
 /// file in errors about the file as a whole.
 pub(crate) fn flatten_yaml(text: &str, source: &str) -> Result<Flat, Vec<ParamError>> {
     let syntax = |key: &str, message: String| vec![ParamError { key: key.into(), message, kind: ErrorKind::Syntax }];
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| syntax(source, format!("invalid YAML: {e}")))?;
+    let doc = super::yaml::parse_bounded(text).map_err(|e| match e {
+        YamlError::Syntax(m) => syntax(source, format!("invalid YAML: {m}")),
+        YamlError::Limit(m) => syntax(source, format!("refused: {m}")),
+    })?;
     let layout =
         "expected the ROS 2 params-file layout `<node name or /**>:` / `  ros__parameters:` / `    key: value`";
     let top = match doc {
@@ -349,8 +352,11 @@ pub(crate) fn ros_layout_problems(text: &str) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) {
-        visit(&doc, "", &mut out, 0);
+    match super::yaml::parse_bounded(text) {
+        Ok(doc) => visit(&doc, "", &mut out, 0),
+        // rcl reports syntax errors in its own words; the bounds are ours.
+        Err(YamlError::Limit(m)) => out.push(format!("refused: {m}")),
+        Err(YamlError::Syntax(_)) => {}
     }
     out
 }

@@ -172,12 +172,74 @@ pub enum DecodeError {
     #[error("compressed image (format `{format}`) has no data")]
     EmptyCompressed { format: String },
     #[error(
-        "unsupported compressed format `{format}` (first bytes {magic}): only jpeg and png colour or grey images \
+        "unsupported compressed format `{format}` (first bytes {magic}): colour or grey images of {IMAGE_FORMATS} \
          are decoded"
     )]
     UnsupportedCompressedFormat { format: String, magic: String },
     #[error("corrupt {codec} image (format `{format}`, {len} bytes): {message}")]
     Compressed { codec: &'static str, format: String, len: usize, message: String },
+    #[error("{name}: not an image this build decodes (first bytes {magic}; decoded: {IMAGE_FORMATS})")]
+    UnknownImageFormat { name: String, magic: String },
+    #[error("{name}: {format} image of {len} bytes cannot be decoded: {message}")]
+    ImageFile { name: String, format: &'static str, len: usize, message: String },
+}
+
+/// The image file formats decoded (by content, whatever the file's extension says).
+pub const IMAGE_FORMATS: &str = "png, jpeg, bmp, tiff, webp, pnm (pbm, pgm, ppm, pam)";
+/// Widest or tallest image decoded (files and compressed frames).
+pub const MAX_IMAGE_SIDE: u32 = 32768;
+/// Most bytes a decoder may allocate for one image (files and compressed frames); a PNG bomb (a small file that
+/// claims or inflates to a huge image) is refused before the memory is taken.
+pub const MAX_IMAGE_ALLOC: u64 = 1 << 30;
+
+/// The decoding limits of image files and compressed frames.
+pub fn image_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    limits
+}
+
+fn magic(data: &[u8]) -> String {
+    data.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+fn format_name(f: image::ImageFormat) -> &'static str {
+    use image::ImageFormat as F;
+    match f {
+        F::Jpeg => "jpeg",
+        F::Png => "png",
+        F::Bmp => "bmp",
+        F::Tiff => "tiff",
+        F::WebP => "webp",
+        F::Pnm => "pnm",
+        _ => "image",
+    }
+}
+
+/// Decodes an image file's bytes to packed RGB8: the format is read from the bytes (a JPEG named `.png` decodes),
+/// never from `name`, which only names the file in errors. Decoding is bounded by [`image_limits`]; grey, alpha
+/// and 16-bit images are converted to RGB8. Never panics on any input (the fuzz entry of image files).
+pub fn decode_image_bytes(bytes: &[u8], name: &str) -> Result<RgbImage, DecodeError> {
+    let format = image::guess_format(bytes)
+        .ok()
+        .filter(|f| f.reading_enabled())
+        .ok_or_else(|| DecodeError::UnknownImageFormat { name: name.to_string(), magic: magic(bytes) })?;
+    decode_with_limits(bytes, format).map_err(|message| DecodeError::ImageFile {
+        name: name.to_string(),
+        format: format_name(format),
+        len: bytes.len(),
+        message,
+    })
+}
+
+/// Decodes `bytes` as `format` within [`image_limits`].
+fn decode_with_limits(bytes: &[u8], format: image::ImageFormat) -> Result<RgbImage, String> {
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    reader.limits(image_limits());
+    let img = reader.decode().map_err(|e| e.to_string())?;
+    Ok(img.into_rgb8())
 }
 
 /// Decodes a raw `sensor_msgs/Image` into packed RGB8 (`width * height * 3` bytes, no padding).
@@ -352,54 +414,36 @@ fn demosaic_bilinear(src: &[u8], step: usize, w: usize, tile: [usize; 4], out: &
     }
 }
 
-/// Which codec a compressed frame holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
-    Jpeg,
-    Png,
-}
-
-/// Decodes a `sensor_msgs/CompressedImage` (JPEG or PNG) into packed RGB8.
+/// Decodes a `sensor_msgs/CompressedImage` (JPEG or PNG, or any other format of [`IMAGE_FORMATS`]) into packed
+/// RGB8, within [`image_limits`].
 ///
-/// The codec is detected from the magic bytes; the `format` string is only a hint used when the bytes are not
+/// The codec is detected from the bytes; the `format` string is only a hint used when the bytes are not
 /// recognised (and for the error message). image_transport's `bgr8; jpeg compressed bgr8` means the *ROS* image was
 /// bgr8 before compression: OpenCV's encoder takes BGR and writes a standard JPEG/PNG, which stores RGB, so a standard
 /// decoder returns correct RGB whatever the prefix says. Grey and 16-bit PNGs are converted to RGB8 by the `image`
 /// crate (16-bit scaled to 8-bit). `compressedDepth` payloads (a depth header before the PNG) are not colour images and
-/// are rejected. The `image` crate's default allocation limit (512 MiB) guards against headers that claim huge sizes.
+/// are rejected. Headers that claim huge sizes are refused by the limits before any memory is taken.
 pub fn decode_compressed(frame: &CompressedFrame<'_>) -> Result<RgbImage, DecodeError> {
     let data = frame.data;
     if data.is_empty() {
         return Err(DecodeError::EmptyCompressed { format: frame.format.to_string() });
     }
     let hint = frame.format.to_ascii_lowercase();
-    let unsupported = || DecodeError::UnsupportedCompressedFormat {
-        format: frame.format.to_string(),
-        magic: data.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
-    };
+    let unsupported =
+        || DecodeError::UnsupportedCompressedFormat { format: frame.format.to_string(), magic: magic(data) };
     if hint.contains("compresseddepth") {
         return Err(unsupported());
     }
-    let codec = if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Codec::Jpeg
-    } else if data.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Codec::Png
-    } else if hint.contains("jpeg") || hint.contains("jpg") {
-        Codec::Jpeg
-    } else if hint.contains("png") {
-        Codec::Png
-    } else {
-        return Err(unsupported());
+    let fmt = match image::guess_format(data).ok().filter(|f| f.reading_enabled()) {
+        Some(f) => f,
+        None if hint.contains("jpeg") || hint.contains("jpg") => image::ImageFormat::Jpeg,
+        None if hint.contains("png") => image::ImageFormat::Png,
+        None => return Err(unsupported()),
     };
-    let (fmt, codec_name) = match codec {
-        Codec::Jpeg => (image::ImageFormat::Jpeg, "jpeg"),
-        Codec::Png => (image::ImageFormat::Png, "png"),
-    };
-    let img = image::load_from_memory_with_format(data, fmt).map_err(|e| DecodeError::Compressed {
-        codec: codec_name,
+    decode_with_limits(data, fmt).map_err(|message| DecodeError::Compressed {
+        codec: format_name(fmt),
         format: frame.format.to_string(),
         len: data.len(),
-        message: e.to_string(),
-    })?;
-    Ok(img.into_rgb8())
+        message,
+    })
 }

@@ -25,6 +25,18 @@ pub enum Resize {
     Fixed { height: u32, width: u32 },
 }
 
+impl Resize {
+    /// The long-side cap when none is configured: [`DEFAULT_MAX_LONG_SIDE`] for `Keep`, and for `ShortSide`
+    /// below it; none for a larger short side (a cap must exceed the short side) or `Fixed` (which ignores it).
+    pub fn default_max_long_side(&self) -> Option<u32> {
+        match *self {
+            Resize::Keep => Some(DEFAULT_MAX_LONG_SIDE),
+            Resize::ShortSide(s) if s < DEFAULT_MAX_LONG_SIDE => Some(DEFAULT_MAX_LONG_SIDE),
+            Resize::ShortSide(_) | Resize::Fixed { .. } => None,
+        }
+    }
+}
+
 /// How the resized image is brought to a multiple of [`ResizePolicy::multiple`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PadMode {
@@ -35,12 +47,22 @@ pub enum PadMode {
     Stretch,
 }
 
+/// The long side the model input is capped to by default ([`ResizePolicy::default`], params `resize.max_long_side`
+/// absent): a 4K frame runs at 2048x1152 rather than exhausting memory, a 1x400000 strip at 1x2048 (padded
+/// 16x2048) rather than taking seconds. Larger cameras keep their size with a larger cap, or none.
+pub const DEFAULT_MAX_LONG_SIDE: u32 = 2048;
+
+/// The most pixels a planned model input (padded) may have, whatever the policy: beyond this a frame is refused
+/// before any pixel is touched (an extreme aspect ratio with `short_side` and no cap, an uncapped giant frame).
+pub const MAX_MODEL_PIXELS: u64 = 1 << 26;
+
 /// The resize rule: `resize`, then the `max_long_side` cap, then `pad` to a multiple of `multiple`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResizePolicy {
     pub resize: Resize,
     /// Cap for the long side after `Keep` / `ShortSide` (torchvision's `max_size`): if exceeded, the long side becomes
-    /// this and the short side `floor(max * short / long)`.
+    /// this and the short side `floor(max * short / long)` (at least 1). [`DEFAULT_MAX_LONG_SIDE`] by default;
+    /// `None` is uncapped.
     pub max_long_side: Option<u32>,
     /// Output sides are multiples of this (16 = the DINOv3 ViT patch size; 32 for ConvNeXt stride 32). 1 = no rule.
     pub multiple: u32,
@@ -49,16 +71,21 @@ pub struct ResizePolicy {
 
 impl Default for ResizePolicy {
     fn default() -> Self {
-        Self { resize: Resize::Keep, max_long_side: None, multiple: 16, pad: PadMode::BottomRight }
+        Self {
+            resize: Resize::Keep,
+            max_long_side: Some(DEFAULT_MAX_LONG_SIDE),
+            multiple: 16,
+            pad: PadMode::BottomRight,
+        }
     }
 }
 
 impl ResizePolicy {
-    /// Keep the input size, pad to a multiple of 16.
+    /// Keep the input size (long side capped at [`DEFAULT_MAX_LONG_SIDE`]), pad to a multiple of 16.
     pub fn keep() -> Self {
         Self::default()
     }
-    /// Short side to `size`, pad to a multiple of 16.
+    /// Short side to `size` (long side capped at [`DEFAULT_MAX_LONG_SIDE`]), pad to a multiple of 16.
     pub fn short_side(size: u32) -> Self {
         Self { resize: Resize::ShortSide(size), ..Self::default() }
     }
@@ -68,6 +95,11 @@ impl ResizePolicy {
     }
     pub fn with_max_long_side(mut self, max: u32) -> Self {
         self.max_long_side = Some(max);
+        self
+    }
+    /// No cap on the long side (only [`MAX_MODEL_PIXELS`] bounds the model input).
+    pub fn uncapped(mut self) -> Self {
+        self.max_long_side = None;
         self
     }
     pub fn with_multiple(mut self, multiple: u32) -> Self {
@@ -127,6 +159,13 @@ impl ResizePolicy {
             u32::try_from(v)
                 .map_err(|_| invalid(format!("planned size {v} does not fit in 32 bits (input {input_h}x{input_w})")))
         };
+        if ph.saturating_mul(pw) > MAX_MODEL_PIXELS {
+            return Err(invalid(format!(
+                "input {input_h}x{input_w} plans to a model input of {ph}x{pw} = {} pixels, more than the limit of \
+                 {MAX_MODEL_PIXELS} (an extreme aspect ratio or no long-side cap: set resize.max_long_side)",
+                ph.saturating_mul(pw)
+            )));
+        }
         let (resized_h, resized_w) = (to_u32(rh)?, to_u32(rw)?);
         Ok(Letterbox {
             input_h,

@@ -75,7 +75,7 @@ impl Labels {
     /// Reads `id2label` from a transformers `config.json` (or a directory holding one).
     pub fn from_config_json(path: &Path) -> Result<Self, PostprocessError> {
         let path = if path.is_dir() { path.join("config.json") } else { path.to_path_buf() };
-        let text = read(&path)?;
+        let text = read(&path, crate::files::caps::JSON, "config file")?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| PostprocessError::Labels { path: path.clone(), message: format!("invalid JSON: {e}") })?;
         let id2label = value.get("id2label").ok_or_else(|| PostprocessError::Labels {
@@ -87,7 +87,7 @@ impl Labels {
 
     /// Reads a labels file (format in the module docs).
     pub fn from_file(path: &Path) -> Result<Self, PostprocessError> {
-        Self::parse(&read(path)?, path)
+        Self::parse(&read(path, crate::files::caps::LABELS, "labels file")?, path)
     }
 
     /// Parses labels-file text; `source` names the file in errors.
@@ -196,6 +196,18 @@ fn split_marker(rest: &str) -> Result<(&str, bool), String> {
     }
 }
 
-fn read(path: &Path) -> Result<String, PostprocessError> {
-    std::fs::read_to_string(path).map_err(|source| PostprocessError::Io { path: PathBuf::from(path), source })
+/// Reads a labels or config file: a regular file (FIFOs, devices and folders refused by type, never opened) of at
+/// most `cap` bytes of UTF-8.
+fn read(path: &Path, cap: u64, what: &str) -> Result<String, PostprocessError> {
+    crate::files::read_text_capped(path, cap, what).map_err(|e| match e {
+        crate::Error::Io { source, .. } => PostprocessError::Io { path: PathBuf::from(path), source },
+        other => {
+            let m = match other {
+                crate::Error::Input(m) => m,
+                other => other.to_string(),
+            };
+            let shown = format!("{}: ", path.display());
+            PostprocessError::Labels { path: path.to_path_buf(), message: m.strip_prefix(&shown).unwrap_or(&m).into() }
+        }
+    })
 }

@@ -241,8 +241,8 @@ fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Optio
         let label = "image files";
         r.stats.counts(label).frames_in += 1;
         let t = Instant::now();
-        let rgb = match image::open(file) {
-            Ok(img) => img.to_rgb8(),
+        let rgb = match super::inputs::read_image(file) {
+            Ok(img) => img,
             Err(e) => {
                 r.warn(label, &format!("{}: unreadable image: {e}", file.display()));
                 continue;

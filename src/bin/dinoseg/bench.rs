@@ -2,6 +2,7 @@
 //! (bench/*.py) can interleave our forward with a reference implementation's in one process tree. Reads lines
 //! `N` on stdin, runs N forwards of the fixed input and answers with one line of N times in milliseconds.
 
+use crate::flags;
 use dinoseg::checkpoint::{self, LoadedModel};
 use dinoseg::device::{parse_device, parse_precision};
 use dinoseg::model::ForwardOptions;
@@ -22,13 +23,14 @@ pub struct BenchArgs {
     device: String,
     #[arg(long, default_value = "fp32")]
     precision: String,
-    /// libtorch intra-op threads (0 = libtorch's default).
-    #[arg(long, default_value_t = 0)]
+    /// libtorch intra-op threads, 0 to 1024 (0 = libtorch's default).
+    #[arg(long, default_value_t = 0, value_parser = flags::int_i32(0, 1024))]
     threads: i32,
     /// EoMT models: also post-process each frame (semantic, then panoptic) to a camera frame of this size
-    /// (`HxW`, the model input stretched to it) and answer `forward/semantic/panoptic` milliseconds per frame.
-    #[arg(long, value_name = "HxW")]
-    postprocess: Option<String>,
+    /// (`HxW`, each side 1 to 8192, the model input stretched to it) and answer `forward/semantic/panoptic`
+    /// milliseconds per frame.
+    #[arg(long, value_name = "HxW", value_parser = flags::size_hw)]
+    postprocess: Option<flags::Size>,
 }
 
 pub fn run(a: &BenchArgs) -> dinoseg::Result<()> {
@@ -44,16 +46,7 @@ pub fn run(a: &BenchArgs) -> dinoseg::Result<()> {
         .map(|(_, t)| t.to_device(device).to_kind(kind))
         .ok_or_else(|| dinoseg::Error::checkpoint_missing(&a.input, "pixel_values"))?;
     let opts = ForwardOptions::default();
-    let target = match &a.postprocess {
-        Some(t) => {
-            let (h, w) = t
-                .split_once('x')
-                .and_then(|(h, w)| Some((h.parse::<u32>().ok()?, w.parse::<u32>().ok()?)))
-                .ok_or_else(|| dinoseg::Error::Input(format!("--postprocess expects HxW, got `{t}`")))?;
-            Some((h, w))
-        }
-        None => None,
-    };
+    let target = a.postprocess.map(|s| (s.height, s.width));
     let sync = || {
         if let tch::Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);

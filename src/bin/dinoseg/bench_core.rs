@@ -6,6 +6,7 @@
 //! camera of the parameters (or `--cameras N`) publishing at `--rate` Hz for `--seconds` on its own thread, as
 //! cameras do: stamp-to-publish latency, frames in / out / dropped, batch sizes.
 
+use crate::flags;
 use dinoseg::messages::{Header, Image, RosMessage, Time};
 use dinoseg::node::{stats::quantile, Camera, Clock, Core, CoreConfig, FrameModel, SystemClock, Transport, Worker};
 use dinoseg::params::Params;
@@ -23,25 +24,25 @@ pub struct BenchCoreArgs {
     #[arg(long)]
     params: PathBuf,
     /// `sequential` or `stream`.
-    #[arg(long, default_value = "sequential")]
+    #[arg(long, default_value = "sequential", value_parser = ["sequential", "stream"])]
     mode: String,
-    /// Frame size `HxW` (rgb8 messages).
-    #[arg(long, default_value = "480x640", value_name = "HxW")]
-    size: String,
-    /// sequential: frames measured (after 3 warm-up frames).
-    #[arg(long, default_value_t = 20)]
+    /// Frame size `HxW` (rgb8 messages), each side 1 to 8192.
+    #[arg(long, default_value = "480x640", value_name = "HxW", value_parser = flags::size_hw)]
+    size: flags::Size,
+    /// sequential: frames measured (after 3 warm-up frames), 1 to 100000.
+    #[arg(long, default_value_t = 20, value_parser = flags::count(1, 100_000))]
     frames: usize,
-    /// stream: cameras (default: the parameters' input topics).
-    #[arg(long)]
+    /// stream: cameras (default: the parameters' input topics), 1 to 64.
+    #[arg(long, value_parser = flags::count(1, 64))]
     cameras: Option<usize>,
-    /// stream: frames per second per camera.
-    #[arg(long, default_value_t = 30.0)]
+    /// stream: frames per second per camera, above 0 and at most 1000.
+    #[arg(long, default_value_t = 30.0, value_parser = flags::rate_hz)]
     rate: f64,
-    /// stream: duration in seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// stream: duration in seconds, above 0 and at most 86400.
+    #[arg(long, default_value_t = 10.0, value_parser = flags::seconds)]
     seconds: f64,
-    /// libtorch CPU threads (0: the parameters' node.threads, else libtorch's default).
-    #[arg(long, default_value_t = 0)]
+    /// libtorch CPU threads, 0 to 1024 (0: the parameters' node.threads, else libtorch's default).
+    #[arg(long, default_value_t = 0, value_parser = flags::int_i32(0, 1024))]
     threads: i32,
     /// Write the results as JSON here too.
     #[arg(long)]
@@ -102,6 +103,7 @@ impl Transport for Counting {
 
 /// A 640x480-style synthetic frame: gradients and a few discs, different per index.
 fn frame_cdr(i: usize, camera: usize, h: u32, w: u32, stamp_ns: u64) -> Vec<u8> {
+    // h, w <= flags::MAX_SIDE: h * w * 3 fits in u32.
     let mut data = vec![0u8; (h * w * 3) as usize];
     let discs: Vec<(i64, i64, i64)> = (0..4)
         .map(|k| {
@@ -133,12 +135,6 @@ fn frame_cdr(i: usize, camera: usize, h: u32, w: u32, stamp_ns: u64) -> Vec<u8> 
     .to_cdr()
 }
 
-fn parse_size(s: &str) -> dinoseg::Result<(u32, u32)> {
-    s.split_once('x')
-        .and_then(|(h, w)| Some((h.parse().ok()?, w.parse().ok()?)))
-        .ok_or_else(|| dinoseg::Error::Input(format!("--size expects HxW, got `{s}`")))
-}
-
 fn stats(v: &[f64]) -> serde_json::Value {
     let q = |p: f64| quantile(v.iter().copied(), p).unwrap_or(f64::NAN);
     serde_json::json!({"p50": q(0.5), "p95": q(0.95), "max": q(1.0), "n": v.len()})
@@ -151,7 +147,7 @@ pub fn run(a: &BenchCoreArgs) -> dinoseg::Result<()> {
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }
-    let (h, w) = parse_size(&a.size)?;
+    let (h, w) = (a.size.height, a.size.width);
     let mut cfg = CoreConfig::from_params(&params, "dinoseg");
     cfg.diagnostics_period_ns = u64::MAX / 4; // keep every latency sample (up to the per-camera cap)
     if let Some(n) = a.cameras {
@@ -193,7 +189,7 @@ pub fn run(a: &BenchCoreArgs) -> dinoseg::Result<()> {
                     e2e.push(done.saturating_sub(t) as f64 / 1e6);
                 }
             }
-            let model: Vec<f64> = model_ms.lock().map(|v| v[3..].to_vec()).unwrap_or_default();
+            let model: Vec<f64> = model_ms.lock().map(|v| v.get(3..).unwrap_or_default().to_vec()).unwrap_or_default();
             let p50 = |v: &[f64]| quantile(v.iter().copied(), 0.5).unwrap_or(f64::NAN);
             let (e, m) = (p50(&e2e), p50(&model));
             println!("| frames | message in -> last message out p50 ms | p95 ms | model p50 ms | core share |");

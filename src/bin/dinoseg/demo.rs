@@ -2,6 +2,7 @@
 //! whole frame path (ROS `bgr8` bytes with row padding -> decode -> preprocess -> backbone) and prints the
 //! feature maps and per-stage timings. Later issues turn this into the segmentation demo.
 
+use crate::flags;
 use dinoseg::catalog;
 use dinoseg::device::{parse_device, parse_precision};
 use dinoseg::model::{ForwardOptions, LoadedBackbone};
@@ -17,12 +18,14 @@ pub struct DemoArgs {
     device: String,
     #[arg(long, default_value = "fp32")]
     precision: String,
-    #[arg(long, default_value_t = 480)]
+    /// Frame height, 1 to 8192.
+    #[arg(long, default_value_t = 480, value_parser = flags::count_u32(1, flags::MAX_SIDE.into()))]
     height: u32,
-    #[arg(long, default_value_t = 640)]
+    /// Frame width, 1 to 8192.
+    #[arg(long, default_value_t = 640, value_parser = flags::count_u32(1, flags::MAX_SIDE.into()))]
     width: u32,
-    /// Timed iterations after one warm-up.
-    #[arg(long, default_value_t = 5)]
+    /// Timed iterations after one warm-up, 1 to 10000.
+    #[arg(long, default_value_t = 5, value_parser = flags::count(1, 10_000))]
     iters: usize,
 }
 

@@ -50,15 +50,15 @@ enum Command {
     Convert {
         src: PathBuf,
         out_dir: PathBuf,
-        /// Attention heads, for sizes outside the catalog (the weights cannot tell the head count).
-        #[arg(long)]
+        /// Attention heads, for sizes outside the catalog (the weights cannot tell the head count), 1 to 1024.
+        #[arg(long, value_parser = flags::int_i64(1, 1024))]
         num_heads: Option<i64>,
         /// EoMT checkpoints: the DINOv3 base whose weights the backbone differences are added to (a
         /// transformers directory or hub id such as facebook/dinov3-vitl16-pretrain-lvd1689m).
         #[arg(long)]
         base: Option<String>,
-        /// EoMT checkpoints: the training input size recorded in config.json.
-        #[arg(long, default_value_t = 640)]
+        /// EoMT checkpoints: the training input size recorded in config.json, 1 to 16384.
+        #[arg(long, default_value_t = 640, value_parser = flags::int_i64(1, 16384))]
         image_size: i64,
         /// EoMT checkpoints: class names for config.json's id2label (a labels file: one class per line,
         /// `[id:] name [[thing]|[stuff]]`); default class_<i>.
@@ -79,8 +79,8 @@ enum Command {
         /// Process every sensor_msgs/Image and CompressedImage topic of the bag, not only the parameters' topics.
         #[arg(long)]
         all_topics: bool,
-        /// Stop after this many frames.
-        #[arg(long)]
+        /// Stop after this many frames (at least 1).
+        #[arg(long, value_parser = flags::count_u64(1, u64::MAX))]
         max_frames: Option<u64>,
         /// Also write the statistics (frames per topic, per-stage latency medians) to this JSON file.
         #[arg(long)]
@@ -103,6 +103,7 @@ enum Command {
 mod bench;
 mod bench_core;
 mod demo;
+mod flags;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -5,11 +5,9 @@
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 
-/// Largest params file read (a hand-edited YAML file is a few KB; this bounds what rcl is asked to parse).
-const MAX_PARAMS_FILE: u64 = 16 << 20;
-
-/// Checks every `--params-file` the way `rcl_init` will read it: a regular readable file of bounded size that
-/// rcl's YAML parser (`rcl_parse_yaml_file`) accepts. All problems are reported, each naming its file.
+/// Checks every `--params-file` the way `rcl_init` will read it: a regular readable file of bounded size
+/// ([`dinoseg::files::caps::PARAMS`]), within the YAML bounds of [`dinoseg::params::yaml`], that rcl's YAML
+/// parser (`rcl_parse_yaml_file`) accepts. All problems are reported, each naming its file.
 pub fn check_params_files(files: &[String]) -> Result<(), String> {
     let problems: Vec<String> = files.iter().filter_map(|f| check_params_file(Path::new(f)).err()).collect();
     if problems.is_empty() {
@@ -21,14 +19,12 @@ pub fn check_params_files(files: &[String]) -> Result<(), String> {
 
 fn check_params_file(path: &Path) -> Result<(), String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown}: not a regular file"));
-    }
-    if meta.len() > MAX_PARAMS_FILE {
-        return Err(format!("{shown}: {} bytes, more than a params file can be ({MAX_PARAMS_FILE})", meta.len()));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    // A FIFO or device is refused by type before it is opened (opening a FIFO blocks); the size is capped.
+    let text =
+        dinoseg::files::read_text_capped(path, dinoseg::files::caps::PARAMS, "params file").map_err(|e| match e {
+            dinoseg::Error::Input(m) => m,
+            other => other.to_string(),
+        })?;
     let layout = dinoseg::params::ros_layout_problems(&text);
     if !layout.is_empty() {
         return Err(format!("{shown}: {}", layout.join(&format!("\n  {shown}: "))));
