@@ -196,6 +196,7 @@ fn a_1x400000_frame_runs_capped_and_fast() {
     let (stdout, err) = text(&o);
     assert!(!killed && o.status.success(), "{secs:.1} s\n{stdout}\n{err}");
     assert!(secs < 30.0, "took {secs:.1} s");
+    assert!(stdout.contains("| image files | 1 | 1 | 0 |"), "{stdout}");
     let sem = image::open(out.join("strip_semantic.png")).expect("semantic map");
     assert_eq!((sem.width(), sem.height()), (400_000, 1));
 }

@@ -186,8 +186,8 @@ pub enum DecodeError {
 
 /// The image file formats decoded (by content, whatever the file's extension says).
 pub const IMAGE_FORMATS: &str = "png, jpeg, bmp, tiff, webp, pnm (pbm, pgm, ppm, pam)";
-/// Widest or tallest image decoded (files and compressed frames).
-pub const MAX_IMAGE_SIDE: u32 = 32768;
+/// Widest or tallest image decoded (files and compressed frames); the area is bounded by [`MAX_IMAGE_ALLOC`].
+pub const MAX_IMAGE_SIDE: u32 = 1 << 20;
 /// Most bytes a decoder may allocate for one image (files and compressed frames); a PNG bomb (a small file that
 /// claims or inflates to a huge image) is refused before the memory is taken.
 pub const MAX_IMAGE_ALLOC: u64 = 1 << 30;
