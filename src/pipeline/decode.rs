@@ -172,7 +172,7 @@ pub enum DecodeError {
     #[error("compressed image (format `{format}`) has no data")]
     EmptyCompressed { format: String },
     #[error(
-        "unsupported compressed format `{format}` (first bytes {magic}): colour or grey images of {IMAGE_FORMATS} \
+        "unsupported compressed format `{format}` (first bytes {magic}): only jpeg and png colour or grey images \
          are decoded"
     )]
     UnsupportedCompressedFormat { format: String, magic: String },
@@ -414,11 +414,12 @@ fn demosaic_bilinear(src: &[u8], step: usize, w: usize, tile: [usize; 4], out: &
     }
 }
 
-/// Decodes a `sensor_msgs/CompressedImage` (JPEG or PNG, or any other format of [`IMAGE_FORMATS`]) into packed
-/// RGB8, within [`image_limits`].
+/// Decodes a `sensor_msgs/CompressedImage` (JPEG or PNG, the codecs of image_transport) into packed RGB8,
+/// within [`image_limits`].
 ///
 /// The codec is detected from the bytes; the `format` string is only a hint used when the bytes are not
-/// recognised (and for the error message). image_transport's `bgr8; jpeg compressed bgr8` means the *ROS* image was
+/// recognised (and for the error message). Other formats are refused: a camera topic decodes no more formats
+/// than it needs. image_transport's `bgr8; jpeg compressed bgr8` means the *ROS* image was
 /// bgr8 before compression: OpenCV's encoder takes BGR and writes a standard JPEG/PNG, which stores RGB, so a standard
 /// decoder returns correct RGB whatever the prefix says. Grey and 16-bit PNGs are converted to RGB8 by the `image`
 /// crate (16-bit scaled to 8-bit). `compressedDepth` payloads (a depth header before the PNG) are not colour images and
@@ -434,8 +435,9 @@ pub fn decode_compressed(frame: &CompressedFrame<'_>) -> Result<RgbImage, Decode
     if hint.contains("compresseddepth") {
         return Err(unsupported());
     }
-    let fmt = match image::guess_format(data).ok().filter(|f| f.reading_enabled()) {
-        Some(f) => f,
+    let fmt = match image::guess_format(data).ok() {
+        Some(f @ (image::ImageFormat::Jpeg | image::ImageFormat::Png)) => f,
+        Some(_) => return Err(unsupported()),
         None if hint.contains("jpeg") || hint.contains("jpg") => image::ImageFormat::Jpeg,
         None if hint.contains("png") => image::ImageFormat::Png,
         None => return Err(unsupported()),
@@ -446,4 +448,62 @@ pub fn decode_compressed(frame: &CompressedFrame<'_>) -> Result<RgbImage, Decode
         len: data.len(),
         message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PNG whose header claims `w` x `h` RGB8 pixels, with almost no data (a "PNG bomb" header).
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        // An empty zlib stream as the only data.
+        for chunk in [ihdr, b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01".to_vec(), b"IEND".to_vec()] {
+            png.extend_from_slice(&(chunk.len() as u32 - 4).to_be_bytes());
+            png.extend_from_slice(&chunk);
+            png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        }
+        png
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    #[test]
+    fn huge_claimed_sizes_are_refused_before_allocating() {
+        for (w, h) in [(100_000, 100_000), (MAX_IMAGE_SIDE + 1, 1), (30_000, 30_000)] {
+            let t = std::time::Instant::now();
+            let e = decode_image_bytes(&png_claiming(w, h), "bomb.png").unwrap_err().to_string();
+            assert!(e.starts_with("bomb.png: png image") && e.contains("limit"), "{w}x{h}: {e}");
+            let frame = CompressedFrame { format: "png", data: &png_claiming(w, h) };
+            let e = decode_compressed(&frame).unwrap_err().to_string();
+            assert!(e.contains("limit"), "{w}x{h}: {e}");
+            assert!(t.elapsed().as_secs_f64() < 1.0, "{:?}", t.elapsed());
+        }
+    }
+
+    #[test]
+    fn files_are_decoded_by_content_not_name() {
+        let img = RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8 * 40, y as u8 * 60, 9]));
+        let mut jpeg = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        assert_eq!(decode_image_bytes(&jpeg, "photo.png").unwrap().dimensions(), (6, 4));
+        let frame = CompressedFrame { format: "png", data: &jpeg };
+        assert_eq!(decode_compressed(&frame).unwrap().dimensions(), (6, 4));
+        let e = decode_image_bytes(b"GIF89a....", "x.gif").unwrap_err().to_string();
+        assert!(e.starts_with("x.gif: not an image") && e.contains("47 49 46 38"), "{e}");
+        assert!(decode_image_bytes(&[], "empty.png").is_err());
+    }
 }
