@@ -85,13 +85,15 @@ impl ResizePolicy {
     pub fn keep() -> Self {
         Self::default()
     }
-    /// Short side to `size` (long side capped at [`DEFAULT_MAX_LONG_SIDE`]), pad to a multiple of 16.
+    /// Short side to `size` (long side capped at [`DEFAULT_MAX_LONG_SIDE`] if `size` is below it), pad to a
+    /// multiple of 16.
     pub fn short_side(size: u32) -> Self {
-        Self { resize: Resize::ShortSide(size), ..Self::default() }
+        let resize = Resize::ShortSide(size);
+        Self { resize, max_long_side: resize.default_max_long_side(), ..Self::default() }
     }
     /// Stretch to `height` x `width`, pad to a multiple of 16 if needed.
     pub fn fixed(height: u32, width: u32) -> Self {
-        Self { resize: Resize::Fixed { height, width }, ..Self::default() }
+        Self { resize: Resize::Fixed { height, width }, max_long_side: None, ..Self::default() }
     }
     pub fn with_max_long_side(mut self, max: u32) -> Self {
         self.max_long_side = Some(max);
