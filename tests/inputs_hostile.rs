@@ -182,6 +182,13 @@ fn images_are_decoded_by_content_in_every_listed_format() {
         let sem = image::open(out.join(format!("{stem}_semantic.png"))).expect("semantic map").to_luma8();
         assert_eq!(sem.dimensions(), (40, 24), "{stem}");
     }
+    // An --input that exists but is a special file is named as such, not "no such file".
+    let fifo = dir.join("frames.png");
+    mkfifo(&fifo);
+    let (o, secs, killed) =
+        dinoseg_bounded(&["run", "--params", s(&params), "--input", s(&fifo), "--output", s(&dir.join("o2"))], 60);
+    let (_, err) = text(&o);
+    assert!(!killed && !o.status.success() && err.contains("this is a FIFO"), "{secs:.1} s: {err}");
 }
 
 #[test]
