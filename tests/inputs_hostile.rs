@@ -216,14 +216,23 @@ fn a_1x400000_frame_runs_capped_and_fast() {
     assert_eq!((sem.width(), sem.height()), (400_000, 1));
 }
 
+/// Runs each case (arguments, the flag the message must name): a usage error, exit status 2, naming the flag.
+fn usage_errors(cases: &[(Vec<&str>, &str)]) {
+    for (args, flag) in cases {
+        let (o, secs, killed) = dinoseg_bounded(args, 20);
+        let (_, err) = text(&o);
+        assert!(!killed, "{args:?} ran {secs:.1} s");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag) && err.contains("invalid value"), "{args:?}: {err}");
+    }
+}
+
 #[test]
-fn numeric_flags_out_of_range_are_usage_errors() {
-    let dir = common::temp_dir("hostile-flags");
+fn bench_core_rates_and_durations_out_of_range_are_usage_errors() {
+    let dir = common::temp_dir("hostile-rates");
     let params = dir.join("none.yaml");
     let p = s(&params);
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["convert", "a.pth", "out", "--image-size", "0"], "--image-size"),
-        (vec!["convert", "a.pth", "out", "--num-heads=-3"], "--num-heads"),
+    usage_errors(&[
         (vec!["bench-core", "--params", p, "--rate", "nan"], "--rate"),
         (vec!["bench-core", "--params", p, "--rate", "0"], "--rate"),
         (vec!["bench-core", "--params", p, "--rate", "inf"], "--rate"),
@@ -231,19 +240,23 @@ fn numeric_flags_out_of_range_are_usage_errors() {
         (vec!["bench-core", "--params", p, "--seconds=-1"], "--seconds"),
         (vec!["bench-core", "--params", p, "--frames", "0"], "--frames"),
         (vec!["bench-core", "--params", p, "--cameras", "0"], "--cameras"),
+        (vec!["bench-core", "--params", p, "--threads=-1"], "--threads"),
+    ]);
+}
+
+#[test]
+fn sizes_and_counts_out_of_range_are_usage_errors() {
+    let dir = common::temp_dir("hostile-sizes");
+    let params = dir.join("none.yaml");
+    let p = s(&params);
+    usage_errors(&[
+        (vec!["convert", "a.pth", "out", "--image-size", "0"], "--image-size"),
+        (vec!["convert", "a.pth", "out", "--num-heads=-3"], "--num-heads"),
         (vec!["bench-core", "--params", p, "--size", "0x640"], "--size"),
         (vec!["bench-core", "--params", p, "--size", "100000x100000"], "--size"),
-        (vec!["bench-core", "--params", p, "--threads=-1"], "--threads"),
         (vec!["demo", "--height", "0"], "--height"),
         (vec!["demo", "--width", "4000000000"], "--width"),
         (vec!["demo", "--iters", "0"], "--iters"),
         (vec!["run", "--params", p, "--input", "x", "--output", "y", "--max-frames", "0"], "--max-frames"),
-    ];
-    for (args, flag) in cases {
-        let (o, secs, killed) = dinoseg_bounded(&args, 20);
-        let (_, err) = text(&o);
-        assert!(!killed, "{args:?} ran {secs:.1} s");
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(flag) && err.contains("invalid value"), "{args:?}: {err}");
-    }
+    ]);
 }
