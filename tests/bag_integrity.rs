@@ -1,0 +1,137 @@
+//! Damaged bags: a flipped bit inside a compressed chunk (the chunk's frames skipped and counted with its byte
+//! offset, the other chunks processed, exit 2), a bag cut in the middle (processed up to the damage, "truncated at
+//! offset N"), a data section CRC mismatch, and a bag cut near its end (the statistics and `--stats-json` still
+//! written). Each named the file and the offset; none passes silently.
+
+#[path = "common/bags.rs"]
+mod bags;
+mod common;
+
+use bags::{chunk_payload, chunks, dinoseg_run, params, stats, topic_counts, write_bag, BagSpec, TOPIC};
+use dinoseg::bag::{read_all_from_bytes, BagError, BagReader};
+use std::path::Path;
+
+const SEMANTIC: &str = "/camera/dinoseg/semantic";
+
+fn run(dir: &Path, input: &Path) -> (std::process::Output, serde_json::Value, String) {
+    let p = params(dir);
+    let (out, json) = (dir.join("out.mcap"), dir.join("stats.json"));
+    let o = dinoseg_run(&[("--params", &p), ("--input", input), ("--output", &out), ("--stats-json", &json)]);
+    let text = format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let s = stats(&json);
+    (o, s, text)
+}
+
+#[test]
+fn every_flipped_byte_inside_a_compressed_chunk_is_caught_or_harmless() {
+    let dir = common::temp_dir("integrity-flip-lib");
+    let path = dir.join("in.mcap");
+    let bytes = write_bag(&path, BagSpec::default());
+    let good = read_all_from_bytes(&bytes).expect("good bag");
+    assert!(good.damage.is_empty(), "{:?}", good.damage);
+    assert_eq!(good.messages.len(), 6);
+    let chunk_list = chunks(&bytes);
+    assert_eq!(chunk_list.len(), 6, "one frame per chunk");
+    let (offset, _) = chunk_list[2];
+    let (start, size) = chunk_payload(&bytes, offset);
+    let mut caught = 0;
+    for at in start..start + size {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x10;
+        let read = read_all_from_bytes(&bad).expect("still MCAP");
+        let ok: Vec<_> = read.messages.iter().filter(|m| good.messages.contains(m)).collect();
+        assert_eq!(ok.len(), read.messages.len(), "byte {at}: damaged pixels passed as a good frame");
+        match read.damage.as_slice() {
+            [] => assert_eq!(read.messages.len(), 6, "byte {at}: a frame vanished silently"),
+            [BagError::CorruptChunk { offset: o, skipped, .. }] => {
+                caught += 1;
+                assert_eq!(*o as usize, offset, "byte {at}");
+                assert_eq!(skipped, &[(TOPIC.to_string(), 1)], "byte {at}");
+                assert_eq!(read.messages.len(), 5, "byte {at}: the other chunks are read");
+            }
+            other => panic!("byte {at}: {other:?}"),
+        }
+    }
+    assert!(caught * 10 >= size * 9, "{caught} of {size} flips caught");
+    // The file reader says the same, with the file name and the offset in the message.
+    let mut bad = bytes.clone();
+    bad[start + size / 2] ^= 0x01;
+    std::fs::write(&path, &bad).expect("write");
+    let bag = BagReader::open(&path).expect("open");
+    let items: Vec<_> = bag.messages(&[TOPIC]).expect("messages").collect();
+    let errors: Vec<String> = items.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
+    assert_eq!(items.len(), 6, "{errors:?}");
+    assert!(errors.len() == 1 && errors[0].contains("in.mcap") && errors[0].contains(&format!("offset {offset}")));
+}
+
+#[test]
+fn a_flipped_bit_in_a_compressed_chunk_skips_its_frames_names_the_offset_and_exits_2() {
+    let dir = common::temp_dir("integrity-flip-run");
+    let input = dir.join("flipped.mcap");
+    let mut bytes = write_bag(&input, BagSpec::default());
+    let (offset, _) = chunks(&bytes)[2];
+    let (start, size) = chunk_payload(&bytes, offset);
+    bytes[start + size / 2] ^= 0x04;
+    std::fs::write(&input, &bytes).expect("write");
+    let (o, s, text) = run(&dir, &input);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(text.contains(&format!("flipped.mcap: corrupt chunk at offset {offset}")), "{text}");
+    assert_eq!(s["corrupt_chunks"], 1, "{s}");
+    assert_eq!(s["topics"][TOPIC]["damaged"], 1, "{s}");
+    assert_eq!(s["topics"][TOPIC]["frames_out"], 5, "{s}");
+    assert_eq!(s["exit_code"], 2);
+    assert_eq!(topic_counts(&dir.join("out.mcap")).get(SEMANTIC), Some(&5));
+}
+
+#[test]
+fn a_truncated_bag_is_processed_up_to_the_damage() {
+    let dir = common::temp_dir("integrity-cut");
+    let input = dir.join("cut.mcap");
+    let bytes = write_bag(&input, BagSpec::default());
+    let (offset, _) = chunks(&bytes)[3];
+    std::fs::write(&input, &bytes[..offset + 30]).expect("write");
+    let (o, s, text) = run(&dir, &input);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(text.contains(&format!("cut.mcap: truncated at offset {offset}")), "{text}");
+    assert_eq!(s["topics"][TOPIC]["frames_out"], 3, "{s}");
+    assert_eq!(topic_counts(&dir.join("out.mcap")).get(SEMANTIC), Some(&3));
+    // Cut inside the first chunk: nothing readable, and the error says why (not "no such topic").
+    let (first, _) = chunks(&bytes)[0];
+    std::fs::write(&input, &bytes[..first + 30]).expect("write");
+    let (o, s, text) = run(&dir, &input);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("truncated at offset {first}")), "{text}");
+    assert!(s["error"].as_str().is_some_and(|e| e.contains("truncated at offset")), "{s}");
+}
+
+#[test]
+fn a_data_section_crc_mismatch_is_reported() {
+    let dir = common::temp_dir("integrity-data-crc");
+    let input = dir.join("datacrc.mcap");
+    // No chunk CRCs, no compression: only the data section CRC can see a changed pixel.
+    let spec = BagSpec { compression: None, chunk_crcs: false, ..BagSpec::default() };
+    let mut bytes = write_bag(&input, spec);
+    let (offset, len) = chunks(&bytes)[1];
+    bytes[offset + 9 + len - 1] ^= 0x01; // the chunk's last byte: a pixel of its frame
+    std::fs::write(&input, &bytes).expect("write");
+    let read = read_all_from_bytes(&bytes).expect("MCAP");
+    assert!(matches!(read.damage.as_slice(), [BagError::DataCrc { .. }]), "{:?}", read.damage);
+    let (o, s, text) = run(&dir, &input);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(text.contains("datacrc.mcap: data section CRC mismatch (DataEnd record at offset"), "{text}");
+    assert_eq!(s["topics"][TOPIC]["frames_out"], 6, "{s}");
+}
+
+#[test]
+fn a_bag_cut_near_its_end_still_writes_the_statistics() {
+    let dir = common::temp_dir("integrity-cut-end");
+    let input = dir.join("end.mcap");
+    let bytes = write_bag(&input, BagSpec::default());
+    std::fs::write(&input, &bytes[..bytes.len() - 10]).expect("write");
+    let (o, s, text) = run(&dir, &input);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(text.contains("end.mcap: truncated at offset"), "{text}");
+    assert_eq!(s["topics"][TOPIC]["frames_out"], 6, "{s}");
+    assert!(s["damage"][0].as_str().is_some_and(|d| d.contains("truncated at offset")), "{s}");
+    assert_eq!(topic_counts(&dir.join("out.mcap")).get(SEMANTIC), Some(&6));
+}
