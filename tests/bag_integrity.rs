@@ -31,7 +31,7 @@ fn every_flipped_byte_inside_a_compressed_chunk_is_caught_or_harmless() {
     assert!(good.damage.is_empty(), "{:?}", good.damage);
     assert_eq!(good.messages.len(), 6);
     let chunk_list = chunks(&bytes);
-    assert_eq!(chunk_list.len(), 6, "one frame per chunk");
+    assert_eq!(chunk_list.len(), 7, "the schema and channel, then one frame per chunk");
     let (offset, _) = chunk_list[2];
     let (start, size) = chunk_payload(&bytes, offset);
     let mut caught = 0;
@@ -41,9 +41,10 @@ fn every_flipped_byte_inside_a_compressed_chunk_is_caught_or_harmless() {
         let read = read_all_from_bytes(&bad).expect("still MCAP");
         let ok: Vec<_> = read.messages.iter().filter(|m| good.messages.contains(m)).collect();
         assert_eq!(ok.len(), read.messages.len(), "byte {at}: damaged pixels passed as a good frame");
+        // Every flip changes the data section: its CRC always tells; the chunk's own check says which frames.
         match read.damage.as_slice() {
-            [] => assert_eq!(read.messages.len(), 6, "byte {at}: a frame vanished silently"),
-            [BagError::CorruptChunk { offset: o, skipped, .. }] => {
+            [BagError::DataCrc { .. }] => assert_eq!(read.messages.len(), 6, "byte {at}: a frame vanished silently"),
+            [BagError::CorruptChunk { offset: o, skipped, .. }, BagError::DataCrc { .. }] => {
                 caught += 1;
                 assert_eq!(*o as usize, offset, "byte {at}");
                 assert_eq!(skipped, &[(TOPIC.to_string(), 1)], "byte {at}");
@@ -60,8 +61,9 @@ fn every_flipped_byte_inside_a_compressed_chunk_is_caught_or_harmless() {
     let bag = BagReader::open(&path).expect("open");
     let items: Vec<_> = bag.messages(&[TOPIC]).expect("messages").collect();
     let errors: Vec<String> = items.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
-    assert_eq!(items.len(), 6, "{errors:?}");
-    assert!(errors.len() == 1 && errors[0].contains("in.mcap") && errors[0].contains(&format!("offset {offset}")));
+    assert_eq!(items.len(), 7, "{errors:?}");
+    assert!(errors.len() == 2 && errors[0].contains("in.mcap") && errors[0].contains(&format!("offset {offset}")));
+    assert!(errors[1].contains("data section CRC mismatch"), "{errors:?}");
 }
 
 #[test]
@@ -88,7 +90,8 @@ fn a_truncated_bag_is_processed_up_to_the_damage() {
     let dir = common::temp_dir("integrity-cut");
     let input = dir.join("cut.mcap");
     let bytes = write_bag(&input, BagSpec::default());
-    let (offset, _) = chunks(&bytes)[3];
+    // Cut inside the fourth frame's chunk (the first chunk holds the schema and channel).
+    let (offset, _) = chunks(&bytes)[4];
     std::fs::write(&input, &bytes[..offset + 30]).expect("write");
     let (o, s, text) = run(&dir, &input);
     assert_eq!(o.status.code(), Some(2), "{text}");
