@@ -81,7 +81,7 @@ impl<'a> FileReader<'a> {
             }
             None => {
                 let mut hasher = crc32fast::Hasher::new();
-                hasher.update(&mcap::MAGIC[..]);
+                hasher.update(mcap::MAGIC);
                 Mode::Linear {
                     pos: mcap::MAGIC.len() as u64,
                     hasher: Some(hasher),
@@ -127,7 +127,7 @@ impl<'a> FileReader<'a> {
         channels
     }
 
-    fn to_message(&mut self, h: &mcap::records::MessageHeader, data: Vec<u8>) -> Option<BagMessage> {
+    fn make_message(&mut self, h: &mcap::records::MessageHeader, data: Vec<u8>) -> Option<BagMessage> {
         let c = self.channels.get(&h.channel_id)?;
         *self.counts.entry(h.channel_id).or_insert(0) += 1;
         Some(BagMessage {
@@ -162,7 +162,7 @@ impl<'a> FileReader<'a> {
                 continue;
             }
             let data = chunk.data.get(r.clone()).map(|d| d.to_vec()).unwrap_or_default();
-            out.extend(self.to_message(h, data));
+            out.extend(self.make_message(h, data));
         }
         Ok(out)
     }
@@ -301,7 +301,7 @@ impl<'a> FileReader<'a> {
                     };
                     if self.wants(header.channel_id) {
                         let data = body.get(range).map(|d| d.to_vec()).unwrap_or_default();
-                        if let Some(m) = self.to_message(&header, data) {
+                        if let Some(m) = self.make_message(&header, data) {
                             return Some(Ok(m));
                         }
                     }
