@@ -138,3 +138,52 @@ fn a_bag_cut_near_its_end_still_writes_the_statistics() {
     assert!(s["damage"][0].as_str().is_some_and(|d| d.contains("truncated at offset")), "{s}");
     assert_eq!(topic_counts(&dir.join("out.mcap")).get(SEMANTIC), Some(&6));
 }
+
+/// xorshift64*: a seeded generator, so a failure reproduces.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[test]
+fn random_mutations_never_panic_and_stay_bounded() {
+    let dir = common::temp_dir("integrity-mutate");
+    let mut seeds = Vec::new();
+    for (i, compression) in [Some(mcap::Compression::Zstd), Some(mcap::Compression::Lz4), None].into_iter().enumerate()
+    {
+        let spec = BagSpec {
+            frames: 4,
+            width: 8,
+            height: 6,
+            compression,
+            chunk_size: 1 + i as u64 * 300,
+            ..BagSpec::default()
+        };
+        seeds.push(write_bag(&dir.join(format!("seed{i}.mcap")), spec));
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let start = std::time::Instant::now();
+    for round in 0..3000 {
+        let mut bytes = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + next(&mut state) % 4 {
+            let at = (next(&mut state) % bytes.len() as u64) as usize;
+            match next(&mut state) % 4 {
+                0 => bytes[at] ^= 1 << (next(&mut state) % 8),
+                1 => bytes[at] = next(&mut state) as u8,
+                2 => bytes.truncate(at.max(8)),
+                _ => {
+                    // A length field set to something huge.
+                    let end = (at + 8).min(bytes.len());
+                    bytes[at..end].iter_mut().for_each(|b| *b = 0xff);
+                }
+            }
+        }
+        if let Ok(contents) = read_all_from_bytes(&bytes) {
+            let total: usize = contents.messages.iter().map(|m| m.data.len()).sum();
+            assert!(total as u64 <= dinoseg::bag::BYTES_LIMIT, "round {round}");
+        }
+    }
+    assert!(start.elapsed().as_secs() < 20, "3000 mutated bags took {:?}", start.elapsed());
+}

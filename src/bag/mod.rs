@@ -43,6 +43,9 @@ pub const MESSAGE_ENCODING: &str = "cdr";
 pub const RECORD_LIMIT: u64 = 1 << 30;
 /// The limit of [`read_all_from_bytes`], per chunk and for all message data together.
 pub const BYTES_LIMIT: u64 = 64 << 20;
+/// What [`read_all_from_bytes`] decompresses at most, all chunks of its two passes together: a few bytes of
+/// input must not cost minutes.
+const BYTES_BUDGET: u64 = 4 * BYTES_LIMIT;
 
 /// Errors of reading and writing bags; each names the file, and where it applies the byte offset.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +188,7 @@ impl BagReader {
         let mut files = Vec::new();
         for p in paths {
             let (src, len) = open_source(&p)?;
-            files.push(open_file(&p, &src, len, RECORD_LIMIT)?);
+            files.push(open_file(&p, &src, len, RECORD_LIMIT, u64::MAX)?);
         }
         Ok(Self::from_files(path, files))
     }
@@ -267,7 +270,7 @@ fn mcap_files_in(dir: &Path) -> Result<Vec<PathBuf>, BagError> {
     Ok(files)
 }
 
-fn open_file(path: &Path, src: &Source<'_>, len: u64, limit: u64) -> Result<BagFile, BagError> {
+fn open_file(path: &Path, src: &Source<'_>, len: u64, limit: u64, budget: u64) -> Result<BagFile, BagError> {
     let mut magic = [0u8; 8];
     if src.read_at(0, &mut magic).is_err() || magic != *mcap::MAGIC {
         return Err(BagError::NotMcap { path: path.to_path_buf() });
@@ -302,7 +305,7 @@ fn open_file(path: &Path, src: &Source<'_>, len: u64, limit: u64) -> Result<BagF
     let found;
     {
         let src = src.duplicate().map_err(io_err(path))?;
-        let mut reader = reader::FileReader::new(&file, src, None, limit);
+        let mut reader = reader::FileReader::new(&file, src, None, limit, budget);
         for item in reader.by_ref() {
             match item {
                 Ok(_) => {}
@@ -341,7 +344,7 @@ impl Iterator for Messages<'_> {
                         return Some(Err(e));
                     }
                 };
-                self.current = Some(reader::FileReader::new(bag, src, self.wanted.clone(), RECORD_LIMIT));
+                self.current = Some(reader::FileReader::new(bag, src, self.wanted.clone(), RECORD_LIMIT, u64::MAX));
                 continue;
             }
             let current = self.current.as_mut()?;
@@ -369,12 +372,12 @@ pub struct BagContents {
 pub fn read_all_from_bytes(bytes: &[u8]) -> Result<BagContents, BagError> {
     let path = Path::new("<memory>");
     let src = Source::Bytes(bytes);
-    let file = open_file(path, &src, bytes.len() as u64, BYTES_LIMIT)?;
+    let file = open_file(path, &src, bytes.len() as u64, BYTES_LIMIT, BYTES_BUDGET / 2)?;
     let bag = BagReader::from_files(path, vec![file]);
     let mut contents = BagContents { topics: bag.topics.clone(), ..BagContents::default() };
     let Some(file) = bag.files.first() else { return Ok(contents) };
     let mut total = 0u64;
-    for item in reader::FileReader::new(file, src, None, BYTES_LIMIT) {
+    for item in reader::FileReader::new(file, src, None, BYTES_LIMIT, BYTES_BUDGET / 2) {
         match item {
             Ok(m) => {
                 total += m.data.len() as u64;

@@ -37,8 +37,20 @@ impl Ord for Pending {
 }
 
 enum Mode {
-    Indexed { chunks: Vec<ChunkIndex>, next: usize, heap: BinaryHeap<Reverse<Pending>>, crc_checked: bool },
-    Linear { pos: u64, hasher: Option<crc32fast::Hasher>, queue: VecDeque<BagMessage>, done: bool },
+    Indexed {
+        chunks: Vec<ChunkIndex>,
+        next: usize,
+        heap: BinaryHeap<Reverse<Pending>>,
+        /// Message bytes in the heap: past the record limit, messages are given out before more chunks load.
+        heap_bytes: u64,
+        crc_checked: bool,
+    },
+    Linear {
+        pos: u64,
+        hasher: Option<crc32fast::Hasher>,
+        queue: VecDeque<BagMessage>,
+        done: bool,
+    },
 }
 
 /// The messages of one file, as an iterator of results. Corrupt chunks and a data CRC mismatch are errors the
@@ -48,6 +60,8 @@ pub(crate) struct FileReader<'a> {
     src: Source<'a>,
     len: u64,
     limit: u64,
+    /// Bytes that may still be decompressed (all chunks together).
+    budget: u64,
     data_end: Option<(u64, u32)>,
     channels: BTreeMap<u16, Channel>,
     schemas: BTreeMap<u16, String>,
@@ -59,7 +73,14 @@ pub(crate) struct FileReader<'a> {
 }
 
 impl<'a> FileReader<'a> {
-    pub(crate) fn new(bag: &'a BagFile, src: Source<'a>, wanted: Option<HashSet<String>>, limit: u64) -> Self {
+    /// `limit` caps each record and chunk, `budget` all decompressed chunks together.
+    pub(crate) fn new(
+        bag: &'a BagFile,
+        src: Source<'a>,
+        wanted: Option<HashSet<String>>,
+        limit: u64,
+        budget: u64,
+    ) -> Self {
         let mode = match &bag.summary {
             Some(s) => {
                 let ids: HashSet<u16> = bag
@@ -76,8 +97,11 @@ impl<'a> FileReader<'a> {
                     })
                     .cloned()
                     .collect();
+                // An index listing one chunk many times must not make it load many times.
+                chunks.sort_by_key(|c| c.chunk_start_offset);
+                chunks.dedup_by_key(|c| c.chunk_start_offset);
                 chunks.sort_by_key(|c| (c.message_start_time, c.chunk_start_offset));
-                Mode::Indexed { chunks, next: 0, heap: BinaryHeap::new(), crc_checked: false }
+                Mode::Indexed { chunks, next: 0, heap: BinaryHeap::new(), heap_bytes: 0, crc_checked: false }
             }
             None => {
                 let mut hasher = crc32fast::Hasher::new();
@@ -95,6 +119,7 @@ impl<'a> FileReader<'a> {
             src,
             len: bag.len,
             limit,
+            budget,
             data_end: bag.summary.as_ref().and_then(|s| s.data_end),
             channels: bag.channels.clone(),
             schemas: BTreeMap::new(),
@@ -154,7 +179,9 @@ impl<'a> FileReader<'a> {
     /// Decodes the chunk record whose body is `body`; the wanted messages, or the corrupt-chunk error.
     fn chunk_messages(&mut self, offset: u64, body: &[u8]) -> Result<Vec<BagMessage>, BagError> {
         let after = offset + RECORD_HEADER + body.len() as u64;
-        let chunk = decode_chunk(body, self.limit).map_err(|reason| self.corrupt_chunk(offset, after, reason))?;
+        let limit = self.limit.min(self.budget);
+        let chunk = decode_chunk(body, limit).map_err(|reason| self.corrupt_chunk(offset, after, reason))?;
+        self.budget = self.budget.saturating_sub(chunk.data.len() as u64);
         self.declare(chunk.declarations);
         let mut out = Vec::new();
         for (h, r) in &chunk.messages {
@@ -169,8 +196,10 @@ impl<'a> FileReader<'a> {
 
     fn next_indexed(&mut self) -> Option<Result<BagMessage, BagError>> {
         loop {
-            let Mode::Indexed { chunks, next, heap, crc_checked } = &mut self.mode else { return None };
-            let load = chunks.get(*next).filter(|c| heap.peek().is_none_or(|p| c.message_start_time <= p.0.key.0));
+            let Mode::Indexed { chunks, next, heap, heap_bytes, crc_checked } = &mut self.mode else { return None };
+            let room = *heap_bytes < self.limit;
+            let load =
+                chunks.get(*next).filter(|c| heap.peek().is_none_or(|p| room && c.message_start_time <= p.0.key.0));
             if let Some(c) = load.cloned() {
                 *next += 1;
                 match self.load_chunk(&c) {
@@ -179,6 +208,7 @@ impl<'a> FileReader<'a> {
                 }
             }
             if let Some(Reverse(p)) = heap.pop() {
+                *heap_bytes = heap_bytes.saturating_sub(p.message.data.len() as u64);
                 return Some(Ok(p.message));
             }
             if *crc_checked {
@@ -209,8 +239,9 @@ impl<'a> FileReader<'a> {
         }
         let body = self.src.read_vec(offset + RECORD_HEADER, len).map_err(|e| BagError::io_at(self.path, offset, e))?;
         let messages = self.chunk_messages(offset, &body)?;
-        let Mode::Indexed { heap, .. } = &mut self.mode else { return Ok(()) };
+        let Mode::Indexed { heap, heap_bytes, .. } = &mut self.mode else { return Ok(()) };
         for (i, message) in messages.into_iter().enumerate() {
+            *heap_bytes += message.data.len() as u64;
             heap.push(Reverse(Pending { key: (message.log_time, offset, i), message }));
         }
         Ok(())

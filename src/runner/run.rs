@@ -142,8 +142,15 @@ impl Runner<'_> {
                 let c = self.stats.counts(f.counted_as);
                 c.failed += 1;
                 if c.failed <= WARNINGS_PER_TOPIC {
-                    let hint =
-                        if e.contains("out of memory") { " (out of memory: lower resize.max_long_side)" } else { "" };
+                    let oom = e.contains("out of memory") || e.contains("allocate memory");
+                    let hint = if oom { " (out of memory: lower resize.max_long_side)" } else { "" };
+                    // libtorch errors carry a C++ backtrace: the first line says what failed.
+                    let line = e.lines().next().unwrap_or_default();
+                    let e = if line.chars().count() > 300 {
+                        format!("{}...", line.chars().take(300).collect::<String>())
+                    } else {
+                        line.to_string()
+                    };
                     eprintln!("warning: {}: frame {} dropped: the model failed: {e}{hint}", f.counted_as, f.name);
                 }
                 return Ok(());
