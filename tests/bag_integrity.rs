@@ -187,3 +187,22 @@ fn random_mutations_never_panic_and_stay_bounded() {
     }
     assert!(start.elapsed().as_secs() < 20, "3000 mutated bags took {:?}", start.elapsed());
 }
+
+#[test]
+fn a_damaged_summary_is_named_and_the_bag_read_linearly() {
+    let dir = common::temp_dir("integrity-summary");
+    let path = dir.join("summary.mcap");
+    let mut bytes = write_bag(&path, BagSpec::default());
+    let footer = bytes.len() - 37;
+    let summary_start = u64::from_le_bytes(bytes[footer + 9..footer + 17].try_into().expect("8 bytes")) as usize;
+    bytes[summary_start + 12] ^= 0x20;
+    std::fs::write(&path, &bytes).expect("write");
+    let bag = BagReader::open(&path).expect("open");
+    let damage = bag.summary_damage();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert!(damage[0].contains(&format!("summary.mcap: summary at offset {summary_start} unusable")), "{damage:?}");
+    assert!(damage[0].contains("summary CRC mismatch"), "{damage:?}");
+    let read: Vec<_> = bag.messages(&[TOPIC]).expect("messages").collect();
+    assert_eq!(read.len(), 6);
+    assert!(read.iter().all(|r| r.is_ok()));
+}

@@ -77,6 +77,9 @@ pub enum BagError {
     UnknownType { path: PathBuf, type_name: String },
 }
 
+/// How a damaged summary is reported.
+const SUMMARY_UNUSABLE: &str = "unusable";
+
 fn skipped_text(skipped: &[(String, u64)]) -> String {
     if skipped.is_empty() {
         return String::new();
@@ -229,6 +232,15 @@ impl BagReader {
         self.topics.iter().find(|t| t.topic == topic)
     }
 
+    /// Summaries that could not be used (a CRC mismatch, a record that does not parse): the files were read
+    /// linearly instead. Reading does not report these again.
+    pub fn summary_damage(&self) -> Vec<&str> {
+        self.files
+            .iter()
+            .flat_map(|f| f.damage.iter().filter(|d| d.contains(SUMMARY_UNUSABLE)).map(String::as_str))
+            .collect()
+    }
+
     /// Damage seen while opening (each naming the file and offset): a summary that fails its CRC, a file cut
     /// off before its end. The messages report the same damage again when they reach it.
     pub fn damage(&self) -> Vec<&str> {
@@ -279,7 +291,10 @@ fn open_file(path: &Path, src: &Source<'_>, len: u64, limit: u64, budget: u64) -
     let summary = match records::read_summary(src, len, limit) {
         Ok(s) => s,
         Err((offset, what)) => {
-            damage.push(format!("{}: summary at offset {offset} unusable ({what}); reading linearly", path.display()));
+            damage.push(format!(
+                "{}: summary at offset {offset} {SUMMARY_UNUSABLE} ({what}); read linearly",
+                path.display()
+            ));
             None
         }
     };

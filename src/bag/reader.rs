@@ -306,9 +306,14 @@ impl<'a> FileReader<'a> {
                 }
                 continue;
             }
+            // Past DataEnd (the hasher is gone) lies the summary: only the footer matters to a linear read.
+            let in_summary = hasher.is_none();
             if let Some(hasher) = hasher.as_mut() {
                 hasher.update(&h);
                 hasher.update(&body);
+            }
+            if in_summary && opcode != op::FOOTER {
+                continue;
             }
             match opcode {
                 op::FOOTER => {

@@ -391,6 +391,10 @@ fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Optio
 
 fn run_bag(r: &mut Runner<'_>, bag: &BagReader, topics: &[(String, String)], max: Option<u64>) -> Result<()> {
     let names: Vec<&str> = topics.iter().map(|(n, _)| n.as_str()).collect();
+    for d in bag.summary_damage() {
+        eprintln!("warning: {d}");
+        r.stats.damage.push(d.to_string());
+    }
     let mut done = 0u64;
     for item in bag.messages(&names)? {
         if let Some(signal) = interrupted() {
