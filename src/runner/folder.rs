@@ -32,7 +32,11 @@ fn save<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Pri
 where
     [S]: image::EncodableLayout,
 {
-    img.save(path).map_err(|e| Error::Input(format!("{}: cannot write: {e}", path.display())))
+    // Encoded in memory, then written under a temporary name and renamed: no half-written PNG is ever seen.
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| Error::Input(format!("{}: cannot encode: {e}", path.display())))?;
+    crate::files::write_atomic(path, bytes.get_ref())
 }
 
 impl FolderWriter {
@@ -108,7 +112,7 @@ impl FolderWriter {
             });
             let p = path("instances.json");
             let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Input(e.to_string()))?;
-            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+            crate::files::write_atomic(&p, text.as_bytes())?;
         }
         Ok(())
     }

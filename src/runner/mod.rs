@@ -2,9 +2,11 @@
 //! images, overlays and instances out, as files or as a bag holding the topics the node publishes.
 
 pub mod folder;
+mod guard;
 pub mod inputs;
 pub mod run;
+pub mod signals;
 pub mod stats;
 
-pub use run::{run, RunOptions};
+pub use run::{run, run_with_model, RunModel, RunOptions};
 pub use stats::RunStats;

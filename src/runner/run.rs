@@ -1,19 +1,30 @@
 //! `dinoseg run`: the pipeline over recordings. Each frame is decoded, preprocessed, segmented, post-processed
 //! and encoded exactly as the node does it; a malformed frame is skipped with a warning naming the topic (or
-//! file) and the problem, counted, and the run goes on.
+//! file) and the problem, counted, and the run goes on. A frame the model fails on (an error, a panic inside
+//! libtorch, out of memory) is dropped and counted as `failed`, as in the node. A corrupt chunk of the bag is
+//! skipped and counted, with its offset; a truncated bag is processed up to the damage.
+//!
+//! Nothing is lost: outputs that are inputs are refused before the model loads ([`super::guard`]); the output
+//! bag is written under a temporary name and finished (summary, rename) on every exit path: done, damaged input,
+//! failed frames, an error of the run, SIGINT/SIGTERM ([`super::signals`]). The statistics (and `--stats-json`)
+//! are written on every exit path too; [`RunStats::exit_code`] says how the run ended.
 
 use super::folder::{FolderOutputs, FolderWriter};
+use super::guard;
 use super::inputs::{classify, Input};
+use super::signals::interrupted;
 use super::stats::RunStats;
-use crate::bag::{BagReader, BagWriter};
+use crate::bag::{BagError, BagReader, BagWriter};
 use crate::error::{Error, Result};
 use crate::messages::{Header, Time};
 use crate::params::Params;
 use crate::pipeline::{decode_message, RgbImage};
+use crate::postprocess::FrameSegmentation;
 use crate::publish::Encoder;
-use crate::segmenter::Segmenter;
+use crate::segmenter::{Segmenter, StageTimes};
 use crate::topics::{output_topic, Output};
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +32,32 @@ const IMAGE: &str = "sensor_msgs/msg/Image";
 const COMPRESSED: &str = "sensor_msgs/msg/CompressedImage";
 /// Warnings printed per topic before they are only counted.
 const WARNINGS_PER_TOPIC: u64 = 20;
+/// Damage reports kept in the statistics (the rest are counted).
+const DAMAGE_LISTED: usize = 50;
+
+/// What the runner needs of a model: the [`Segmenter`], or a stand-in (tests).
+pub trait RunModel {
+    /// Segments one batch of frames, with the time of each stage.
+    fn segment_timed(&self, images: &[&RgbImage]) -> Result<(Vec<FrameSegmentation>, StageTimes)>;
+    /// Whether the outputs include instances.
+    fn produces_instances(&self) -> bool;
+}
+
+impl RunModel for Segmenter {
+    fn segment_timed(&self, images: &[&RgbImage]) -> Result<(Vec<FrameSegmentation>, StageTimes)> {
+        Segmenter::segment_timed(self, images)
+    }
+    fn produces_instances(&self) -> bool {
+        Segmenter::produces_instances(self)
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+}
 
 /// What `dinoseg run` was asked.
 #[derive(Debug, Clone)]
@@ -35,6 +72,8 @@ pub struct RunOptions {
     pub max_frames: Option<u64>,
     /// Also write the results as files into this folder (with a bag `output`: both from one pass).
     pub files: Option<PathBuf>,
+    /// Also write the statistics as JSON to this file (on every exit path).
+    pub stats_json: Option<PathBuf>,
 }
 
 enum Sink {
@@ -44,9 +83,9 @@ enum Sink {
 
 struct Runner<'a> {
     params: &'a Params,
-    segmenter: Segmenter,
+    model: Box<dyn RunModel>,
     sinks: Vec<Sink>,
-    stats: RunStats,
+    stats: &'a mut RunStats,
     enabled: Vec<Output>,
 }
 
@@ -73,10 +112,50 @@ impl Runner<'_> {
         }
     }
 
-    /// Segments one decoded frame and writes its outputs. Errors here are the run's (disk, model), not the frame's.
+    /// Damage in the input bag: counted, listed (the first few), warned about; reading goes on.
+    fn damage(&mut self, e: &BagError) {
+        if let BagError::CorruptChunk { skipped, .. } = e {
+            self.stats.corrupt_chunks += 1;
+            for (topic, n) in skipped {
+                self.stats.counts(topic).damaged += n;
+            }
+        }
+        if self.stats.damage.len() < DAMAGE_LISTED {
+            eprintln!("warning: {e}");
+            self.stats.damage.push(e.to_string());
+        }
+    }
+
+    /// Segments one decoded frame and writes its outputs. A frame the model fails on is dropped and counted;
+    /// errors returned are the run's (disk), not the frame's.
     fn process(&mut self, f: &Frame<'_>, rgb: RgbImage, decode: Duration) -> Result<()> {
         self.stats.record(0, decode);
-        let (frames, times) = self.segmenter.segment_timed(&[&rgb])?;
+        let model = &self.model;
+        let result = match catch_unwind(AssertUnwindSafe(|| model.segment_timed(&[&rgb]))) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(p) => Err(format!("the model panicked: {}", panic_text(p.as_ref()))),
+        };
+        let (frames, times) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                let c = self.stats.counts(f.counted_as);
+                c.failed += 1;
+                if c.failed <= WARNINGS_PER_TOPIC {
+                    let oom = e.contains("out of memory") || e.contains("allocate memory");
+                    let hint = if oom { " (out of memory: lower resize.max_long_side)" } else { "" };
+                    // libtorch errors carry a C++ backtrace: the first line says what failed.
+                    let line = e.lines().next().unwrap_or_default();
+                    let e = if line.chars().count() > 300 {
+                        format!("{}...", line.chars().take(300).collect::<String>())
+                    } else {
+                        line.to_string()
+                    };
+                    eprintln!("warning: {}: frame {} dropped: the model failed: {e}{hint}", f.counted_as, f.name);
+                }
+                return Ok(());
+            }
+        };
         self.stats.record(1, times.preprocess);
         self.stats.record(2, times.model);
         self.stats.record(3, times.postprocess);
@@ -101,7 +180,7 @@ impl Runner<'_> {
                         color: &color,
                         threshold: self.params.thresholds.score_threshold as f32,
                         overlay_alpha: self.params.colors.overlay_alpha as f32,
-                        instances_available: self.segmenter.produces_instances(),
+                        instances_available: self.model.produces_instances(),
                     };
                     if let Some((ty, bytes)) = f.raw {
                         let ch = match inputs.get(f.topic) {
@@ -145,21 +224,53 @@ fn folder_outputs(p: &Params) -> FolderOutputs {
     }
 }
 
-/// Runs the pipeline over `opts.input` and returns the statistics (also printed by the CLI).
-pub fn run(opts: &RunOptions) -> Result<RunStats> {
+/// Runs the pipeline over `opts.input` with the parameters' models. Returns the statistics on every path (an
+/// error that ended the run is in [`RunStats::error`]); `--stats-json` is written unless it is an input.
+pub fn run(opts: &RunOptions) -> RunStats {
+    run_with_model(opts, |params| Ok(Box::new(Segmenter::new(params.segmenter_config()?)?)))
+}
+
+/// [`run`] with the model made by `load` (called after the inputs and outputs are checked).
+pub fn run_with_model(opts: &RunOptions, load: impl FnOnce(&Params) -> Result<Box<dyn RunModel>>) -> RunStats {
+    let mut stats = RunStats::default();
+    let mut input = None;
+    if let Err(e) = run_inner(opts, load, &mut stats, &mut input) {
+        stats.error = Some(e.to_string());
+    }
+    if let Some(path) = opts.stats_json.as_deref().filter(|_| guard::stats_json_allowed(opts, input.as_ref())) {
+        let text = serde_json::to_string_pretty(&stats.to_json()).unwrap_or_default();
+        if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
+            stats.error.get_or_insert(e.to_string());
+        }
+    }
+    stats
+}
+
+fn run_inner(
+    opts: &RunOptions,
+    load: impl FnOnce(&Params) -> Result<Box<dyn RunModel>>,
+    stats: &mut RunStats,
+    classified: &mut Option<Input>,
+) -> Result<()> {
     let params = Params::from_file(&opts.params)
         .map_err(|e| Error::Input(format!("{}: invalid parameters:\n{e}", opts.params.display())))?;
+    let input = classify(&opts.input)?;
+    *classified = Some(input.clone());
+    guard::refuse_outputs(opts, &input)?;
+    let bag = match &input {
+        Input::Bag(path) => {
+            let bag = BagReader::open(path)?;
+            let topics = select_topics(&bag, path, &params, opts.all_topics)?;
+            Some((bag, topics))
+        }
+        Input::Images(_) => None,
+    };
     if params.node.threads > 0 {
         tch::set_num_threads(params.node.threads as i32);
     }
-    let segmenter = Segmenter::new(params.segmenter_config()?)?;
-    let input = classify(&opts.input)?;
+    let model = load(&params)?;
     let is_bag_out = opts.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("mcap"));
-    let topics = match &input {
-        Input::Bag(path) => Some(select_topics(path, &params, opts.all_topics)?),
-        Input::Images(_) => None,
-    };
-    let per_topic = topics.as_ref().is_some_and(|t| t.len() > 1);
+    let per_topic = bag.as_ref().is_some_and(|(_, t)| t.len() > 1);
     let folder = |dir: &Path| -> Result<Sink> {
         Ok(Sink::Folder {
             writer: FolderWriter::create(dir, folder_outputs(&params))?,
@@ -180,23 +291,28 @@ pub fn run(opts: &RunOptions) -> Result<RunStats> {
         sinks.push(folder(dir)?);
     }
     let enabled = params.outputs().enabled();
-    let mut runner = Runner { params: &params, segmenter, sinks, stats: RunStats::default(), enabled };
-    match input {
-        Input::Images(files) => run_images(&mut runner, &files, &params, opts.max_frames)?,
-        Input::Bag(path) => run_bag(&mut runner, &path, &topics.unwrap_or_default(), opts.max_frames)?,
-    }
-    let Runner { sinks, stats, .. } = runner;
-    for sink in sinks {
+    let mut runner = Runner { params: &params, model, sinks, stats, enabled };
+    let result = match (&input, &bag) {
+        (Input::Images(files), _) => run_images(&mut runner, files, &params, opts.max_frames),
+        (Input::Bag(_), Some((bag, topics))) => run_bag(&mut runner, bag, topics, opts.max_frames),
+        (Input::Bag(_), None) => Ok(()),
+    };
+    // The bag is finished on every path: what was done stays readable.
+    let mut finished = Ok(());
+    for sink in runner.sinks {
         if let Sink::Bag { writer, .. } = sink {
-            writer.finish()?;
+            finished = finished.and(writer.finish().map_err(Error::from));
         }
     }
-    Ok(stats)
+    result.and(finished)
 }
 
 /// The bag topics to process: the parameters' `input.topics` found in the bag, or every image topic.
-fn select_topics(path: &Path, params: &Params, all: bool) -> Result<Vec<(String, String)>> {
-    let reader = BagReader::open(path)?;
+fn select_topics(reader: &BagReader, path: &Path, params: &Params, all: bool) -> Result<Vec<(String, String)>> {
+    let damage = match reader.damage().first() {
+        Some(d) => format!("; the bag is damaged, nothing of it could be read past: {d}"),
+        None => String::new(),
+    };
     let image_topics: Vec<(String, String)> = reader
         .topics()
         .iter()
@@ -205,7 +321,10 @@ fn select_topics(path: &Path, params: &Params, all: bool) -> Result<Vec<(String,
         .collect();
     if all {
         if image_topics.is_empty() {
-            return Err(Error::Input(format!("{}: no sensor_msgs/Image or CompressedImage topic", path.display())));
+            return Err(Error::Input(format!(
+                "{}: no sensor_msgs/Image or CompressedImage topic{damage}",
+                path.display()
+            )));
         }
         return Ok(image_topics);
     }
@@ -214,13 +333,15 @@ fn select_topics(path: &Path, params: &Params, all: bool) -> Result<Vec<(String,
         let name = crate::topics::Resolver::root().resolve(&t.name);
         match image_topics.iter().find(|(n, _)| *n == name) {
             Some(found) => chosen.push(found.clone()),
-            None => eprintln!("warning: {}: topic {} is not an image topic of this bag", path.display(), t.name),
+            None => {
+                eprintln!("warning: {}: topic {} is not an image topic of this bag{damage}", path.display(), t.name)
+            }
         }
     }
     if chosen.is_empty() {
         let have: Vec<&str> = image_topics.iter().map(|(n, _)| n.as_str()).collect();
         return Err(Error::Input(format!(
-            "{}: none of the parameters' input.topics is in the bag (image topics here: {}); use --all-topics",
+            "{}: none of the parameters' input.topics is in the bag (image topics here: {}); use --all-topics{damage}",
             path.display(),
             if have.is_empty() { "none".to_string() } else { have.join(", ") }
         )));
@@ -236,6 +357,10 @@ fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Optio
         .unwrap_or_else(|| "/camera/image_raw".into());
     for (i, file) in files.iter().enumerate() {
         if max.is_some_and(|m| i as u64 >= m) {
+            break;
+        }
+        if let Some(signal) = interrupted() {
+            r.stats.interrupted = Some(signal);
             break;
         }
         let label = "image files";
@@ -264,14 +389,30 @@ fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Optio
     Ok(())
 }
 
-fn run_bag(r: &mut Runner<'_>, path: &Path, topics: &[(String, String)], max: Option<u64>) -> Result<()> {
-    let reader = BagReader::open(path)?;
+fn run_bag(r: &mut Runner<'_>, bag: &BagReader, topics: &[(String, String)], max: Option<u64>) -> Result<()> {
     let names: Vec<&str> = topics.iter().map(|(n, _)| n.as_str()).collect();
-    for (done, msg) in reader.messages(&names)?.enumerate() {
-        let msg = msg?;
-        if max.is_some_and(|m| done as u64 >= m) {
+    for d in bag.summary_damage() {
+        eprintln!("warning: {d}");
+        r.stats.damage.push(d.to_string());
+    }
+    let mut done = 0u64;
+    for item in bag.messages(&names)? {
+        if let Some(signal) = interrupted() {
+            r.stats.interrupted = Some(signal);
             break;
         }
+        let msg = match item {
+            Ok(m) => m,
+            Err(e) if e.is_damage() => {
+                r.damage(&e);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if max.is_some_and(|m| done >= m) {
+            break;
+        }
+        done += 1;
         r.stats.counts(&msg.topic).frames_in += 1;
         let t = Instant::now();
         let decoded = decode_message(&msg.data, msg.type_name == COMPRESSED);

@@ -69,6 +69,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the pipeline over an image file, folder, glob or ROS 2 bag (MCAP); write label images, colour
     /// images, overlays and instances to a folder, or the node's topics to an MCAP bag (`--output x.mcap`).
+    /// Exit status: 0 done, 1 failed, 2 input damaged or frames failed in the model (the rest processed),
+    /// 128 + signal when interrupted (the outputs hold the frames done).
     Run {
         #[arg(long)]
         params: PathBuf,
@@ -82,7 +84,8 @@ enum Command {
         /// Stop after this many frames (at least 1).
         #[arg(long, value_parser = flags::count_u64(1, u64::MAX))]
         max_frames: Option<u64>,
-        /// Also write the statistics (frames per topic, per-stage latency medians) to this JSON file.
+        /// Also write the statistics (frames per topic, per-stage latency medians, damage, exit code) to this JSON
+        /// file, on every exit path.
         #[arg(long)]
         stats_json: Option<PathBuf>,
         /// Also write the results as files (label PNGs, colour PNGs, overlays, instances JSON) into this folder,
@@ -134,8 +137,8 @@ fn main() -> ExitCode {
         Command::BenchWorker(args) => bench::run(&args),
         Command::BenchCore(args) => bench_core::run(&args),
         Command::Run { params, input, output, all_topics, max_frames, stats_json, files } => {
-            let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames, files };
-            run(&opts, stats_json.as_deref())
+            let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames, files, stats_json };
+            return run(&opts);
         }
         Command::CheckParams { file } => match dinoseg::params::check_file(&file) {
             Ok(p) => {
@@ -154,25 +157,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(opts: &dinoseg::runner::RunOptions, stats_json: Option<&std::path::Path>) -> dinoseg::Result<()> {
-    let stats = dinoseg::runner::run(opts)?;
-    println!("{}", stats.report());
-    if let Some(path) = stats_json {
-        let topics: serde_json::Map<String, serde_json::Value> = stats
-            .topics
-            .iter()
-            .map(|(t, c)| {
-                (
-                    t.clone(),
-                    serde_json::json!({"frames_in": c.frames_in, "frames_out": c.frames_out, "skipped": c.skipped}),
-                )
-            })
-            .collect();
-        let doc = serde_json::json!({"topics": topics, "stage_p50_ms": stats.medians()});
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| dinoseg::Error::Input(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| dinoseg::Error::Input(format!("{}: {e}", path.display())))?;
+/// `dinoseg run`: exit 0 done, 1 failed, 2 input damaged or frames failed in the model (the rest processed),
+/// 128 + signal interrupted (SIGINT, SIGTERM: the outputs hold the frames done). Statistics on every path.
+fn run(opts: &dinoseg::runner::RunOptions) -> ExitCode {
+    if let Err(e) = dinoseg::runner::signals::catch_interrupts() {
+        eprintln!("warning: cannot install the SIGINT/SIGTERM handler: {e}");
     }
-    Ok(())
+    let stats = dinoseg::runner::run(opts);
+    if stats.error.is_none() || !stats.topics.is_empty() {
+        println!("{}", stats.report());
+    }
+    if let Some(e) = &stats.error {
+        eprintln!("error: {e}");
+    }
+    ExitCode::from(stats.exit_code())
 }
 
 fn backbones(config: Option<String>, random_weights: Option<Vec<String>>) -> dinoseg::Result<()> {
