@@ -75,15 +75,14 @@ pub fn find_in_cache(cache: &Path, repo_id: &str, revision: &str) -> std::result
 }
 
 fn shards_complete(snap: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(snap.join("model.safetensors.index.json")) else {
+    let path = snap.join("model.safetensors.index.json");
+    let Ok(text) = crate::files::read_text_capped(&path, crate::files::caps::JSON, "shard index") else {
         return false;
     };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+    let Ok(index) = crate::checkpoint::index::parse_index(&text, &path) else {
         return false;
     };
-    json.get("weight_map")
-        .and_then(|m| m.as_object())
-        .is_some_and(|m| m.values().filter_map(|v| v.as_str()).all(|f| snap.join(f).is_file()))
+    index.shards().iter().all(|f| crate::checkpoint::index::shard_path(snap, f, &path).is_ok_and(|p| p.is_file()))
 }
 
 /// Resolves a hub id to a local transformers directory: the cache first, then (unless `HF_HUB_OFFLINE` is

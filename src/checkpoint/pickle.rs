@@ -28,6 +28,12 @@ use std::path::Path;
 use std::rc::Rc;
 use tch::{Kind, Tensor};
 
+/// Most entries of a checkpoint archive (`torch.save` writes one per storage).
+pub const MAX_ENTRIES: usize = 200_000;
+
+/// Largest `data.pkl` (a state dict's pickle is a few MB even for the largest models).
+pub const MAX_PICKLE: u64 = 64 << 20;
+
 /// Keys under which training checkpoints wrap their state dict, tried in this order.
 pub const WRAPPER_KEYS: &[&str] = &["model", "state_dict", "teacher", "network"];
 
@@ -35,7 +41,7 @@ pub const WRAPPER_KEYS: &[&str] = &["model", "state_dict", "teacher", "network"]
 /// order they were saved. Tensors are on the CPU with the dtype they were saved with.
 pub fn read_torch_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let err = |m: String| Error::checkpoint(path, m);
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = crate::files::open_regular(path, "checkpoint")?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut magic = Vec::with_capacity(4);
     (&mut file).take(4).read_to_end(&mut magic).map_err(|e| Error::io(path, e))?;
@@ -50,6 +56,9 @@ pub fn read_torch_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     }
     file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
     let zip = zip::ZipArchive::new(file).map_err(|e| err(format!("corrupt or truncated zip archive: {e}")))?;
+    if zip.len() > MAX_ENTRIES {
+        return Err(err(format!("zip archive of {} entries, more than {MAX_ENTRIES}", zip.len())));
+    }
     let pkls: Vec<String> = zip
         .file_names()
         .filter(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
@@ -92,8 +101,25 @@ impl Archive {
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(format!("entry `{full}`: {e}")),
         };
-        let mut buf = Vec::with_capacity(f.size().min(self.file_len) as usize);
-        f.read_to_end(&mut buf).map_err(|e| format!("entry `{full}` is corrupt or truncated: {e}"))?;
+        // Declared sizes are checked before reading: an entry cannot hold more than the archive (torch.save stores
+        // entries uncompressed), and the pickle is capped on its own.
+        let cap = if name == "data.pkl" { MAX_PICKLE.min(self.file_len) } else { self.file_len };
+        if f.size() > cap {
+            return Err(format!(
+                "entry `{full}` declares {} bytes, more than the {cap}-byte limit (the archive has {} bytes{})",
+                f.size(),
+                self.file_len,
+                if name == "data.pkl" { format!("; pickles are limited to {MAX_PICKLE}") } else { String::new() }
+            ));
+        }
+        let mut buf = Vec::with_capacity(f.size() as usize);
+        (&mut f)
+            .take(cap + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("entry `{full}` is corrupt or truncated: {e}"))?;
+        if buf.len() as u64 > cap {
+            return Err(format!("entry `{full}` holds more than the {cap}-byte limit"));
+        }
         Ok(Some(buf))
     }
 
