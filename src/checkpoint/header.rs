@@ -156,18 +156,17 @@ fn shorten(s: &str) -> String {
 
 /// The header length a file starts with: checked against the cap and the file length.
 pub fn header_len(first8: &[u8], file_len: u64, path: &Path) -> Result<u64> {
-    let err = |m: String| Error::checkpoint(path, m);
-    let len: [u8; 8] = first8.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| {
-        err(format!("not a safetensors file: {file_len} bytes, shorter than its 8-byte header length"))
-    })?;
+    let err = |m: String| Error::checkpoint(path, format!("not a readable safetensors file: {m}"));
+    let len: [u8; 8] = first8
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| err(format!("{file_len} bytes, shorter than its 8-byte header length")))?;
     let n = u64::from_le_bytes(len);
     if n > MAX_HEADER {
         return Err(err(format!("safetensors header length {n} is larger than the {MAX_HEADER}-byte limit")));
     }
     if n.saturating_add(8) > file_len {
-        return Err(err(format!(
-            "truncated or not a safetensors file: header length {n} for a file of {file_len} bytes"
-        )));
+        return Err(err(format!("truncated: header length {n} for a file of {file_len} bytes")));
     }
     Ok(n)
 }
@@ -175,7 +174,7 @@ pub fn header_len(first8: &[u8], file_len: u64, path: &Path) -> Result<u64> {
 /// Parses and checks the header at the start of `bytes` (at least its first `8 + n` bytes; more is ignored) of
 /// a file of `file_len` bytes. Nothing is allocated beyond the header's own size.
 pub fn parse_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<Header> {
-    let err = |m: String| Error::checkpoint(path, m);
+    let err = |m: String| Error::checkpoint(path, format!("not a readable safetensors file: {m}"));
     let n = header_len(bytes, file_len, path)?;
     let json = bytes.get(8..8 + n as usize).ok_or_else(|| {
         err(format!("truncated safetensors header: {} of {} bytes", bytes.len().saturating_sub(8), n))

@@ -79,6 +79,9 @@ fn check_relative(file: &str) -> std::result::Result<(), &'static str> {
 pub fn shard_path(dir: &Path, file: &str, index_path: &Path) -> Result<PathBuf> {
     check_relative(file).map_err(|m| Error::checkpoint(index_path, format!("shard `{}`: {m}", shorten(file))))?;
     let path = dir.join(file);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Err(Error::checkpoint(&path, format!("no such file (a shard listed in {})", index_path.display())));
+    }
     let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
     let real = path.canonicalize().map_err(|e| Error::io(&path, e))?;
     if !real.starts_with(&root) {
