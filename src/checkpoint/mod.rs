@@ -31,11 +31,11 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// The weight files of a transformers directory: `model.safetensors` when there is one (of any type: a special
 /// file is refused by type), else the shards of `model.safetensors.index.json` (checked to lie inside `dir`),
 /// with the index.
-pub fn weight_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<(PathBuf, index::Index)>)> {
+pub fn weight_files(dir: &Path) -> Result<WeightFiles> {
     let single = dir.join("model.safetensors");
     if std::fs::symlink_metadata(&single).is_ok() {
         crate::files::check_regular(&single, "checkpoint")?;
-        return Ok((vec![single], None));
+        return Ok(WeightFiles { files: vec![single], index: None });
     }
     let index_path = dir.join("model.safetensors.index.json");
     if std::fs::symlink_metadata(&index_path).is_err() {
@@ -53,12 +53,20 @@ pub fn weight_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<(PathBuf, index:
         crate::files::check_regular(&path, "checkpoint shard")?;
         files.push(path);
     }
-    Ok((files, Some((index_path, index))))
+    Ok(WeightFiles { files, index: Some((index_path, index)) })
+}
+
+/// The weight files of a transformers directory (see [`weight_files`]).
+pub struct WeightFiles {
+    /// Shards in the order of [`index::Index::shards`] (or the one `model.safetensors`).
+    pub files: Vec<PathBuf>,
+    /// The index file and its contents, for sharded checkpoints.
+    pub index: Option<(PathBuf, index::Index)>,
 }
 
 /// Names, shapes and dtypes of every tensor of a transformers directory, from the safetensors headers only.
 pub fn transformers_tensor_meta(dir: &Path) -> Result<Vec<consistency::TensorMeta>> {
-    let (files, _) = weight_files(dir)?;
+    let files = weight_files(dir)?.files;
     let mut out = Vec::new();
     for f in files {
         out.extend(header_meta(&header::read_header(&f)?, &f));
@@ -83,7 +91,7 @@ pub fn header_meta(h: &header::Header, file: &Path) -> Vec<consistency::TensorMe
 /// Reads the weights of a transformers directory: `model.safetensors`, or the shards named by
 /// `model.safetensors.index.json`.
 pub fn read_transformers_weights(dir: &Path) -> Result<Vec<(String, Tensor)>> {
-    let (files, index) = weight_files(dir)?;
+    let WeightFiles { files, index } = weight_files(dir)?;
     let Some((index_path, index)) = index else {
         return files.first().map_or_else(|| Ok(Vec::new()), |f| read_safetensors(f));
     };
