@@ -11,6 +11,7 @@ pub mod index;
 pub mod official;
 pub mod pickle;
 pub mod source;
+pub(crate) mod strided;
 
 use crate::error::{Error, Result};
 use crate::model::config::BackboneConfig;
