@@ -4,7 +4,7 @@
 
 use crate::catalog;
 use crate::checkpoint::header::{self, Header};
-use crate::checkpoint::{hub, inspect_dir, read_model_config, ModelConfig};
+use crate::checkpoint::{hub, read_model_config, ModelConfig};
 use crate::model::config::BackboneConfig;
 use crate::model::heads::linear::LayerSelection;
 use std::path::{Path, PathBuf};
@@ -138,14 +138,13 @@ pub(crate) fn has_weights(dir: &Path) -> bool {
     dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file()
 }
 
-/// `config.json` of a transformers directory (the crate's own reader, so validation and loading agree), checked
-/// against its weights' headers when it has weights.
+/// `config.json` of a transformers directory (the crate's own reader, so validation and loading agree: the same
+/// bounds; the config is checked against the weights' headers when the model is loaded).
 pub(crate) fn model_config(dir: &Path) -> Result<ModelConfig, String> {
     if !dir.join("config.json").is_file() {
         return Err(format!("{} has no config.json: not a transformers checkpoint directory", dir.display()));
     }
-    let read = if has_weights(dir) { inspect_dir(dir) } else { read_model_config(dir) };
-    read.map_err(|e| e.to_string())
+    read_model_config(dir).map_err(|e| e.to_string())
 }
 
 /// The input channels a linear head reading `layers` of this backbone gets.
