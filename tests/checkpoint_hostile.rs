@@ -279,3 +279,57 @@ fn convert_refuses_to_overwrite_its_input() {
     assert_names(&e, &["model.safetensors", "refusing to overwrite an input"]);
     assert_eq!(std::fs::read(&src).expect("read"), before);
 }
+
+#[test]
+fn convnext_depths_and_widths_are_checked_against_the_weights() {
+    let text = r#"{"model_type": "dinov3_convnext", "hidden_sizes": [8, 16, 32, 64], "depths": [1, 1, 2, 1]}"#;
+    let Ok(ModelConfig::Backbone(c)) = checkpoint::parse_model_config(text, Path::new("c")) else { panic!("config") };
+    let mut m = LoadedBackbone::build(&c, Device::Cpu).expect("build");
+    m.randomize(1);
+    let dir = common::temp_dir("convnext");
+    Tensor::write_safetensors(&m.named_tensors(), dir.join("model.safetensors")).expect("write");
+    let mut cfg: Value = serde_json::from_str(text).expect("json");
+    cfg["depths"] = json!([1, 1, 200, 1]);
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write");
+    assert_names(&load_err(&dir), &["config.json", "`depths[2]` is 200", "has 2 layers in stage 2"]);
+    cfg["depths"] = json!([1, 1, 2, 1]);
+    cfg["hidden_sizes"] = json!([8, 16, 48, 64]);
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write");
+    let e = load_err(&dir);
+    assert_names(&e, &["`hidden_sizes[2]` 48", "stages.2.downsample_layers.1.weight", "[32, 16, 2, 2]"]);
+    cfg["hidden_sizes"] = json!([8, 16, 0, 64]);
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write");
+    assert_names(&load_err(&dir), &["`hidden_sizes[2]` is 0"]);
+}
+
+#[test]
+fn eomt_sizes_are_bounded() {
+    let base = r#""model_type": "eomt_dinov3", "hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 2,
+        "intermediate_size": 32, "num_blocks": 1, "id2label": {"0": "a"}"#;
+    for (extra, key) in [
+        (r#""num_queries": 1000000000"#, "`num_queries` is 1000000000"),
+        (r#""num_upscale_blocks": 1000"#, "`num_upscale_blocks` is 1000"),
+        (r#""layer_norm_eps": -1"#, "`layer_norm_eps` is -1"),
+    ] {
+        let text = format!("{{{base}, {extra}}}");
+        let e = checkpoint::parse_model_config(&text, Path::new("e/config.json")).expect_err(key).to_string();
+        assert_names(&e, &["e/config.json", key]);
+    }
+}
+
+#[test]
+fn a_non_positive_image_std_is_refused() {
+    let dir = model_dir("std", &[]);
+    let pre = json!({"image_mean": [0.5, 0.5, 0.5], "image_std": [0.2, 0.0, 0.2]});
+    std::fs::write(dir.join("preprocessor_config.json"), pre.to_string()).expect("write");
+    assert_names(&load_err(&dir), &["preprocessor_config.json", "`image_std`", "> 0"]);
+}
+
+#[test]
+fn integer_tensors_never_load_into_float_weights() {
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let _w = vs.root().zeros("w", &[4]);
+    let t = Tensor::from_slice(&[1i32, 2, 3, 4]);
+    let e = checkpoint::load_weights(&vs, vec![("w".into(), t)], Path::new("x.pth"), &[]).expect_err("refused");
+    assert_names(&e.to_string(), &["x.pth", "`w`", "Int", "floating point"]);
+}
