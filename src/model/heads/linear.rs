@@ -333,7 +333,7 @@ pub fn read_metadata(path: &Path, header: Option<&Header>) -> Result<BTreeMap<St
 }
 
 /// Adds the keys of the sidecar `<file>.json`, if there is one; keys in both must agree.
-fn merge_sidecar(path: &Path, mut meta: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+fn merge_sidecar(path: &Path, meta: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
     let mut os = path.as_os_str().to_owned();
     os.push(".json");
     let side = PathBuf::from(os);
@@ -341,8 +341,20 @@ fn merge_sidecar(path: &Path, mut meta: BTreeMap<String, String>) -> Result<BTre
         return Ok(meta);
     }
     let text = crate::files::read_text_capped(&side, crate::files::caps::JSON, "linear head sidecar")?;
+    parse_sidecar(&text, &side, path, meta)
+}
+
+/// Merges the text of a sidecar `side` of the head checkpoint `path` into its embedded metadata `meta` (keys
+/// without the `dinoseg.` prefix); unknown keys and keys that disagree with `meta` are errors naming `side`.
+pub fn parse_sidecar(
+    text: &str,
+    side: &Path,
+    path: &Path,
+    mut meta: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let side = side.to_path_buf();
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::checkpoint(&side, format!("invalid JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::checkpoint(&side, format!("invalid JSON: {e}")))?;
     let obj = value.as_object().ok_or_else(|| Error::checkpoint(&side, "expected a JSON object"))?;
     for (k, v) in obj {
         if !KEYS.contains(&k.as_str()) {
@@ -357,7 +369,12 @@ fn merge_sidecar(path: &Path, mut meta: BTreeMap<String, String>) -> Result<BTre
             Some(old) if !same_value(k, old, &s) => {
                 return Err(Error::checkpoint(
                     &side,
-                    format!("`{k}` = {s} disagrees with the metadata `dinoseg.{k}` = {old} of {}", path.display()),
+                    format!(
+                        "`{k}` = {} disagrees with the metadata `dinoseg.{k}` = {} of {}",
+                        short(&s),
+                        short(old),
+                        path.display()
+                    ),
                 ))
             }
             Some(_) => {}
@@ -367,6 +384,15 @@ fn merge_sidecar(path: &Path, mut meta: BTreeMap<String, String>) -> Result<BTre
         }
     }
     Ok(meta)
+}
+
+/// A value echoed in an error, at most 80 characters.
+fn short(s: &str) -> String {
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(80).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 /// Compares metadata values by meaning (JSON lists and numbers may be spelled differently).
