@@ -182,13 +182,17 @@ pub fn convert_eomt_delta(
     image_size: i64,
     class_names: Option<Vec<String>>,
 ) -> Result<EomtConfig> {
+    let base_path = Path::new(base);
+    let mut inputs = vec![delta_path, base_path];
+    let (base_weights, base_config) = (base_path.join("model.safetensors"), base_path.join("config.json"));
+    inputs.extend([base_weights.as_path(), base_config.as_path()]);
+    crate::checkpoint::refuse_overwriting_inputs(out_dir, &inputs)?;
     let (config, tensors) = merge_eomt_delta(delta_path, base, image_size, class_names)?;
     let model = crate::checkpoint::LoadedEomt::build(&config, tch::Device::Cpu)?;
     let copies: Vec<(String, Tensor)> = tensors.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
     load_weights(&model.vs, copies, delta_path, IGNORED_TENSORS)?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let cfg = out_dir.join("config.json");
-    std::fs::write(&cfg, config.to_json()).map_err(|e| Error::io(&cfg, e))?;
     write_tensors(&out_dir.join("model.safetensors"), &tensors)?;
+    crate::files::write_atomic(&out_dir.join("config.json"), config.to_json().as_bytes())?;
     Ok(config)
 }

@@ -51,7 +51,7 @@ pub fn find_in_cache(cache: &Path, repo_id: &str, revision: &str) -> std::result
         revision.to_string()
     } else {
         let r = repo.join("refs").join(revision);
-        match std::fs::read_to_string(&r) {
+        match crate::files::read_text_capped(&r, 4096, "hub ref") {
             Ok(h) => h.trim().to_string(),
             Err(_) => {
                 looked.push(format!("{} (no such ref)", r.display()));
@@ -75,15 +75,14 @@ pub fn find_in_cache(cache: &Path, repo_id: &str, revision: &str) -> std::result
 }
 
 fn shards_complete(snap: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(snap.join("model.safetensors.index.json")) else {
+    let path = snap.join("model.safetensors.index.json");
+    let Ok(text) = crate::files::read_text_capped(&path, crate::files::caps::JSON, "shard index") else {
         return false;
     };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+    let Ok(index) = crate::checkpoint::index::parse_index(&text, &path) else {
         return false;
     };
-    json.get("weight_map")
-        .and_then(|m| m.as_object())
-        .is_some_and(|m| m.values().filter_map(|v| v.as_str()).all(|f| snap.join(f).is_file()))
+    index.shards().iter().all(|f| crate::checkpoint::index::shard_path(snap, f, &path).is_ok_and(|p| p.is_file()))
 }
 
 /// Resolves a hub id to a local transformers directory: the cache first, then (unless `HF_HUB_OFFLINE` is
@@ -121,17 +120,11 @@ fn download(cache: &Path, repo_id: &str, revision: &str) -> std::result::Result<
     let config = repo.get("config.json").map_err(|e| format!("config.json: {e}"))?;
     if repo.get("model.safetensors").is_err() {
         let index = repo.get("model.safetensors.index.json").map_err(|e| format!("weights: {e}"))?;
-        let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let mut shards: Vec<String> = json
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .map(|m| m.values().filter_map(|v| v.as_str().map(String::from)).collect())
-            .unwrap_or_default();
-        shards.sort();
-        shards.dedup();
-        for s in shards {
-            repo.get(&s).map_err(|e| format!("{s}: {e}"))?;
+        let text = crate::files::read_text_capped(&index, crate::files::caps::JSON, "shard index")
+            .map_err(|e| e.to_string())?;
+        let parsed = crate::checkpoint::index::parse_index(&text, &index).map_err(|e| e.to_string())?;
+        for s in parsed.shards() {
+            repo.get(s).map_err(|e| format!("{s}: {e}"))?;
         }
     }
     let _ = repo.get("preprocessor_config.json");

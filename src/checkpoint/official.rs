@@ -69,6 +69,7 @@ pub fn official_to_transformers(
 /// Converts the official checkpoint `src` (`.pth`/`.pt`/`.bin` pickles, or `.safetensors`) into a transformers
 /// directory `out_dir` (`config.json` + `model.safetensors`), after proving that our model loads it strictly.
 pub fn convert_official_file(src: &Path, out_dir: &Path, num_heads: Option<i64>) -> Result<BackboneConfig> {
+    crate::checkpoint::refuse_overwriting_inputs(out_dir, &[src])?;
     let ext = src.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let state = if ext == "safetensors" { read_safetensors(src)? } else { pickle::read_torch_state_dict(src)? };
     let (config, tensors) = official_to_transformers(state, num_heads, src)?;

@@ -20,6 +20,7 @@
 //! (`module.`, `backbone.`) are left to the caller (see `checkpoint::official`). Legacy (pre-1.6, non-zip)
 //! files are refused with a hint to re-save them.
 
+use crate::checkpoint::strided;
 use crate::error::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -28,6 +29,11 @@ use std::path::Path;
 use std::rc::Rc;
 use tch::{Kind, Tensor};
 
+/// Most entries of a checkpoint archive (`torch.save` writes one per storage), and the largest `data.pkl` (a
+/// state dict's pickle is a few MB even for the largest models).
+pub const MAX_ENTRIES: usize = 200_000;
+pub const MAX_PICKLE: u64 = 64 << 20;
+
 /// Keys under which training checkpoints wrap their state dict, tried in this order.
 pub const WRAPPER_KEYS: &[&str] = &["model", "state_dict", "teacher", "network"];
 
@@ -35,7 +41,7 @@ pub const WRAPPER_KEYS: &[&str] = &["model", "state_dict", "teacher", "network"]
 /// order they were saved. Tensors are on the CPU with the dtype they were saved with.
 pub fn read_torch_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let err = |m: String| Error::checkpoint(path, m);
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = crate::files::open_regular(path, "checkpoint")?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut magic = Vec::with_capacity(4);
     (&mut file).take(4).read_to_end(&mut magic).map_err(|e| Error::io(path, e))?;
@@ -50,6 +56,9 @@ pub fn read_torch_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     }
     file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
     let zip = zip::ZipArchive::new(file).map_err(|e| err(format!("corrupt or truncated zip archive: {e}")))?;
+    if zip.len() > MAX_ENTRIES {
+        return Err(err(format!("zip archive of {} entries, more than {MAX_ENTRIES}", zip.len())));
+    }
     let pkls: Vec<String> = zip
         .file_names()
         .filter(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
@@ -92,8 +101,23 @@ impl Archive {
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(format!("entry `{full}`: {e}")),
         };
-        let mut buf = Vec::with_capacity(f.size().min(self.file_len) as usize);
-        f.read_to_end(&mut buf).map_err(|e| format!("entry `{full}` is corrupt or truncated: {e}"))?;
+        // Declared sizes are checked before reading: an entry cannot hold more than the archive (torch.save stores
+        // entries uncompressed), and the pickle is capped on its own.
+        let cap = if name == "data.pkl" { MAX_PICKLE.min(self.file_len) } else { self.file_len };
+        if f.size() > cap {
+            let n = f.size();
+            return Err(format!(
+                "entry `{full}` declares {n} bytes, more than the {cap}-byte limit ({MAX_PICKLE} for \
+                                a pickle, else the archive's {} bytes)",
+                self.file_len
+            ));
+        }
+        let mut buf = Vec::with_capacity(f.size() as usize);
+        let read = (&mut f).take(cap + 1).read_to_end(&mut buf);
+        read.map_err(|e| format!("entry `{full}` is corrupt or truncated: {e}"))?;
+        if buf.len() as u64 > cap {
+            return Err(format!("entry `{full}` holds more than the {cap}-byte limit"));
+        }
         Ok(Some(buf))
     }
 
@@ -469,8 +493,8 @@ impl<'a> Vm<'a> {
                 let size = self.ints(&args[2], "tensor size")?;
                 let stride = self.ints(&args[3], "tensor stride")?;
                 let storage = archive.storage(&s)?;
-                let t =
-                    view(&storage, s.numel, offset, &size, &stride).map_err(|e| format!("storage `{}`: {e}", s.key))?;
+                let t = strided::view(&storage, s.numel, offset, &size, &stride)
+                    .map_err(|e| format!("storage `{}`: {e}", s.key))?;
                 Ok(self.alloc(Obj::Tensor(t)))
             }
             Global::RebuildParameter if !newobj && (3..=4).contains(&args.len()) => match self.obj(&args[0]) {
@@ -548,41 +572,4 @@ fn pairs(items: Vec<Value>) -> R<Vec<(Value, Value)>> {
         out.push((k, v));
     }
     Ok(out)
-}
-
-/// The tensor `size`/`stride` at `offset` in a flat storage of `numel` elements, bounds-checked before
-/// libtorch sees it. A tensor covering its whole storage contiguously shares its memory; others are copied.
-fn view(storage: &Tensor, numel: usize, offset: i64, size: &[i64], stride: &[i64]) -> R<Tensor> {
-    if size.len() != stride.len() || size.len() > 64 {
-        return Err(format!("invalid tensor geometry: size {size:?}, stride {stride:?}"));
-    }
-    if offset < 0 || size.iter().chain(stride).any(|&v| v < 0) {
-        return Err(format!("negative tensor geometry: offset {offset}, size {size:?}, stride {stride:?}"));
-    }
-    let count = size.iter().try_fold(1i64, |acc, &s| acc.checked_mul(s)).ok_or("tensor size overflows")?;
-    if count == 0 {
-        return Tensor::f_zeros(size, (storage.kind(), tch::Device::Cpu)).map_err(|e| e.to_string());
-    }
-    let last = size
-        .iter()
-        .zip(stride)
-        .try_fold(offset, |acc, (&s, &st)| (s - 1).checked_mul(st).and_then(|x| acc.checked_add(x)))
-        .ok_or("tensor extent overflows")?;
-    if last >= numel as i64 {
-        return Err(format!(
-            "tensor (offset {offset}, size {size:?}, stride {stride:?}) reaches element {last} of a storage of {numel}"
-        ));
-    }
-    let mut expect = 1;
-    let contiguous = size.iter().zip(stride).rev().all(|(&s, &st)| {
-        let ok = s == 1 || st == expect;
-        expect *= s;
-        ok
-    });
-    let t = if offset == 0 && count == numel as i64 && contiguous {
-        storage.f_reshape(size)
-    } else {
-        storage.f_as_strided(size, stride, offset).and_then(|t| t.f_contiguous())
-    };
-    t.map_err(|e| e.to_string())
 }

@@ -2,8 +2,11 @@
 //! to an architecture, its weights and its pixel normalisation.
 
 use crate::catalog::{self, Normalization};
-use crate::checkpoint::{hub, load_weights, official, pickle, read_safetensors, read_transformers_weights};
+use crate::checkpoint::{
+    consistency, header, hub, load_weights, official, pickle, read_safetensors, read_transformers_weights,
+};
 use crate::error::{Error, Result};
+use crate::files;
 use crate::model::config::BackboneConfig;
 use crate::model::heads::eomt::{Eomt, EomtConfig};
 use crate::model::LoadedBackbone;
@@ -39,7 +42,8 @@ impl ModelSource {
         if path.is_dir() {
             return Ok(ModelSource::Dir(path.to_path_buf()));
         }
-        if path.is_file() {
+        if std::fs::metadata(path).is_ok() {
+            files::check_regular(path, "checkpoint")?;
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
             return match ext.as_str() {
                 "safetensors" => {
@@ -74,14 +78,21 @@ impl ModelConfig {
     }
 }
 
-/// Reads a transformers `config.json`; `model_type` selects the architecture.
+/// Reads a transformers `config.json` (a regular file, size-capped); `model_type` selects the architecture.
 pub fn read_model_config(dir: &Path) -> Result<ModelConfig> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = files::read_text_capped(&path, files::caps::JSON, "config.json")?;
+    parse_model_config(&text, &path)
+}
+
+/// Parses and validates the text of a `config.json` (`path` names it in errors): bounds of every size, positive
+/// epsilons and RoPE base.
+pub fn parse_model_config(text: &str, path: &Path) -> Result<ModelConfig> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
-    let bad = |message: String| Error::Config { path: path.clone(), message };
-    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("<missing>").to_string();
+        serde_json::from_str(text).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })?;
+    let bad = |message: String| Error::Config { path: path.to_path_buf(), message };
+    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("<missing>");
+    let model_type: String = model_type.chars().take(80).collect();
     match model_type.as_str() {
         "dinov3_vit" | "dinov3_convnext" => {
             let config: BackboneConfig = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
@@ -91,6 +102,15 @@ pub fn read_model_config(dir: &Path) -> Result<ModelConfig> {
         "eomt_dinov3" => Ok(ModelConfig::Eomt(EomtConfig::from_json(value).map_err(bad)?)),
         other => Err(bad(format!("`model_type` is `{other}`; expected dinov3_vit, dinov3_convnext or eomt_dinov3"))),
     }
+}
+
+/// Reads a transformers directory's `config.json` and checks it against the safetensors headers of its weights
+/// (no tensor data read): what `check-params` and the loader both call before anything is allocated.
+pub fn inspect_dir(dir: &Path) -> Result<ModelConfig> {
+    let config = read_model_config(dir)?;
+    let tensors = crate::checkpoint::transformers_tensor_meta(dir)?;
+    consistency::check_config(&config, &tensors, &dir.join("config.json"), dir)?;
+    Ok(config)
 }
 
 /// Reads a transformers `config.json` that must hold a backbone.
@@ -104,27 +124,31 @@ pub fn read_config(dir: &Path) -> Result<BackboneConfig> {
     }
 }
 
-/// Normalisation of a transformers directory: `preprocessor_config.json` if present, else by the catalog
-/// entry the path names (a hub cache path contains the repo name), else ImageNet.
-fn dir_norm(dir: &Path) -> Normalization {
+/// Normalisation of a transformers directory: `preprocessor_config.json` if present (read capped; a special
+/// file, invalid JSON or a non-positive `image_std` is an error), else by the catalog entry the path names (a hub
+/// cache path contains the repo name), else ImageNet.
+fn dir_norm(dir: &Path) -> Result<Normalization> {
     let pre = dir.join("preprocessor_config.json");
-    if let Some(json) =
-        std::fs::read_to_string(pre).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    {
+    if std::fs::symlink_metadata(&pre).is_ok() {
+        let text = files::read_text_capped(&pre, files::caps::JSON, "preprocessor config")?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::Config { path: pre.clone(), message: e.to_string() })?;
         let triple = |k: &str| -> Option<[f32; 3]> {
             let a = json.get(k)?.as_array()?;
             let v: Vec<f32> = a.iter().filter_map(|x| x.as_f64().map(|f| f as f32)).collect();
             (v.len() == 3).then(|| [v[0], v[1], v[2]])
         };
         if let (Some(mean), Some(std)) = (triple("image_mean"), triple("image_std")) {
-            return Normalization { mean, std };
+            if !mean.iter().all(|m| m.is_finite()) || !std.iter().all(|s| s.is_finite() && *s > 0.0) {
+                return Err(Error::Config {
+                    path: pre,
+                    message: format!("`image_mean` {mean:?} must be finite and `image_std` {std:?} finite and > 0"),
+                });
+            }
+            return Ok(Normalization { mean, std });
         }
     }
-    if dir.to_string_lossy().contains("sat493m") {
-        catalog::SAT493M
-    } else {
-        catalog::IMAGENET
-    }
+    Ok(if dir.to_string_lossy().contains("sat493m") { catalog::SAT493M } else { catalog::IMAGENET })
 }
 
 fn looks_official(tensors: &[(String, Tensor)]) -> bool {
@@ -152,6 +176,21 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
             Ok(ResolvedModel { config: ModelConfig::Backbone(config), tensors, norm: catalog::IMAGENET, origin: path })
         }
         ModelSource::Safetensors { path, variant } => {
+            let header = header::read_header(&path)?;
+            let meta = crate::checkpoint::header_meta(&header, &path);
+            let official_names = meta.iter().any(|t| {
+                let n = t.name.as_str();
+                n == "cls_token"
+                    || n.starts_with("blocks.")
+                    || n.starts_with("stages.")
+                    || n.starts_with("downsample_layers.")
+            });
+            if !official_names {
+                if let Some(v) = variant.as_deref().and_then(catalog::find) {
+                    let config = ModelConfig::Backbone(v.config());
+                    consistency::check_config(&config, &meta, &path, &path)?;
+                }
+            }
             let tensors = read_safetensors(&path)?;
             if looks_official(&tensors) {
                 let (config, tensors) = official::official_to_transformers(tensors, None, &path)?;
@@ -180,9 +219,10 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
 }
 
 fn resolve_dir(dir: &Path) -> Result<ResolvedModel> {
-    let config = read_model_config(dir)?;
+    let config = inspect_dir(dir)?;
+    let norm = dir_norm(dir)?;
     let tensors = read_transformers_weights(dir)?;
-    Ok(ResolvedModel { config, tensors, norm: dir_norm(dir), origin: dir.to_path_buf() })
+    Ok(ResolvedModel { config, tensors, norm, origin: dir.to_path_buf() })
 }
 
 /// Builds and strictly loads a backbone from a spec, on `device` in `kind`.

@@ -77,14 +77,20 @@ impl VitConfig {
     pub fn head_dim(&self) -> i64 {
         self.hidden_size / self.num_attention_heads
     }
-    /// Checks the invariants the model relies on; the message names the offending key.
+    /// Checks the invariants the model relies on and sane bounds (a config is checked before anything is
+    /// allocated for it); the message names the offending key and echoes its value.
     pub fn validate(&self) -> Result<(), String> {
-        let pos = |k: &str, v: i64| if v > 0 { Ok(()) } else { Err(format!("`{k}` must be > 0, got {v}")) };
-        pos("hidden_size", self.hidden_size)?;
-        pos("num_attention_heads", self.num_attention_heads)?;
-        pos("num_hidden_layers", self.num_hidden_layers)?;
-        pos("intermediate_size", self.intermediate_size)?;
-        pos("patch_size", self.patch_size)?;
+        within("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
+        within("num_attention_heads", self.num_attention_heads, 1, MAX_HEADS)?;
+        within("num_hidden_layers", self.num_hidden_layers, 1, MAX_LAYERS)?;
+        within("intermediate_size", self.intermediate_size, 1, MAX_INTERMEDIATE)?;
+        within("patch_size", self.patch_size, 1, MAX_PATCH)?;
+        within("num_channels", self.num_channels, 1, MAX_CHANNELS)?;
+        within("image_size", self.image_size, 1, MAX_IMAGE)?;
+        within("num_register_tokens", self.num_register_tokens, 0, MAX_REGISTERS)?;
+        positive("layer_norm_eps", self.layer_norm_eps)?;
+        positive("rope_theta", self.rope_theta)?;
+        finite("layerscale_value", self.layerscale_value)?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(format!(
                 "`hidden_size` {} is not divisible by `num_attention_heads` {}",
@@ -98,6 +104,42 @@ impl VitConfig {
     }
 }
 
+/// Bounds of config values: far above any published model, far below what exhausts memory by itself.
+pub const MAX_WIDTH: i64 = 16_384;
+pub const MAX_HEADS: i64 = 1_024;
+pub const MAX_LAYERS: i64 = 1_024;
+pub const MAX_INTERMEDIATE: i64 = 131_072;
+pub const MAX_PATCH: i64 = 1_024;
+pub const MAX_CHANNELS: i64 = 64;
+pub const MAX_IMAGE: i64 = 16_384;
+pub const MAX_REGISTERS: i64 = 1_024;
+
+/// `key` must be in `lo..=hi`.
+pub fn within(key: &str, v: i64, lo: i64, hi: i64) -> Result<(), String> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("`{key}` is {v}, expected {lo}..={hi}"))
+    }
+}
+
+/// `key` must be a finite number > 0.
+pub fn positive(key: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("`{key}` is {v}, expected a finite number > 0"))
+    }
+}
+
+fn finite(key: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("`{key}` is {v}, expected a finite number"))
+    }
+}
+
 impl ConvNextConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.hidden_sizes.len() != 4 || self.depths.len() != 4 {
@@ -107,6 +149,14 @@ impl ConvNextConfig {
                 self.depths.len()
             ));
         }
+        within("num_channels", self.num_channels, 1, MAX_CHANNELS)?;
+        within("image_size", self.image_size, 1, MAX_IMAGE)?;
+        for (i, (&w, &d)) in self.hidden_sizes.iter().zip(&self.depths).enumerate() {
+            within(&format!("hidden_sizes[{i}]"), w, 1, MAX_WIDTH)?;
+            within(&format!("depths[{i}]"), d, 0, MAX_LAYERS)?;
+        }
+        positive("layer_norm_eps", self.layer_norm_eps)?;
+        finite("layer_scale_init_value", self.layer_scale_init_value)?;
         crate::model::layers::Activation::parse(&self.hidden_act).map(|_| ())
     }
 }

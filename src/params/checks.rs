@@ -1,13 +1,12 @@
 //! Cheap checkpoint inspection for validation: where a spec points (file, directory, hub id), a transformers
-//! `config.json`, and a safetensors header (read with the `safetensors` crate's header type: 8 + header bytes,
-//! never the weights). Nothing here loads a tensor.
+//! `config.json`, and a safetensors header (the loader's own header reader: 8 + header bytes, never the
+//! weights). Nothing here loads a tensor.
 
 use crate::catalog;
+use crate::checkpoint::header::{self, Header};
 use crate::checkpoint::{hub, read_model_config, ModelConfig};
 use crate::model::config::BackboneConfig;
 use crate::model::heads::linear::LayerSelection;
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where a checkpoint spec points.
@@ -53,29 +52,17 @@ pub(crate) fn locate(written: &str, base: &Path, allow_hub: bool) -> Located {
     Located::Missing(path)
 }
 
-/// The header of a safetensors file (tensor names, shapes, metadata), reading only its first `8 + n` bytes.
-pub(crate) fn read_header(path: &Path) -> Result<safetensors::tensor::Metadata, String> {
-    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let file_len = file.metadata().map_err(|e| format!("cannot stat: {e}"))?.len();
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len)
-        .map_err(|_| "not a safetensors file: shorter than its 8-byte header length".to_string())?;
-    let n = u64::from_le_bytes(len);
-    if n > 100_000_000 || n + 8 > file_len {
-        return Err(format!("not a safetensors file: header length {n} for a file of {file_len} bytes"));
+/// The header of a safetensors file (tensor names, shapes, metadata), reading only its first `8 + n` bytes, with
+/// the loader's own checks ([`crate::checkpoint::header`]); the message does not repeat the path.
+pub(crate) fn read_header(path: &Path) -> Result<Header, String> {
+    header::read_header(path).map_err(without_path)
+}
+
+fn without_path(e: crate::Error) -> String {
+    match e {
+        crate::Error::Checkpoint { message, .. } => message,
+        other => other.to_string(),
     }
-    let mut header = vec![0u8; n as usize];
-    file.read_exact(&mut header).map_err(|e| format!("cannot read the safetensors header: {e}"))?;
-    let meta: safetensors::tensor::Metadata =
-        serde_json::from_slice(&header).map_err(|e| format!("unreadable safetensors header: {e}"))?;
-    let data = meta.data_len() as u64;
-    if 8 + n + data != file_len {
-        return Err(format!(
-            "truncated or corrupt safetensors file: its header describes {} bytes, the file has {file_len}",
-            8 + n + data
-        ));
-    }
-    Ok(meta)
 }
 
 /// What a linear head checkpoint declares.
@@ -92,45 +79,27 @@ pub(crate) struct LinearInfo {
 /// the rules of `LinearHead::load`, without its weights.
 pub(crate) fn linear_info(path: &Path) -> Result<LinearInfo, String> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let mut meta: BTreeMap<String, String> = BTreeMap::new();
     let mut shape = None;
-    match ext.as_str() {
+    let header = match ext.as_str() {
         "safetensors" => {
             let header = read_header(path)?;
-            for (k, v) in header.metadata().iter().flatten() {
-                if let Some(key) = k.strip_prefix("dinoseg.") {
-                    meta.insert(key.to_string(), v.clone());
-                }
-            }
-            for (name, info) in header.tensors() {
-                let n = name.strip_prefix("module.").unwrap_or(&name);
+            for t in &header.tensors {
+                let n = t.name.strip_prefix("module.").unwrap_or(&t.name);
                 let n = n.strip_prefix("segmentation_model.1.").unwrap_or(n);
                 if n == "conv.weight" || n == "1.weight" {
-                    shape = Some(info.shape.clone());
+                    shape = Some(t.shape.clone());
                 }
             }
             if shape.is_none() {
                 return Err("no `conv.weight` tensor: not a linear head checkpoint".into());
             }
+            Some(header)
         }
-        "pth" | "pt" | "bin" => {}
+        "pth" | "pt" | "bin" => None,
         _ => return Err("unrecognised linear head file: expected .safetensors (or an official .pth)".into()),
-    }
-    let mut side = path.as_os_str().to_owned();
-    side.push(".json");
-    let side = PathBuf::from(side);
-    if side.is_file() {
-        let text = std::fs::read_to_string(&side).map_err(|e| format!("{}: {e}", side.display()))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", side.display()))?;
-        for (k, v) in value.as_object().into_iter().flatten() {
-            let s = match v {
-                serde_json::Value::String(s) if k != "classes" => s.clone(),
-                other => other.to_string(),
-            };
-            meta.entry(k.clone()).or_insert(s);
-        }
-    }
+    };
+    // The loader's own metadata reader (embedded keys, then the sidecar, capped and checked the same way).
+    let meta = crate::model::heads::linear::read_metadata(path, header.as_ref()).map_err(|e| e.to_string())?;
     match meta.get("head").map(String::as_str) {
         Some("linear") => {}
         Some(other) => return Err(format!("metadata `dinoseg.head` is `{other}`, expected `linear`")),
@@ -144,7 +113,7 @@ pub(crate) fn linear_info(path: &Path) -> Result<LinearInfo, String> {
         ),
     };
     let (classes, in_channels) = match shape.as_deref() {
-        Some([k, c, 1, 1]) => (Some(*k as i64), Some(*c as i64)),
+        Some([k, c, 1, 1]) => (Some(*k), Some(*c)),
         Some(s) => return Err(format!("tensor `conv.weight` has shape {s:?}, expected [K, C, 1, 1]")),
         None => (None, None),
     };
@@ -169,7 +138,8 @@ pub(crate) fn has_weights(dir: &Path) -> bool {
     dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file()
 }
 
-/// `config.json` of a transformers directory (the crate's own reader, so validation and loading agree).
+/// `config.json` of a transformers directory (the crate's own reader, so validation and loading agree: the same
+/// bounds; the config is checked against the weights' headers when the model is loaded).
 pub(crate) fn model_config(dir: &Path) -> Result<ModelConfig, String> {
     if !dir.join("config.json").is_file() {
         return Err(format!("{} has no config.json: not a transformers checkpoint directory", dir.display()));
@@ -190,8 +160,8 @@ pub(crate) fn backbone_channels(cfg: &BackboneConfig, layers: LayerSelection) ->
 
 /// Whether a bare `.safetensors` backbone is in the official names (architecture inferred on load) rather than
 /// transformers names (which need a catalog variant).
-pub(crate) fn official_names(header: &safetensors::tensor::Metadata) -> bool {
-    header.tensors().keys().any(|n| {
+pub(crate) fn official_names(header: &Header) -> bool {
+    header.tensors.iter().map(|t| t.name.as_str()).any(|n| {
         n == "cls_token" || n.starts_with("blocks.") || n.starts_with("stages.") || n.starts_with("downsample_layers.")
     })
 }

@@ -36,6 +36,11 @@ pub struct EomtConfig {
     pub id2label: BTreeMap<String, String>,
 }
 
+/// Bounds of the EoMT-specific config values (see `model::config` for the ViT's).
+pub const MAX_QUERIES: i64 = 10_000;
+pub const MAX_UPSCALE: i64 = 8;
+pub const MAX_LABELS: i64 = 100_000;
+
 fn d_queries() -> i64 {
     200
 }
@@ -71,12 +76,12 @@ impl EomtConfig {
                 self.num_blocks, self.vit.num_hidden_layers
             ));
         }
-        if self.num_queries < 1 {
-            return Err(format!("`num_queries` must be > 0, got {}", self.num_queries));
-        }
+        crate::model::config::within("num_queries", self.num_queries, 1, MAX_QUERIES)?;
+        crate::model::config::within("num_upscale_blocks", self.num_upscale_blocks, 0, MAX_UPSCALE)?;
         if self.num_labels() < 1 {
             return Err("`id2label` is empty: the class count is unknown".into());
         }
+        crate::model::config::within("id2label (class count)", self.num_labels(), 1, MAX_LABELS)?;
         for k in self.id2label.keys() {
             match k.parse::<i64>() {
                 Ok(i) if (0..self.num_labels()).contains(&i) => {}

@@ -22,6 +22,7 @@
 //! official `.pth` training outputs (`{"model": {...}}`, metadata then from the sidecar). `num_batches_tracked` is
 //! ignored. Loading is strict: any missing, extra or misshapen tensor or bad metadata is an error naming the file.
 
+use crate::checkpoint::header::{read_header, Header};
 use crate::checkpoint::{load_weights, pickle::read_torch_state_dict, read_safetensors};
 use crate::error::{Error, Result};
 use crate::model::{guarded, Backbone, BackboneOutput, FeatureMap, ForwardOptions, Padding};
@@ -216,12 +217,13 @@ impl LinearHead {
     /// Reads a head checkpoint (see the module docs) onto `device`, strictly.
     pub fn load(path: &Path, device: Device) -> Result<(LinearHead, nn::VarStore)> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let (raw, embedded) = if matches!(ext.as_str(), "pth" | "pt" | "bin") {
-            (read_torch_state_dict(path)?, BTreeMap::new())
+        let (raw, meta) = if matches!(ext.as_str(), "pth" | "pt" | "bin") {
+            (read_torch_state_dict(path)?, read_metadata(path, None)?)
         } else {
-            (read_safetensors(path)?, embedded_metadata(path)?)
+            let header = read_header(path)?;
+            let meta = read_metadata(path, Some(&header))?;
+            (read_safetensors(path)?, meta)
         };
-        let meta = merge_sidecar(path, embedded)?;
         let tensors: Vec<(String, Tensor)> =
             raw.into_iter().filter_map(|(n, t)| canonical(&n).map(|n| (n, t))).collect();
         let bad = |m: String| Error::checkpoint(path, m);
@@ -264,6 +266,7 @@ impl LinearHead {
         let vs = nn::VarStore::new(device);
         let head = LinearHead::new(&vs.root(), config)?;
         load_weights(&vs, tensors, path, &[])?;
+        check_statistics(&vs, path)?;
         Ok((head, vs))
     }
 }
@@ -296,37 +299,66 @@ fn canonical(name: &str) -> Option<String> {
 
 const KEYS: [&str; 5] = ["head", "backbone", "layers", "classes", "bn_eps"];
 
-/// The `dinoseg.*` metadata of a safetensors file, without the prefix.
-fn embedded_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, md) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| Error::checkpoint(path, format!("unreadable safetensors header: {e}")))?;
-    let mut out = BTreeMap::new();
-    for (k, v) in md.metadata().iter().flatten() {
+/// Every weight finite and the BatchNorm's `running_var` >= 0: anything else can only be wrong (it would turn
+/// every pixel's logits into NaN). The error names the file, the tensor, the element and its value.
+fn check_statistics(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in vars {
+        let values = guarded(|| Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)))?
+            .map_err(|e| Error::checkpoint(path, format!("tensor `{name}`: {e}")))?;
+        let bad = values.iter().enumerate().find(|(_, v)| !v.is_finite() || (name == "bn.running_var" && **v < 0.0));
+        if let Some((i, v)) = bad {
+            let want = if name == "bn.running_var" { "a finite variance >= 0" } else { "finite values" };
+            return Err(Error::checkpoint(path, format!("tensor `{name}` element {i} is {v}, expected {want}")));
+        }
+    }
+    Ok(())
+}
+
+/// The head metadata of `path` without the `dinoseg.` prefix: the keys embedded in its safetensors `header`
+/// (None for `.pth` files), then those of the sidecar `<file>.json` if there is one (read capped, refused if a
+/// special file); keys in both must agree. The loader and `check-params` both read metadata through this.
+pub fn read_metadata(path: &Path, header: Option<&Header>) -> Result<BTreeMap<String, String>> {
+    let mut embedded = BTreeMap::new();
+    for (k, v) in header.map(|h| &h.metadata).into_iter().flatten() {
         if let Some(key) = k.strip_prefix("dinoseg.") {
             if !KEYS.contains(&key) {
                 return Err(Error::checkpoint(path, format!("unknown metadata key `{k}` (known: dinoseg.{KEYS:?})")));
             }
-            out.insert(key.to_string(), v.clone());
+            embedded.insert(key.to_string(), v.clone());
         }
     }
-    Ok(out)
+    merge_sidecar(path, embedded)
 }
 
 /// Adds the keys of the sidecar `<file>.json`, if there is one; keys in both must agree.
-fn merge_sidecar(path: &Path, mut meta: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+fn merge_sidecar(path: &Path, meta: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
     let mut os = path.as_os_str().to_owned();
     os.push(".json");
     let side = PathBuf::from(os);
-    if !side.is_file() {
+    if std::fs::symlink_metadata(&side).is_err() {
         return Ok(meta);
     }
-    let text = std::fs::read_to_string(&side).map_err(|e| Error::io(&side, e))?;
+    let text = crate::files::read_text_capped(&side, crate::files::caps::JSON, "linear head sidecar")?;
+    parse_sidecar(&text, &side, path, meta)
+}
+
+/// Merges the text of a sidecar `side` of the head checkpoint `path` into its embedded metadata `meta` (keys
+/// without the `dinoseg.` prefix); unknown keys and keys that disagree with `meta` are errors naming `side`.
+pub fn parse_sidecar(
+    text: &str,
+    side: &Path,
+    path: &Path,
+    mut meta: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let side = side.to_path_buf();
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::checkpoint(&side, format!("invalid JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::checkpoint(&side, format!("invalid JSON: {e}")))?;
     let obj = value.as_object().ok_or_else(|| Error::checkpoint(&side, "expected a JSON object"))?;
     for (k, v) in obj {
         if !KEYS.contains(&k.as_str()) {
+            let k: String = k.chars().take(80).collect();
             return Err(Error::checkpoint(&side, format!("unknown key `{k}` (known: {KEYS:?})")));
         }
         let s = match v {
@@ -337,7 +369,12 @@ fn merge_sidecar(path: &Path, mut meta: BTreeMap<String, String>) -> Result<BTre
             Some(old) if !same_value(k, old, &s) => {
                 return Err(Error::checkpoint(
                     &side,
-                    format!("`{k}` = {s} disagrees with the metadata `dinoseg.{k}` = {old} of {}", path.display()),
+                    format!(
+                        "`{k}` = {} disagrees with the metadata `dinoseg.{k}` = {} of {}",
+                        short(&s),
+                        short(old),
+                        path.display()
+                    ),
                 ))
             }
             Some(_) => {}
@@ -347,6 +384,15 @@ fn merge_sidecar(path: &Path, mut meta: BTreeMap<String, String>) -> Result<BTre
         }
     }
     Ok(meta)
+}
+
+/// A value echoed in an error, at most 80 characters.
+fn short(s: &str) -> String {
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(80).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 /// Compares metadata values by meaning (JSON lists and numbers may be spelled differently).
