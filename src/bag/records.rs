@@ -203,9 +203,11 @@ pub(crate) fn count_indexed(src: &Source<'_>, mut offset: u64, end: u64) -> BTre
             break;
         }
         let (opcode, len) = record_header(&h);
-        if opcode != op::MESSAGE_INDEX || len < 6 || offset.saturating_add(RECORD_HEADER + len) > end {
+        // A hostile length must not overflow: the record's end is computed checked.
+        let next = len.checked_add(RECORD_HEADER).and_then(|n| offset.checked_add(n)).filter(|&n| n <= end);
+        let Some(next) = next.filter(|_| opcode == op::MESSAGE_INDEX && len >= 6) else {
             break;
-        }
+        };
         let mut head = [0u8; 6];
         if src.read_at(offset + RECORD_HEADER, &mut head).is_err() {
             break;
@@ -213,7 +215,7 @@ pub(crate) fn count_indexed(src: &Source<'_>, mut offset: u64, end: u64) -> BTre
         let channel = u16::from_le_bytes([head[0], head[1]]);
         let bytes = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as u64;
         *counts.entry(channel).or_insert(0) += bytes.min(len - 6) / 16;
-        offset += RECORD_HEADER + len;
+        offset = next;
     }
     counts
 }
