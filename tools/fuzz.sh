@@ -10,11 +10,13 @@
 #                        the fuzz crate (default $FUZZ_OUT/build)
 #   FUZZ_ARGS="..."      more libFuzzer flags
 #
+# A slow unit (over 10 s, libFuzzer's -report_slow_units) counts as a finding too.
+#
 # Each target starts from its seeds (fuzz/corpus/<target>/) copied into a working corpus ($FUZZ_OUT/corpus/<target>/,
-# kept between runs, so a later run goes on from what earlier ones found). A crash, timeout or out-of-memory input is
-# copied to fuzz/regressions/<target>/ (tests/mutation.rs replays every file there) and the target restarts for the
-# time left (at most 5 restarts). The table of targets, seconds, executions, corpus size and crashes goes to
-# $FUZZ_OUT/summary.md. Exit status 1 when any target found something.
+# kept between runs, so a later run goes on from what earlier ones found). A crash, timeout, out-of-memory or slow
+# input is copied to fuzz/regressions/<target>/ (tests/mutation.rs replays every file there) and the target restarts
+# for the time left (at most 5 restarts). The table of targets, seconds, executions, corpus size and findings goes
+# to $FUZZ_OUT/summary.md. Exit status 1 when any target found something.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,7 +77,7 @@ run_one() {
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
   corpus=$(find "$work" -type f | wc -l)
   crashes=0
-  for f in "$art"/crash-* "$art"/timeout-* "$art"/oom-*; do
+  for f in "$art"/crash-* "$art"/timeout-* "$art"/oom-* "$art"/slow-unit-*; do
     [[ -f "$f" ]] || continue
     crashes=$((crashes + 1))
     mkdir -p "fuzz/regressions/$t"
