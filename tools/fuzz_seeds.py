@@ -6,8 +6,8 @@
 The input layouts are those of fuzz/src/harness.rs (a selector byte before a CDR buffer, flags before a frame, ...);
 tests/mutation.rs checks that every seed is still accepted by the parser it seeds. CDR is written by hand here
 (OMG CDR little-endian, alignment counted after the 4-byte encapsulation header); the rest with the reference
-libraries: torch.save, safetensors, mcap, Pillow. Keep the total small (< 200 KiB). Re-running changes the .pth
-seeds' bytes a little (torch.save writes a random serialization id), nothing else.
+libraries: torch.save, safetensors, mcap, Pillow. Keep the total small (< 200 KiB). Re-running may reorder
+the metadata keys of the safetensors seeds (safetensors writes them from a hash map); nothing else changes.
 """
 
 import io
@@ -346,8 +346,10 @@ def main():
     write("linear_head_meta", "embedded.bin", head_input(0, b"", safetensors_bytes(head, meta)))
     write("linear_head_meta", "sidecar.bin", head_input(1, sidecar, safetensors_bytes(head)))
     # The official layout: the head module of a Sequential(backbone, head), BatchNorm then 1x1 conv.
-    official = {f"module.segmentation_model.1.{'conv' if k.startswith('conv') else 'batchnorm_layer'}.{k.split('.')[1]}": t
-                for k, t in head.items()}
+    official = {}
+    for k, t in head.items():
+        module, param = k.split(".")
+        official[f"module.segmentation_model.1.{'conv' if module == 'conv' else 'batchnorm_layer'}.{param}"] = t
     write("linear_head_meta", "official_pth_sidecar.bin", head_input(3, sidecar, pth({"model": official})))
 
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
