@@ -4,8 +4,8 @@
 #   FUZZ_SECONDS=600     seconds per target (default 600)
 #   FUZZ_JOBS=2          targets run at once (default 2)
 #   FUZZ_TARGETS="a b"   which targets (default: every fuzz/fuzz_targets/*.rs)
-#   FUZZ_SANITIZER=none  cargo-fuzz sanitizer (default none: coverage-guided libFuzzer without a sanitizer; the
-#                        code under test is safe Rust and libtorch is not built with ASan)
+#   FUZZ_SANITIZER=address  cargo-fuzz sanitizer (default address: works with libtorch, which itself is not
+#                        instrumented; `none` builds faster and runs plain coverage-guided libFuzzer)
 #   FUZZ_OUT=target/fuzz working corpora, artifacts, logs, summary.md; FUZZ_BUILD_DIR the cargo target dir of
 #                        the fuzz crate (default $FUZZ_OUT/build)
 #   FUZZ_ARGS="..."      more libFuzzer flags
@@ -24,7 +24,7 @@ cd "$ROOT"
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-600}
 FUZZ_JOBS=${FUZZ_JOBS:-2}
-FUZZ_SANITIZER=${FUZZ_SANITIZER:-none}
+FUZZ_SANITIZER=${FUZZ_SANITIZER:-address}
 FUZZ_OUT=$(mkdir -p "${FUZZ_OUT:-$ROOT/target/fuzz}" && cd "${FUZZ_OUT:-$ROOT/target/fuzz}" && pwd)
 FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-$FUZZ_OUT/build}
 FUZZ_ARGS=${FUZZ_ARGS:-}
