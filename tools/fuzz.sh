@@ -84,7 +84,7 @@ run_one() {
     cp "$f" "fuzz/regressions/$t/"
   done
   echo "| $t | $secs | $execs | $corpus | $crashes |" >"$FUZZ_OUT/stats/$t.row"
-  echo "== $t: ${secs}s, $execs executions, corpus $corpus, crashes $crashes (log: $log)"
+  echo "== $t: ${secs}s, $execs executions, corpus $corpus, findings $crashes (log: $log)"
 }
 export -f run_one
 export FUZZ_OUT FUZZ_SECONDS FUZZ_ARGS BIN
@@ -97,7 +97,7 @@ printf '%s\n' $FUZZ_TARGETS | xargs -P "$FUZZ_JOBS" -I{} bash -c 'run_one "$1"' 
 {
   echo "# Fuzzing summary ($(date -u +%Y-%m-%dT%H:%MZ), sanitizer $FUZZ_SANITIZER, $FUZZ_SECONDS s per target)"
   echo
-  echo "| target | seconds | executions | corpus size | crashes |"
+  echo "| target | seconds | executions | corpus size | findings (crash, timeout, oom, slow) |"
   echo "| --- | ---: | ---: | ---: | ---: |"
   for t in $FUZZ_TARGETS; do cat "$FUZZ_OUT/stats/$t.row"; done
 } >"$FUZZ_OUT/summary.md"
