@@ -27,9 +27,6 @@ const CALL_LIMIT: Duration = Duration::from_secs(2);
 const MEMORY_LIMIT_MIB: u64 = 256;
 /// Mutants per seed file (about 15,000 inputs in all, 3 s on 2 cores).
 const MUTANTS: usize = 200;
-/// Mutants per seed file of `mcap` while main's bag reader allocates the lengths a bag claims (the open mcap
-/// regressions in fuzz/regressions/OPEN; at 200 more mutants hit it): raise to [`MUTANTS`] with their fix.
-const MCAP_MUTANTS: usize = 40;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -251,7 +248,7 @@ fn mutants_of_compressed() {
 
 #[test]
 fn mutants_of_mcap() {
-    mutate_target("mcap", MCAP_MUTANTS);
+    mutate_target("mcap", MUTANTS);
 }
 
 #[test]
