@@ -281,6 +281,11 @@ fn mutants_of_linear_head_meta() {
     mutate_target("linear_head_meta", MUTANTS);
 }
 
+#[test]
+fn mutants_of_labels() {
+    mutate_target("labels", MUTANTS);
+}
+
 /// Seeds that a parser refuses would fuzz only its error paths: every seed must be accepted.
 #[test]
 fn every_seed_is_accepted_by_its_parser() {

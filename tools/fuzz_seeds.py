@@ -352,6 +352,10 @@ def main():
         official[f"module.segmentation_model.1.{'conv' if module == 'conv' else 'batchnorm_layer'}.{param}"] = t
     write("linear_head_meta", "official_pth_sidecar.bin", head_input(3, sidecar, pth({"model": official})))
 
+    write("labels", "demo_labels.bin", bytes([0]) + (ROOT / "config" / "demo" / "labels.txt").read_bytes())
+    write("labels", "ids_and_markers.bin", b"\x00# comment\nperson\n5: car [thing]\n80: sky [stuff]\n")
+    write("labels", "config_id2label.bin", b"\x01" + json.dumps({"id2label": {"0": "road", "3": "tree"}}).encode())
+
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     print(f"wrote {sum(1 for p in CORPUS.rglob('*') if p.is_file())} seeds, {total} bytes, under {CORPUS}")
     if total > 200 * 1024:

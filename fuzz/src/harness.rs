@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("model_config", model_config),
     ("pth_pickle", pth_pickle),
     ("linear_head_meta", linear_head_meta),
+    ("labels", labels),
 ];
 
 /// The message types of [`cdr_messages`], selected by the input's first byte (modulo the length). The seed
@@ -378,4 +379,18 @@ pub fn linear_head_meta(data: &[u8]) -> bool {
     let params = scratch.write("params.yaml", LINEAR_PARAMS.replace("HEAD", name).as_bytes());
     let _ = dinoseg::params::check_file(&params);
     loaded
+}
+
+/// A class-names file: the first byte picks a labels file (even; [`dinoseg::postprocess::Labels::from_file`]:
+/// `[<id>:] <name> [<marker>]` lines) or a transformers `config.json` with `id2label` (odd;
+/// [`dinoseg::postprocess::Labels::from_config_json`]); the rest is the file.
+pub fn labels(data: &[u8]) -> bool {
+    let (selector, body) = split_first(data);
+    let scratch = Scratch::new();
+    let parsed = if selector % 2 == 0 {
+        dinoseg::postprocess::Labels::from_file(&scratch.write("labels.txt", body))
+    } else {
+        dinoseg::postprocess::Labels::from_config_json(&scratch.write("config.json", body))
+    };
+    parsed.is_ok_and(|l| l.len() <= 65_535)
 }
