@@ -326,11 +326,7 @@ pub(crate) fn crc_of_prefix(src: &Source<'_>, end: u64) -> std::io::Result<u32> 
     Ok(hasher.finalize())
 }
 
-/// A value echoed in an error, shortened.
+/// A value echoed in an error, at most 40 characters.
 pub(crate) fn shorten(s: &str) -> String {
-    if s.chars().count() <= 40 {
-        s.to_string()
-    } else {
-        format!("{}...", s.chars().take(40).collect::<String>())
-    }
+    crate::error::shorten(s, 40)
 }

@@ -147,11 +147,7 @@ impl Header {
 }
 
 fn shorten(s: &str) -> String {
-    if s.chars().count() > 80 {
-        format!("{}...", s.chars().take(80).collect::<String>())
-    } else {
-        s.to_string()
-    }
+    crate::error::shorten(s, 80)
 }
 
 /// The header length a file starts with: checked against the cap and the file length.

@@ -27,11 +27,7 @@ impl Index {
 }
 
 fn shorten(s: &str) -> String {
-    if s.chars().count() > 80 {
-        format!("{}...", s.chars().take(80).collect::<String>())
-    } else {
-        s.to_string()
-    }
+    crate::error::shorten(s, 80)
 }
 
 /// Parses the text of an index file (`path` names it in errors).

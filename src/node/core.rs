@@ -14,6 +14,7 @@
 use super::clock::Clock;
 use super::slots::{Incoming, Slots};
 use super::stats::{diagnostic_array, CameraStats, Throttle, Totals};
+use crate::error::panic_text;
 use crate::messages::{Header, RosMessage};
 use crate::params::{Palette, Params};
 use crate::pipeline::{decode_message, RgbImage};
@@ -277,13 +278,6 @@ pub struct Worker<M: FrameModel, T: Transport> {
 
 fn per_frame(live: &LiveConfig) -> Vec<Output> {
     live.outputs.iter().copied().filter(|o| *o != Output::LabelInfo).collect()
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".into())
 }
 
 impl<M: FrameModel, T: Transport> Worker<M, T> {

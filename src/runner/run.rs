@@ -15,7 +15,7 @@ use super::inputs::{classify, Input};
 use super::signals::interrupted;
 use super::stats::RunStats;
 use crate::bag::{BagError, BagReader, BagWriter};
-use crate::error::{Error, Result};
+use crate::error::{panic_text, Error, Result};
 use crate::messages::{Header, Time};
 use crate::params::Params;
 use crate::pipeline::{decode_message, RgbImage};
@@ -50,13 +50,6 @@ impl RunModel for Segmenter {
     fn produces_instances(&self) -> bool {
         Segmenter::produces_instances(self)
     }
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".into())
 }
 
 /// What `dinoseg run` was asked.
@@ -145,12 +138,7 @@ impl Runner<'_> {
                     let oom = e.contains("out of memory") || e.contains("allocate memory");
                     let hint = if oom { " (out of memory: lower resize.max_long_side)" } else { "" };
                     // libtorch errors carry a C++ backtrace: the first line says what failed.
-                    let line = e.lines().next().unwrap_or_default();
-                    let e = if line.chars().count() > 300 {
-                        format!("{}...", line.chars().take(300).collect::<String>())
-                    } else {
-                        line.to_string()
-                    };
+                    let e = crate::error::shorten(e.lines().next().unwrap_or_default(), 300);
                     eprintln!("warning: {}: frame {} dropped: the model failed: {e}{hint}", f.counted_as, f.name);
                 }
                 return Ok(());

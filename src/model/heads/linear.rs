@@ -388,11 +388,7 @@ pub fn parse_sidecar(
 
 /// A value echoed in an error, at most 80 characters.
 fn short(s: &str) -> String {
-    if s.chars().count() > 80 {
-        format!("{}...", s.chars().take(80).collect::<String>())
-    } else {
-        s.to_string()
-    }
+    crate::error::shorten(s, 80)
 }
 
 /// Compares metadata values by meaning (JSON lists and numbers may be spelled differently).
