@@ -15,6 +15,7 @@ pub mod model;
 pub mod node;
 pub mod params;
 pub mod pipeline;
+pub mod plan;
 pub mod postprocess;
 pub mod publish;
 pub mod render;

@@ -6,9 +6,9 @@ use crate::messages::{
     BoundingBox2D, Detection2D, Detection2DArray, Header, Image, InstanceMask, InstanceMaskArray, LabelInfo,
     ObjectHypothesis, ObjectHypothesisWithPose, RegionOfInterest, RosMessage, VisionClass,
 };
-use crate::postprocess::{FrameSegmentation, LabelData};
+use crate::postprocess::{FrameSegmentation, LabelData, LabelMap};
 use crate::render;
-use crate::topics::Output;
+use crate::topics::{Output, Stream};
 
 /// What to encode and how.
 pub struct Encoder<'a> {
@@ -46,8 +46,41 @@ impl Encoder<'_> {
         self.enabled.contains(&o)
     }
 
-    /// The CDR bytes of every enabled output that this frame has. `rgb` is the camera frame (rgb8,
-    /// `height` x `width`), used by the overlay.
+    /// `semantic` and `semantic_color` of one semantic map (`colors`: its colour picture, when made).
+    fn semantic_images(
+        &self,
+        header: &Header,
+        sem: &LabelMap,
+        colors: Option<&Vec<u8>>,
+        stream: impl Fn(Output) -> Stream,
+        out: &mut Vec<(Stream, Vec<u8>)>,
+    ) {
+        if self.on(Output::Semantic) {
+            let img = match &sem.data {
+                LabelData::U8(v) => image(header, sem.height, sem.width, "mono8", 1, v.clone()),
+                LabelData::U16(v) => image(header, sem.height, sem.width, "mono16", 2, u16_bytes(v)),
+            };
+            out.push((stream(Output::Semantic), img.to_cdr()));
+        }
+        if let Some(rgb) = colors.filter(|_| self.on(Output::SemanticColor)) {
+            let img = image(header, sem.height, sem.width, "rgb8", 3, rgb.clone());
+            out.push((stream(Output::SemanticColor), img.to_cdr()));
+        }
+    }
+
+    /// `vision_msgs/LabelInfo` of class names.
+    fn label_info(&self, header: &Header, names: &[String]) -> Vec<u8> {
+        let class_map = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| VisionClass { class_id: i.min(u16::MAX as usize) as u16, class_name: n.clone() })
+            .collect();
+        LabelInfo { header: header.clone(), class_map, threshold: self.threshold }.to_cdr()
+    }
+
+    /// The CDR bytes of every enabled output that this frame has: the main results, then the semantic maps of
+    /// the other heads on their own streams. `rgb` is the camera frame (rgb8, `height` x `width`), used by the
+    /// overlay.
     pub fn encode(
         &self,
         header: &Header,
@@ -55,7 +88,7 @@ impl Encoder<'_> {
         height: u32,
         width: u32,
         seg: &FrameSegmentation,
-    ) -> Vec<(Output, Vec<u8>)> {
+    ) -> Vec<(Stream, Vec<u8>)> {
         let mut out = Vec::new();
         // Made once per frame, shared by their own outputs and the overlay.
         let colors = seg
@@ -66,19 +99,7 @@ impl Encoder<'_> {
         let ids = (self.instances_available && (self.on(Output::InstanceIds) || self.on(Output::Overlay)))
             .then(|| render::instance_ids(seg, height, width));
         if let Some(sem) = &seg.semantic {
-            if self.on(Output::Semantic) {
-                let img = match &sem.data {
-                    LabelData::U8(v) => image(header, sem.height, sem.width, "mono8", 1, v.clone()),
-                    LabelData::U16(v) => image(header, sem.height, sem.width, "mono16", 2, u16_bytes(v)),
-                };
-                out.push((Output::Semantic, img.to_cdr()));
-            }
-            if let Some(rgb) = colors.as_ref().filter(|_| self.on(Output::SemanticColor)) {
-                out.push((
-                    Output::SemanticColor,
-                    image(header, sem.height, sem.width, "rgb8", 3, rgb.clone()).to_cdr(),
-                ));
-            }
+            self.semantic_images(header, sem, colors.as_ref(), Stream::main, &mut out);
         }
         let has_instances = self.instances_available;
         if self.on(Output::Instances) && has_instances {
@@ -107,10 +128,13 @@ impl Encoder<'_> {
                     })
                     .collect(),
             };
-            out.push((Output::Instances, msg.to_cdr()));
+            out.push((Stream::main(Output::Instances), msg.to_cdr()));
         }
         if let Some(ids) = ids.as_ref().filter(|_| self.on(Output::InstanceIds)) {
-            out.push((Output::InstanceIds, image(header, height, width, "mono16", 2, u16_bytes(ids)).to_cdr()));
+            out.push((
+                Stream::main(Output::InstanceIds),
+                image(header, height, width, "mono16", 2, u16_bytes(ids)).to_cdr(),
+            ));
         }
         if self.on(Output::Detections) && has_instances {
             let msg = Detection2DArray {
@@ -132,20 +156,10 @@ impl Encoder<'_> {
                     })
                     .collect(),
             };
-            out.push((Output::Detections, msg.to_cdr()));
+            out.push((Stream::main(Output::Detections), msg.to_cdr()));
         }
         if self.on(Output::LabelInfo) {
-            let msg = LabelInfo {
-                header: header.clone(),
-                class_map: seg
-                    .class_names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| VisionClass { class_id: i.min(u16::MAX as usize) as u16, class_name: n.clone() })
-                    .collect(),
-                threshold: self.threshold,
-            };
-            out.push((Output::LabelInfo, msg.to_cdr()));
+            out.push((Stream::main(Output::LabelInfo), self.label_info(header, &seg.class_names)));
         }
         if self.on(Output::Overlay) {
             let over = render::overlay_with(
@@ -158,7 +172,14 @@ impl Encoder<'_> {
                 self.color,
                 self.overlay_alpha,
             );
-            out.push((Output::Overlay, image(header, height, width, "rgb8", 3, over).to_cdr()));
+            out.push((Stream::main(Output::Overlay), image(header, height, width, "rgb8", 3, over).to_cdr()));
+        }
+        for h in &seg.heads {
+            let colors = self.on(Output::SemanticColor).then(|| render::semantic_color(&h.semantic, self.color));
+            self.semantic_images(header, &h.semantic, colors.as_ref(), |o| Stream::of_head(&h.head, o), &mut out);
+            if self.on(Output::LabelInfo) {
+                out.push((Stream::of_head(&h.head, Output::LabelInfo), self.label_info(header, &h.class_names)));
+            }
         }
         out
     }

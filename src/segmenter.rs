@@ -13,20 +13,17 @@ use crate::model::heads::linear::{LayerSelection, LinearHead};
 use crate::model::{Backbone, BackboneOutput, FeatureMap, ForwardOptions, LoadedBackbone};
 use crate::pipeline::preprocess::{preprocess_batch, Letterbox, ResizePolicy};
 use crate::pipeline::RgbImage;
-use crate::postprocess::{self, FrameSegmentation, Labels, MaskOutputs, PostprocessConfig};
+use crate::plan::{HeadDesc, HeadPlan, Pass};
+use crate::postprocess::{self, FrameSegmentation, HeadSemantic, Labels, MaskOutputs, PostprocessConfig};
+use crate::topics::Output;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tch::{nn, Device, Kind, Tensor};
 
-/// Which backbone a linear head reads.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LinearHeadSource {
-    /// The segmenter's backbone (`SegmenterConfig::backbone`).
-    Backbone,
-    /// The encoder of the EoMT model (no extra backbone pass).
-    Eomt,
-}
+/// Which encoder pass a linear head reads: the segmenter's backbone ([`Pass::Backbone`]) or the EoMT model's
+/// encoder ([`Pass::Eomt`], no extra backbone pass).
+pub type LinearHeadSource = Pass;
 
 /// A linear semantic head to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +44,38 @@ pub struct EomtSpec {
     pub labels: Option<Labels>,
 }
 
+/// What one head is, by kind (the parameters' `heads.<name>.type`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadSpecKind {
+    Linear(LinearHeadSpec),
+    Eomt(EomtSpec),
+}
+
+/// One configured head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadSpec {
+    /// The key under `heads`: names its own topics.
+    pub name: String,
+    pub kind: HeadSpecKind,
+}
+
+impl HeadSpec {
+    pub fn linear(name: impl Into<String>, spec: LinearHeadSpec) -> Self {
+        HeadSpec { name: name.into(), kind: HeadSpecKind::Linear(spec) }
+    }
+    pub fn eomt(name: impl Into<String>, spec: EomtSpec) -> Self {
+        HeadSpec { name: name.into(), kind: HeadSpecKind::Eomt(spec) }
+    }
+
+    /// What the head plan needs to know of it.
+    pub fn describe(&self) -> HeadDesc {
+        match &self.kind {
+            HeadSpecKind::Linear(l) => HeadDesc::linear(&self.name, l.source),
+            HeadSpecKind::Eomt(e) => HeadDesc::eomt(&self.name, &e.outputs),
+        }
+    }
+}
+
 /// What the segmenter loads and how it runs.
 #[derive(Debug, Clone)]
 pub struct SegmenterConfig {
@@ -58,8 +87,12 @@ pub struct SegmenterConfig {
     pub backbone: Option<String>,
     /// Catalog variant for a bare `.safetensors` backbone.
     pub variant: Option<String>,
-    pub linear_heads: Vec<LinearHeadSpec>,
-    pub eomt: Option<EomtSpec>,
+    /// The heads, in name order.
+    pub heads: Vec<HeadSpec>,
+    /// The head giving the frame's main semantic map (`outputs.semantic_from`); None: the plan's default.
+    pub semantic_from: Option<String>,
+    /// The outputs switched on at start-up: a head whose results reach none of them is refused.
+    pub outputs: Vec<Output>,
 }
 
 struct Linear {
@@ -78,22 +111,27 @@ pub struct StageTimes {
     pub postprocess: Duration,
 }
 
-/// The results of a batch while its heads run.
-struct BatchState {
-    frames: Vec<FrameSegmentation>,
-    /// Whether a linear head has set the semantic maps already.
-    linear_done: bool,
-    times: StageTimes,
+/// A loaded head.
+enum Loaded {
+    Linear(Box<Linear>),
+    /// The EoMT head; its model is the EoMT pass's.
+    Eomt {
+        outputs: MaskOutputs,
+        labels: Labels,
+    },
 }
 
 /// Loaded models, ready for frames.
 pub struct Segmenter {
     cfg: SegmenterConfig,
+    plan: HeadPlan,
     norm: Normalization,
     backbone: Option<LoadedBackbone>,
-    eomt: Option<(LoadedEomt, MaskOutputs, Labels)>,
-    linear: Vec<(Linear, LinearHeadSource)>,
-    backbone_passes: AtomicU64,
+    eomt: Option<LoadedEomt>,
+    /// In the plan's head order.
+    heads: Vec<Loaded>,
+    /// Forward passes run so far, per [`Pass`] (index: `Pass::ALL` order).
+    passes: [AtomicU64; 2],
 }
 
 /// Feature layers a linear head reads from a backbone of `depth` blocks (ViT) or 4 stages (ConvNeXt).
@@ -134,85 +172,110 @@ fn view(out: &BackboneOutput, names: &[String]) -> Result<BackboneOutput> {
     })
 }
 
+fn pass_index(p: Pass) -> usize {
+    match p {
+        Pass::Eomt => 0,
+        Pass::Backbone => 1,
+    }
+}
+
+fn same_normalization(a: &Normalization, b: &Normalization) -> bool {
+    a.mean.iter().chain(&a.std).zip(b.mean.iter().chain(&b.std)).all(|(x, y)| (x - y).abs() <= 1e-6)
+}
+
 impl Segmenter {
-    /// Loads every model and checks that the heads fit their backbones.
+    /// Builds the head plan, loads every model and checks that the heads fit their backbones.
     pub fn new(cfg: SegmenterConfig) -> Result<Self> {
         cfg.postprocess.validate().map_err(|e| Error::Input(e.to_string()))?;
-        let mut norm = None;
+        let descs: Vec<HeadDesc> = cfg.heads.iter().map(HeadSpec::describe).collect();
+        let mut available = Vec::new();
+        if cfg.heads.iter().any(|h| matches!(h.kind, HeadSpecKind::Eomt(_))) {
+            available.push(Pass::Eomt);
+        }
+        if cfg.backbone.is_some() {
+            available.push(Pass::Backbone);
+        }
+        let plan = HeadPlan::new(descs, &available, cfg.semantic_from.as_deref(), &cfg.outputs)
+            .map_err(|e| Error::Input(e.to_string()))?;
         let backbone = match &cfg.backbone {
-            Some(spec) => {
-                let (b, n) = checkpoint::load_backbone(spec, cfg.variant.as_deref(), cfg.device, cfg.kind)?;
-                norm = Some(n);
-                Some(b)
-            }
+            Some(spec) => Some(checkpoint::load_backbone(spec, cfg.variant.as_deref(), cfg.device, cfg.kind)?),
             None => None,
         };
-        let eomt = match &cfg.eomt {
-            Some(spec) => match checkpoint::load_model(&spec.model, None, cfg.device, cfg.kind)? {
-                (LoadedModel::Eomt(m), n) => {
-                    norm.get_or_insert(n);
-                    let labels =
-                        spec.labels.clone().unwrap_or_else(|| Labels::from_names(m.model.config.class_names()));
-                    Some((*m, spec.outputs, labels))
-                }
-                _ => return Err(Error::Input(format!("`{}` is not an EoMT (eomt_dinov3) model", spec.model))),
-            },
-            None => None,
-        };
-        let mut linear = Vec::new();
-        for spec in &cfg.linear_heads {
-            let (head, vs) = LinearHead::load(&spec.checkpoint, cfg.device)?;
-            let (vit_depth, channels) = match (&spec.source, &backbone, &eomt) {
-                (LinearHeadSource::Backbone, Some(b), _) => {
-                    head.required_layers(&b.backbone)?;
-                    match &b.backbone {
-                        Backbone::Vit(v) => (Some(v.config.num_hidden_layers), None),
-                        Backbone::ConvNext(_) => (None, None),
+        let mut eomt: Option<(LoadedEomt, Normalization)> = None;
+        for h in &cfg.heads {
+            if let HeadSpecKind::Eomt(spec) = &h.kind {
+                match checkpoint::load_model(&spec.model, None, cfg.device, cfg.kind)? {
+                    (LoadedModel::Eomt(m), n) => eomt = Some((*m, n)),
+                    _ => {
+                        return Err(Error::Input(format!(
+                            "heads.{}: `{}` is not an EoMT (eomt_dinov3) model",
+                            h.name, spec.model
+                        )))
                     }
                 }
-                (LinearHeadSource::Eomt, _, Some((m, _, _))) => {
-                    let c = m.model.config.vit.hidden_size * head.config.layers.count() as i64;
-                    (Some(m.model.config.vit.num_hidden_layers), Some(c))
-                }
-                (LinearHeadSource::Backbone, None, _) => {
-                    return Err(Error::Input(format!(
-                        "linear head {} reads the backbone, but no backbone is configured",
-                        spec.checkpoint.display()
-                    )))
-                }
-                (LinearHeadSource::Eomt, _, None) => {
-                    return Err(Error::Input(format!(
-                        "linear head {} reads the EoMT encoder, but no EoMT model is configured",
-                        spec.checkpoint.display()
-                    )))
-                }
-            };
-            if let Some(c) = channels.filter(|&c| c != head.config.in_channels) {
+            }
+        }
+        // One preprocessing feeds every pass: the models must normalise pixels alike.
+        if let (Some((_, nb)), Some((_, ne))) = (&backbone, &eomt) {
+            if !same_normalization(nb, ne) {
                 return Err(Error::Input(format!(
-                    "linear head {} expects {} input channels but the EoMT encoder gives {c}",
-                    spec.checkpoint.display(),
-                    head.config.in_channels
+                    "the backbone normalises pixels with mean {:?} std {:?} and the EoMT model with mean {:?} std \
+                     {:?}; they share one preprocessing: use weights trained with the same normalisation",
+                    nb.mean, nb.std, ne.mean, ne.std
                 )));
             }
-            let layers = head_layers(head.config.layers, vit_depth);
-            let labels = spec.labels.clone().unwrap_or_else(|| Labels::from_names(head.config.class_names.clone()));
-            linear.push((Linear { head, _vs: vs, layers, labels }, spec.source.clone()));
         }
-        if eomt.is_none() && linear.is_empty() {
-            return Err(Error::Input("no head configured: add a linear head or an EoMT model".into()));
+        let mut heads = Vec::new();
+        for h in &cfg.heads {
+            let loaded = match &h.kind {
+                HeadSpecKind::Eomt(spec) => {
+                    let labels = match (&spec.labels, &eomt) {
+                        (Some(l), _) => l.clone(),
+                        (None, Some((m, _))) => Labels::from_names(m.model.config.class_names()),
+                        (None, None) => Labels::from_names(Vec::new()),
+                    };
+                    Loaded::Eomt { outputs: spec.outputs, labels }
+                }
+                HeadSpecKind::Linear(spec) => {
+                    let eomt_model = eomt.as_ref().map(|(m, _)| m);
+                    Loaded::Linear(Box::new(load_linear(
+                        spec,
+                        backbone.as_ref().map(|(b, _)| b),
+                        eomt_model,
+                        cfg.device,
+                    )?))
+                }
+            };
+            heads.push(loaded);
         }
-        if let (Some(b), Some((m, _, _))) = (&backbone, &eomt) {
+        if let (Some((b, _)), Some((m, _))) = (&backbone, &eomt) {
             if b.backbone.size_multiple() != m.model.config.vit.patch_size {
                 return Err(Error::Input("the backbone and the EoMT model need different input multiples".into()));
             }
         }
-        let norm = norm.unwrap_or(Normalization::IMAGENET);
-        Ok(Segmenter { cfg, norm, backbone, eomt, linear, backbone_passes: AtomicU64::new(0) })
+        let norm = match (&backbone, &eomt) {
+            (Some((_, n)), _) | (None, Some((_, n))) => *n,
+            (None, None) => Normalization::IMAGENET,
+        };
+        Ok(Segmenter {
+            cfg,
+            plan,
+            norm,
+            backbone: backbone.map(|(b, _)| b),
+            eomt: eomt.map(|(m, _)| m),
+            heads,
+            passes: [AtomicU64::new(0), AtomicU64::new(0)],
+        })
+    }
+
+    /// The head plan: passes, heads and the routing of their results.
+    pub fn plan(&self) -> &HeadPlan {
+        &self.plan
     }
 
     /// Whether frames carry instances (an EoMT head whose outputs include them).
     pub fn produces_instances(&self) -> bool {
-        self.eomt.as_ref().is_some_and(|(_, o, _)| o.instances != postprocess::InstanceSource::Off)
+        self.plan.instances().is_some()
     }
 
     /// The post-processing thresholds frames are segmented with.
@@ -233,16 +296,21 @@ impl Segmenter {
         self.norm
     }
 
-    /// Backbone passes run so far (EoMT passes included); one per batch when heads share.
+    /// Forward passes run so far, all passes together; one per pass and batch, however many heads read it.
     pub fn backbone_passes(&self) -> u64 {
-        self.backbone_passes.load(Ordering::Relaxed)
+        Pass::ALL.into_iter().map(|p| self.passes(p)).sum()
+    }
+
+    /// Forward passes of one encoder run so far.
+    pub fn passes(&self, pass: Pass) -> u64 {
+        self.passes[pass_index(pass)].load(Ordering::Relaxed)
     }
 
     /// Input side multiple the models need.
     pub fn size_multiple(&self) -> u32 {
         match (&self.backbone, &self.eomt) {
             (Some(b), _) => b.backbone.size_multiple() as u32,
-            (None, Some((m, _, _))) => m.model.config.vit.patch_size as u32,
+            (None, Some(m)) => m.model.config.vit.patch_size as u32,
             (None, None) => 16,
         }
     }
@@ -283,119 +351,196 @@ impl Segmenter {
         self.segment_pixels_timed(pixels, boxes).map(|(frames, _)| frames)
     }
 
+    /// Runs every pass of the plan once, each head on its pass, then routes the heads' results into frames.
     fn segment_pixels_timed(
         &self,
         pixels: &Tensor,
         boxes: &[Letterbox],
     ) -> Result<(Vec<FrameSegmentation>, StageTimes)> {
-        let mut state = BatchState {
-            frames: vec![FrameSegmentation::default(); boxes.len()],
-            linear_done: false,
-            times: StageTimes::default(),
-        };
-        let pp = |e: postprocess::PostprocessError| Error::Input(format!("post-processing: {e}"));
-
-        // EoMT, with the features of the linear heads that read its encoder.
-        if let Some((m, outputs, labels)) = &self.eomt {
-            let mut want: Vec<i64> = self
-                .linear
+        let mut times = StageTimes::default();
+        let mut results: Vec<Option<Vec<FrameSegmentation>>> = vec![None; self.heads.len()];
+        for (pass, on) in self.plan.passes() {
+            // The dense layers every linear head on this pass reads: computed once.
+            let mut want: Vec<i64> = on
                 .iter()
-                .filter(|(_, s)| *s == LinearHeadSource::Eomt)
-                .flat_map(|(l, _)| l.layers.clone())
+                .filter_map(|&i| match &self.heads[i] {
+                    Loaded::Linear(l) => Some(l.layers.clone()),
+                    Loaded::Eomt { .. } => None,
+                })
+                .flatten()
                 .collect();
             want.sort_unstable();
             want.dedup();
             let t = Instant::now();
-            let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
-            self.sync();
-            state.times.model += t.elapsed();
-            self.backbone_passes.fetch_add(1, Ordering::Relaxed);
-            let t = Instant::now();
-            let masks = postprocess::postprocess_masks(
-                &out.class_queries_logits,
-                &out.masks_queries_logits,
-                boxes,
-                labels,
-                &self.cfg.postprocess,
-                *outputs,
-            )
-            .map_err(pp)?;
-            let mut masks = masks;
-            for f in &mut masks {
-                // Instances are objects: stuff classes (marked in the labels) are regions, not instances.
-                if f.instances.iter().any(|i| !i.is_thing) {
-                    f.instances.retain(|i| i.is_thing);
-                    for (k, i) in f.instances.iter_mut().enumerate() {
-                        i.id = k as u32 + 1;
-                    }
+            let (shared, masks, vit) = match pass {
+                Pass::Eomt => {
+                    let m = self.eomt.as_ref().ok_or_else(|| Error::Input("no EoMT model loaded".into()))?;
+                    let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
+                    (features, Some(out), true)
                 }
-            }
-            state.times.postprocess += t.elapsed();
+                Pass::Backbone => {
+                    let b = self.backbone.as_ref().ok_or_else(|| Error::Input("no backbone loaded".into()))?;
+                    let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
+                    let (out, _) = b.backbone.forward(pixels, &opts)?;
+                    (out.features, None, matches!(b.backbone, Backbone::Vit(_)))
+                }
+            };
+            self.sync();
+            times.model += t.elapsed();
+            self.passes[pass_index(*pass)].fetch_add(1, Ordering::Relaxed);
             let shared = BackboneOutput {
                 last_hidden_state: Tensor::new(),
                 hidden_states: Vec::new(),
                 cls_token: Tensor::new(),
-                features,
+                features: shared,
             };
-            state.frames = masks;
-            self.run_linear(&shared, LinearHeadSource::Eomt, true, boxes, &mut state)?;
-        }
-        if let Some(b) = &self.backbone {
-            let vit = matches!(b.backbone, Backbone::Vit(_));
-            let mut want: Vec<i64> = self
-                .linear
-                .iter()
-                .filter(|(_, s)| *s == LinearHeadSource::Backbone)
-                .flat_map(|(l, _)| l.layers.clone())
-                .collect();
-            want.sort_unstable();
-            want.dedup();
-            if !want.is_empty() {
-                let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
-                let t = Instant::now();
-                let (out, _) = b.backbone.forward(pixels, &opts)?;
-                self.sync();
-                state.times.model += t.elapsed();
-                self.backbone_passes.fetch_add(1, Ordering::Relaxed);
-                self.run_linear(&out, LinearHeadSource::Backbone, vit, boxes, &mut state)?;
+            for &i in on {
+                results[i] = Some(match &self.heads[i] {
+                    Loaded::Linear(l) => self.run_linear(l, &shared, vit, boxes, &mut times)?,
+                    Loaded::Eomt { outputs, labels } => {
+                        let out =
+                            masks.as_ref().ok_or_else(|| Error::Input("the EoMT head has no EoMT pass".into()))?;
+                        let t = Instant::now();
+                        let frames = eomt_frames(out, boxes, labels, &self.cfg.postprocess, *outputs)?;
+                        times.postprocess += t.elapsed();
+                        frames
+                    }
+                });
             }
         }
-        Ok((state.frames, state.times))
+        Ok((self.route(results, boxes.len()), times))
     }
 
-    /// Runs the linear heads of `source` on a shared output. The first linear head's label map becomes the
-    /// frame's semantic map (and its class names the frame's): it takes precedence over EoMT's, whose instances
-    /// carry their own class names.
-    fn run_linear(
-        &self,
-        out: &BackboneOutput,
-        source: LinearHeadSource,
-        vit: bool,
-        boxes: &[Letterbox],
-        state: &mut BatchState,
-    ) -> Result<()> {
-        let BatchState { frames, linear_done, times } = state;
-        for (l, s) in &self.linear {
-            if *s != source {
-                continue;
-            }
-            let names: Vec<String> = l.layers.iter().map(|&i| feature_name(i, vit)).collect();
-            let t = Instant::now();
-            let logits = l.head.forward(&view(out, &names)?)?;
-            self.sync();
-            times.model += t.elapsed();
-            let t = Instant::now();
-            let maps = postprocess::postprocess_semantic_logits(&logits, boxes, &l.labels, &self.cfg.postprocess)
-                .map_err(|e| Error::Input(format!("post-processing: {e}")))?;
-            times.postprocess += t.elapsed();
-            if !*linear_done {
-                for (f, m) in frames.iter_mut().zip(maps) {
-                    f.semantic = m.semantic;
-                    f.class_names = m.class_names;
+    /// The frames from the heads' results: instances from the instance head, the main semantic map from the
+    /// main head, the other semantic maps as the frame's `heads`.
+    fn route(&self, mut results: Vec<Option<Vec<FrameSegmentation>>>, n: usize) -> Vec<FrameSegmentation> {
+        let mut extras: Vec<Vec<HeadSemantic>> = vec![Vec::new(); n];
+        for &h in self.plan.extra_semantic() {
+            let name = &self.plan.heads()[h].name;
+            for (k, f) in results[h].iter_mut().flatten().enumerate() {
+                if let (Some(sem), Some(e)) = (f.semantic.take(), extras.get_mut(k)) {
+                    e.push(HeadSemantic { head: name.clone(), semantic: sem, class_names: f.class_names.clone() });
                 }
-                *linear_done = true;
             }
         }
-        Ok(())
+        let main = self.plan.main_semantic();
+        let mut frames = match self.plan.instances() {
+            Some(i) if main != Some(i) => {
+                let mut frames = results[i].take().unwrap_or_default();
+                // The main head's class names describe the semantic map; instances carry their own.
+                for f in &mut frames {
+                    f.semantic = None;
+                }
+                frames
+            }
+            Some(i) => results[i].take().unwrap_or_default(),
+            None => Vec::new(),
+        };
+        frames.resize_with(n, FrameSegmentation::default);
+        if let Some(m) = main.filter(|&m| Some(m) != self.plan.instances()) {
+            for (f, g) in frames.iter_mut().zip(results[m].take().unwrap_or_default()) {
+                f.semantic = g.semantic;
+                f.class_names = g.class_names;
+            }
+        }
+        for (f, e) in frames.iter_mut().zip(extras) {
+            f.heads = e;
+        }
+        frames
     }
+
+    /// One linear head on a shared pass output: its semantic maps.
+    fn run_linear(
+        &self,
+        l: &Linear,
+        out: &BackboneOutput,
+        vit: bool,
+        boxes: &[Letterbox],
+        times: &mut StageTimes,
+    ) -> Result<Vec<FrameSegmentation>> {
+        let names: Vec<String> = l.layers.iter().map(|&i| feature_name(i, vit)).collect();
+        let t = Instant::now();
+        let logits = l.head.forward(&view(out, &names)?)?;
+        self.sync();
+        times.model += t.elapsed();
+        let t = Instant::now();
+        let maps = postprocess::postprocess_semantic_logits(&logits, boxes, &l.labels, &self.cfg.postprocess)
+            .map_err(|e| Error::Input(format!("post-processing: {e}")))?;
+        times.postprocess += t.elapsed();
+        Ok(maps)
+    }
+}
+
+/// The EoMT head's frames: masks and classes post-processed; stuff classes (marked in the labels) are regions,
+/// not instances.
+fn eomt_frames(
+    out: &crate::model::heads::eomt::EomtOutput,
+    boxes: &[Letterbox],
+    labels: &Labels,
+    cfg: &PostprocessConfig,
+    outputs: MaskOutputs,
+) -> Result<Vec<FrameSegmentation>> {
+    let mut frames = postprocess::postprocess_masks(
+        &out.class_queries_logits,
+        &out.masks_queries_logits,
+        boxes,
+        labels,
+        cfg,
+        outputs,
+    )
+    .map_err(|e| Error::Input(format!("post-processing: {e}")))?;
+    for f in &mut frames {
+        if f.instances.iter().any(|i| !i.is_thing) {
+            f.instances.retain(|i| i.is_thing);
+            for (k, i) in f.instances.iter_mut().enumerate() {
+                i.id = k as u32 + 1;
+            }
+        }
+    }
+    Ok(frames)
+}
+
+/// Loads a linear head and checks it against the pass it reads.
+fn load_linear(
+    spec: &LinearHeadSpec,
+    backbone: Option<&LoadedBackbone>,
+    eomt: Option<&LoadedEomt>,
+    device: Device,
+) -> Result<Linear> {
+    let (head, vs) = LinearHead::load(&spec.checkpoint, device)?;
+    let (vit_depth, channels) = match (&spec.source, backbone, eomt) {
+        (LinearHeadSource::Backbone, Some(b), _) => {
+            head.required_layers(&b.backbone)?;
+            match &b.backbone {
+                Backbone::Vit(v) => (Some(v.config.num_hidden_layers), None),
+                Backbone::ConvNext(_) => (None, None),
+            }
+        }
+        (LinearHeadSource::Eomt, _, Some(m)) => {
+            let c = m.model.config.vit.hidden_size * head.config.layers.count() as i64;
+            (Some(m.model.config.vit.num_hidden_layers), Some(c))
+        }
+        (LinearHeadSource::Backbone, None, _) => {
+            return Err(Error::Input(format!(
+                "linear head {} reads the backbone, but no backbone is configured",
+                spec.checkpoint.display()
+            )))
+        }
+        (LinearHeadSource::Eomt, _, None) => {
+            return Err(Error::Input(format!(
+                "linear head {} reads the EoMT encoder, but no EoMT model is configured",
+                spec.checkpoint.display()
+            )))
+        }
+    };
+    if let Some(c) = channels.filter(|&c| c != head.config.in_channels) {
+        return Err(Error::Input(format!(
+            "linear head {} expects {} input channels but the EoMT encoder gives {c}",
+            spec.checkpoint.display(),
+            head.config.in_channels
+        )));
+    }
+    let layers = head_layers(head.config.layers, vit_depth);
+    let labels = spec.labels.clone().unwrap_or_else(|| Labels::from_names(head.config.class_names.clone()));
+    Ok(Linear { head, _vs: vs, layers, labels })
 }

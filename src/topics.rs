@@ -49,6 +49,47 @@ impl Output {
     }
 }
 
+/// One published stream of a camera: an output of the frame's main results (`head` None), or of one named head
+/// other than the main one ([`crate::plan::HeadPlan::extra_semantic`]), published under
+/// `<ns>/dinoseg/<head>/<output>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Stream {
+    /// The head's name as a topic token ([`head_token`]); None for the main results.
+    pub head: Option<String>,
+    pub output: Output,
+}
+
+impl Stream {
+    /// An output of the frame's main results.
+    pub fn main(output: Output) -> Self {
+        Stream { head: None, output }
+    }
+
+    /// An output of the head named `head` (the key under `heads`).
+    pub fn of_head(head: &str, output: Output) -> Self {
+        Stream { head: Some(head_token(head)), output }
+    }
+
+    /// `semantic`, `scene/semantic`: the topic's last components (and the name in traces and messages).
+    pub fn name(&self) -> String {
+        match &self.head {
+            Some(h) => format!("{h}/{}", self.output.name()),
+            None => self.output.name().to_string(),
+        }
+    }
+}
+
+/// A head name as a ROS topic token (`[A-Za-z_][A-Za-z0-9_]*`): other characters become `_`, and a name
+/// starting with a digit (a list index) gets `head_` in front.
+pub fn head_token(name: &str) -> String {
+    let t: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if t.is_empty() || t.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("head_{t}")
+    } else {
+        t
+    }
+}
+
 /// One remapping rule of the command line (`--ros-args -r [node:]from:=to`), as rcl takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remap {
@@ -175,6 +216,11 @@ pub fn output_topic(input_topic: &str, output: Output) -> String {
     format!("{}/{}", output_namespace(input_topic), output.name())
 }
 
+/// The topic of `stream` for `input_topic`: `<ns>/dinoseg/semantic`, `<ns>/dinoseg/<head>/semantic`.
+pub fn stream_topic(input_topic: &str, stream: &Stream) -> String {
+    format!("{}/{}", output_namespace(input_topic), stream.name())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +232,14 @@ mod tests {
         assert_eq!(output_topic("/robot/front/color/image", Output::Instances), "/robot/front/color/dinoseg/instances");
         assert_eq!(output_topic("/image", Output::InstanceIds), "/dinoseg/instance_ids");
         assert_eq!(output_topic("image", Output::LabelInfo), "/dinoseg/label_info");
+        assert_eq!(
+            stream_topic("/cam/image_raw", &Stream::of_head("scene", Output::Semantic)),
+            "/cam/dinoseg/scene/semantic"
+        );
+        assert_eq!(stream_topic("/cam/image_raw", &Stream::main(Output::Overlay)), "/cam/dinoseg/overlay");
+        assert_eq!(head_token("0"), "head_0");
+        assert_eq!(head_token("road-2"), "road_2");
+        assert_eq!(head_token(""), "head_");
     }
 
     fn resolver(ns: &str, rules: &[&str]) -> Resolver {

@@ -374,12 +374,15 @@ fn yaml_builds_a_working_segmenter() {
     );
     let p = parse_in(&dir, &body).unwrap_or_else(|e| panic!("{e}"));
     let cfg = p.segmenter_config().expect("segmenter config");
-    assert_eq!(cfg.linear_heads.len(), 1);
+    let names: Vec<&str> = cfg.heads.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, vec!["scene", "semantic"], "every head, in name order");
     let seg = dinoseg::segmenter::Segmenter::new(cfg).expect("segmenter");
     let img = dinoseg::pipeline::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 5, y as u8 * 7, 90]));
     let out = seg.segment(&[&img]).expect("segment");
     let sem = out[0].semantic.as_ref().expect("semantic map");
     assert_eq!((sem.width, sem.height), (40, 30));
+    assert_eq!(out[0].heads.iter().map(|h| h.head.as_str()).collect::<Vec<_>>(), vec!["scene"]);
+    assert_eq!(p.head_plan().expect("plan").extra_semantic_names(), vec!["scene"]);
 }
 
 // ---- colours ----

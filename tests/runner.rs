@@ -117,8 +117,20 @@ fn a_bag_from_an_independent_writer_runs_and_its_output_decodes_independently() 
                     assert_eq!(msg["header"]["frame_id"], m["header"]["frame_id"], "{name}");
                 }
             }
+            // The EoMT head `scene` is not the main semantic head (the linear one is): its own map is on its
+            // own topics, decoded the same way.
+            for name in ["scene/semantic", "scene/semantic_color", "scene/label_info"] {
+                let msgs = per_topic.get(&format!("{ns}/{name}")).and_then(|t| t.get(&key));
+                let msg = msgs.and_then(|m| m.first()).unwrap_or_else(|| panic!("{in_topic}: no {name} for {key:?}"));
+                assert_eq!(msg["header"]["frame_id"], m["header"]["frame_id"], "{name}");
+            }
+            let scene_info = per_topic[&format!("{ns}/scene/label_info")][&key][0];
+            let main_info = per_topic[&format!("{ns}/label_info")][&key][0];
+            assert_ne!(scene_info["class_map"], main_info["class_map"], "each head's own class names");
             if in_topic == "/camera/image_raw" {
-                for name in ["semantic", "semantic_color", "instance_ids", "overlay"] {
+                for name in
+                    ["semantic", "semantic_color", "instance_ids", "overlay", "scene/semantic", "scene/semantic_color"]
+                {
                     let img = per_topic[&format!("{ns}/{name}")][&key][0];
                     assert_eq!((img["height"].as_u64(), img["width"].as_u64()), (Some(h), Some(w)), "{name} size");
                     let step = img["step"].as_u64().unwrap_or(0) as usize;
@@ -188,6 +200,11 @@ fn folders_and_image_files_run_to_files() {
     }
     let sem = image::open(out.join("frame0_semantic.png")).expect("open").to_luma8();
     assert_eq!(sem.dimensions(), (50, 37));
+    // The EoMT head's own semantic map, in its own folder as on its own topics.
+    let scene = image::open(out.join("scene").join("frame0_semantic.png")).expect("open").to_luma8();
+    assert_eq!(scene.dimensions(), (50, 37));
+    assert_ne!(scene.as_raw(), sem.as_raw(), "the EoMT head's map is not the linear head's");
+    assert!(out.join("scene").join("frame1_semantic_color.png").is_file());
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("frame0_instances.json")).expect("read")).expect("json");
     assert_eq!(json["width"], 50);

@@ -5,8 +5,10 @@ mod common;
 
 use dinoseg::pipeline::preprocess::ResizePolicy;
 use dinoseg::pipeline::RgbImage;
+use dinoseg::plan::Pass;
 use dinoseg::postprocess::{MaskOutputs, PostprocessConfig};
-use dinoseg::segmenter::{EomtSpec, LinearHeadSource, LinearHeadSpec, Segmenter, SegmenterConfig};
+use dinoseg::segmenter::{EomtSpec, HeadSpec, LinearHeadSource, LinearHeadSpec, Segmenter, SegmenterConfig};
+use dinoseg::topics::Output;
 use tch::{Device, Kind};
 
 fn frame(h: u32, w: u32, seed: u32) -> RgbImage {
@@ -24,13 +26,19 @@ fn config() -> SegmenterConfig {
         postprocess: PostprocessConfig::default(),
         backbone: None,
         variant: None,
-        linear_heads: Vec::new(),
-        eomt: None,
+        heads: Vec::new(),
+        semantic_from: None,
+        outputs: Output::ALL.to_vec(),
     }
 }
 
-fn head(name: &str, source: LinearHeadSource) -> LinearHeadSpec {
-    LinearHeadSpec { checkpoint: common::eomt_fixtures().join(format!("{name}.safetensors")), source, labels: None }
+fn head(name: &str, source: LinearHeadSource) -> HeadSpec {
+    let checkpoint = common::eomt_fixtures().join(format!("{name}.safetensors"));
+    HeadSpec::linear(name, LinearHeadSpec { checkpoint, source, labels: None })
+}
+
+fn eomt_head(spec: EomtSpec) -> HeadSpec {
+    HeadSpec::eomt("eomt", spec)
 }
 
 #[test]
@@ -38,16 +46,13 @@ fn linear_heads_on_one_backbone_share_one_pass() {
     let backbone = common::fixtures().join("vit_mlp").to_str().expect("utf-8").to_string();
     let both = Segmenter::new(SegmenterConfig {
         backbone: Some(backbone.clone()),
-        linear_heads: vec![
-            head("vit_linear_a", LinearHeadSource::Backbone),
-            head("vit_linear_b", LinearHeadSource::Backbone),
-        ],
+        heads: vec![head("vit_linear_a", LinearHeadSource::Backbone), head("vit_linear_b", LinearHeadSource::Backbone)],
         ..config()
     })
     .expect("segmenter");
     let alone = Segmenter::new(SegmenterConfig {
         backbone: Some(backbone),
-        linear_heads: vec![head("vit_linear_a", LinearHeadSource::Backbone)],
+        heads: vec![head("vit_linear_a", LinearHeadSource::Backbone)],
         ..config()
     })
     .expect("segmenter");
@@ -66,12 +71,11 @@ fn a_linear_head_beside_eomt_reads_the_eomt_pass() {
     let eomt = common::eomt_fixtures().join("eomt_p0").to_str().expect("utf-8").to_string();
     let spec = EomtSpec { model: eomt, outputs: MaskOutputs::panoptic(), labels: None };
     let seg = Segmenter::new(SegmenterConfig {
-        eomt: Some(spec.clone()),
-        linear_heads: vec![head("eomt_linear_dense4", LinearHeadSource::Eomt)],
+        heads: vec![eomt_head(spec.clone()), head("eomt_linear_dense4", LinearHeadSource::Eomt)],
         ..config()
     })
     .expect("segmenter");
-    let only_eomt = Segmenter::new(SegmenterConfig { eomt: Some(spec), ..config() }).expect("segmenter");
+    let only_eomt = Segmenter::new(SegmenterConfig { heads: vec![eomt_head(spec)], ..config() }).expect("segmenter");
     let imgs = [frame(48, 80, 2), frame(48, 80, 3)];
     let refs: Vec<&RgbImage> = imgs.iter().collect();
     let out = seg.segment(&refs).expect("segment");
@@ -95,20 +99,19 @@ fn heads_that_do_not_fit_are_refused() {
     let eomt = common::eomt_fixtures().join("eomt_p0").to_str().expect("utf-8").to_string();
     // A head of 64 channels declared as reading 4 layers of a width-64 encoder (256 channels).
     let r = Segmenter::new(SegmenterConfig {
-        eomt: Some(EomtSpec { model: eomt, outputs: MaskOutputs::panoptic(), labels: None }),
-        linear_heads: vec![head("vit_linear_a", LinearHeadSource::Eomt)],
+        heads: vec![
+            eomt_head(EomtSpec { model: eomt, outputs: MaskOutputs::panoptic(), labels: None }),
+            head("vit_linear_a", LinearHeadSource::Eomt),
+        ],
         ..config()
     });
     assert!(r.is_ok(), "a `last` head of 64 channels fits a width-64 encoder");
-    let r = Segmenter::new(SegmenterConfig {
-        linear_heads: vec![head("vit_linear_a", LinearHeadSource::Eomt)],
-        ..config()
-    });
+    let r = Segmenter::new(SegmenterConfig { heads: vec![head("vit_linear_a", LinearHeadSource::Eomt)], ..config() });
     let e = r.err().expect("no EoMT model").to_string();
     assert!(e.contains("no EoMT model is configured"), "{e}");
     let r = Segmenter::new(SegmenterConfig {
         backbone: Some(common::fixtures().join("vit_mlp").to_str().expect("utf-8").to_string()),
-        linear_heads: vec![head("eomt_linear_dense4", LinearHeadSource::Backbone)],
+        heads: vec![head("eomt_linear_dense4", LinearHeadSource::Backbone)],
         ..config()
     });
     let e = r.err().expect("channel mismatch").to_string();
@@ -125,7 +128,8 @@ fn stuff_classes_are_not_instances() {
     let low = PostprocessConfig { score_threshold: 0.0, query_threshold: 0.0, ..PostprocessConfig::default() };
     let seg = |labels: Labels| {
         let spec = EomtSpec { model: eomt.clone(), outputs: MaskOutputs::instances(), labels: Some(labels) };
-        let s = Segmenter::new(SegmenterConfig { eomt: Some(spec), postprocess: low, ..config() }).expect("segmenter");
+        let s = Segmenter::new(SegmenterConfig { heads: vec![eomt_head(spec)], postprocess: low, ..config() })
+            .expect("segmenter");
         s.segment(&[&frame(48, 80, 5)]).expect("segment").remove(0)
     };
     let all_things = seg(Labels::from_names(names.clone()));
@@ -137,4 +141,132 @@ fn stuff_classes_are_not_instances() {
     }
     let things = all_things.instances.iter().filter(|i| i.class_id < 2).count();
     assert_eq!(stuff.instances.len(), things);
+}
+
+fn vit_backbone() -> String {
+    common::fixtures().join("vit_mlp").to_str().expect("utf-8").to_string()
+}
+
+fn eomt_spec() -> EomtSpec {
+    let model = common::eomt_fixtures().join("eomt_p0").to_str().expect("utf-8").to_string();
+    EomtSpec { model, outputs: MaskOutputs::panoptic(), labels: None }
+}
+
+fn labels_of(f: &dinoseg::postprocess::FrameSegmentation) -> Vec<u16> {
+    f.semantic.as_ref().expect("semantic").to_u16_vec()
+}
+
+/// Two linear heads (one on the backbone, one on the EoMT encoder) and EoMT: each head's result is in the frame,
+/// the main map is the named head's, and each encoder runs once per batch.
+#[test]
+fn every_head_gives_its_own_result_and_each_encoder_runs_once() {
+    let imgs = [frame(48, 80, 7), frame(48, 80, 8)];
+    let refs: Vec<&RgbImage> = imgs.iter().collect();
+    let all = |semantic_from: Option<&str>| {
+        Segmenter::new(SegmenterConfig {
+            backbone: Some(vit_backbone()),
+            heads: vec![
+                eomt_head(eomt_spec()),
+                head("eomt_linear_dense4", LinearHeadSource::Eomt),
+                head("vit_linear_a", LinearHeadSource::Backbone),
+            ],
+            semantic_from: semantic_from.map(String::from),
+            ..config()
+        })
+        .expect("segmenter")
+    };
+    // Each head alone.
+    let alone_backbone = Segmenter::new(SegmenterConfig {
+        backbone: Some(vit_backbone()),
+        heads: vec![head("vit_linear_a", LinearHeadSource::Backbone)],
+        ..config()
+    })
+    .expect("segmenter")
+    .segment(&refs)
+    .expect("segment");
+    let alone_eomt_linear = Segmenter::new(SegmenterConfig {
+        heads: vec![eomt_head(eomt_spec()), head("eomt_linear_dense4", LinearHeadSource::Eomt)],
+        ..config()
+    })
+    .expect("segmenter")
+    .segment(&refs)
+    .expect("segment");
+    let alone_eomt =
+        Segmenter::new(SegmenterConfig { heads: vec![eomt_head(eomt_spec())], ..config() }).expect("segmenter");
+    let alone_eomt = alone_eomt.segment(&refs).expect("segment");
+
+    let seg = all(Some("vit_linear_a"));
+    let out = seg.segment(&refs).expect("segment");
+    assert_eq!((seg.passes(Pass::Backbone), seg.passes(Pass::Eomt)), (1, 1), "one pass of each encoder per batch");
+    seg.segment(&refs).expect("segment");
+    assert_eq!((seg.passes(Pass::Backbone), seg.passes(Pass::Eomt)), (2, 2));
+    for (k, f) in out.iter().enumerate() {
+        assert_eq!(labels_of(f), labels_of(&alone_backbone[k]), "the main map is the named head's");
+        assert_eq!(f.class_names, alone_backbone[k].class_names);
+        let names: Vec<&str> = f.heads.iter().map(|h| h.head.as_str()).collect();
+        assert_eq!(names, vec!["eomt", "eomt_linear_dense4"], "every other head's map, in configuration order");
+        assert_eq!(f.heads[0].semantic.to_u16_vec(), labels_of(&alone_eomt[k]));
+        assert_eq!(f.heads[0].class_names, alone_eomt[k].class_names);
+        assert_eq!(f.heads[1].semantic.to_u16_vec(), labels_of(&alone_eomt_linear[k]));
+        assert_eq!(f.instances.len(), alone_eomt[k].instances.len(), "instances from EoMT");
+        assert_eq!(f.panoptic, alone_eomt[k].panoptic);
+    }
+    // The default main head is the first linear head in configuration (name) order, whatever pass it reads.
+    let seg = all(None);
+    let out = seg.segment(&refs).expect("segment");
+    assert_eq!(labels_of(&out[0]), labels_of(&alone_eomt_linear[0]));
+    let names: Vec<&str> = out[0].heads.iter().map(|h| h.head.as_str()).collect();
+    assert_eq!(names, vec!["eomt", "vit_linear_a"]);
+    // EoMT named: its own panoptic semantic map is the main one.
+    let seg = all(Some("eomt"));
+    let out = seg.segment(&refs).expect("segment");
+    assert_eq!(labels_of(&out[1]), labels_of(&alone_eomt[1]));
+    assert_eq!(out[1].heads.len(), 2);
+}
+
+#[test]
+fn unused_heads_and_mixed_normalisation_are_refused() {
+    // A second semantic head while its own outputs are off: computed for nothing.
+    let e = Segmenter::new(SegmenterConfig {
+        backbone: Some(vit_backbone()),
+        heads: vec![head("vit_linear_a", LinearHeadSource::Backbone), head("vit_linear_b", LinearHeadSource::Backbone)],
+        outputs: vec![Output::Overlay, Output::LabelInfo],
+        ..config()
+    })
+    .err()
+    .expect("unused head")
+    .to_string();
+    assert!(e.contains("heads.vit_linear_b: its results go nowhere"), "{e}");
+    let e = Segmenter::new(SegmenterConfig {
+        heads: vec![eomt_head(eomt_spec())],
+        semantic_from: Some("nope".into()),
+        ..config()
+    })
+    .err()
+    .expect("unknown semantic_from")
+    .to_string();
+    assert!(
+        e.contains("outputs.semantic_from: `nope` is not a configured head; heads with a semantic map: eomt"),
+        "{e}"
+    );
+    // A backbone normalising with other statistics than the EoMT model: one preprocessing cannot serve both.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("segmenter_norm_backbone");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(common::fixtures().join("vit_mlp").join(f), dir.join(f)).expect("copy");
+    }
+    std::fs::write(
+        dir.join("preprocessor_config.json"),
+        r#"{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}"#,
+    )
+    .expect("write");
+    let e = Segmenter::new(SegmenterConfig {
+        backbone: Some(dir.to_str().expect("utf-8").to_string()),
+        heads: vec![eomt_head(eomt_spec()), head("vit_linear_a", LinearHeadSource::Backbone)],
+        ..config()
+    })
+    .err()
+    .expect("normalisation")
+    .to_string();
+    assert!(e.contains("normalises pixels with mean [0.5, 0.5, 0.5]") && e.contains("share one preprocessing"), "{e}");
 }

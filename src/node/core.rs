@@ -21,7 +21,7 @@ use crate::pipeline::{decode_message, RgbImage};
 use crate::postprocess::{FrameSegmentation, PostprocessConfig};
 use crate::publish::Encoder;
 use crate::segmenter::Segmenter;
-use crate::topics::Output;
+use crate::topics::{Output, Stream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -60,8 +60,8 @@ impl FrameModel for Segmenter {
 
 /// Where output messages go: rcl publishers in the node, memory in tests and benchmarks.
 pub trait Transport {
-    /// Publishes `output` of camera `camera` (CDR with its encapsulation header).
-    fn publish(&mut self, camera: usize, output: Output, cdr: Vec<u8>) -> Result<(), String>;
+    /// Publishes `stream` of camera `camera` (CDR with its encapsulation header).
+    fn publish(&mut self, camera: usize, stream: &Stream, cdr: Vec<u8>) -> Result<(), String>;
     /// Publishes a `diagnostic_msgs/DiagnosticArray` on `/diagnostics`.
     fn publish_diagnostics(&mut self, cdr: Vec<u8>) -> Result<(), String>;
     /// Logs a warning (already throttled).
@@ -494,13 +494,13 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
             messages.extend(encoder.encode(&f.header, f.rgb.as_raw(), h, w, seg));
             self.label_info_sent[f.camera] = true;
         }
-        for (output, cdr) in messages {
-            if let Err(e) = self.transport.publish(f.camera, output, cdr) {
+        for (stream, cdr) in messages {
+            if let Err(e) = self.transport.publish(f.camera, &stream, cdr) {
                 if let Some(s) = self.core.stats().get_mut(f.camera) {
                     s.publish_error();
                 }
                 let topic = &self.core.cfg.cameras[f.camera].topic;
-                let msg = format!("{topic}: cannot publish {}: {e}", output.name());
+                let msg = format!("{topic}: cannot publish {}: {e}", stream.name());
                 self.warn(f.camera, "publish", msg);
             }
         }

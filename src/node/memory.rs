@@ -2,7 +2,7 @@
 
 use super::clock::Clock;
 use super::core::Transport;
-use crate::topics::Output;
+use crate::topics::{Output, Stream};
 use std::sync::Arc;
 
 /// One published message.
@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct Published {
     pub camera: usize,
     pub output: Output,
+    /// The head of a head's own stream; None for the main results.
+    pub head: Option<String>,
     pub cdr: Vec<u8>,
     /// Clock time of the publish call.
     pub at_ns: u64,
@@ -44,11 +46,12 @@ impl MemoryTransport {
 }
 
 impl Transport for MemoryTransport {
-    fn publish(&mut self, camera: usize, output: Output, cdr: Vec<u8>) -> Result<(), String> {
+    fn publish(&mut self, camera: usize, stream: &Stream, cdr: Vec<u8>) -> Result<(), String> {
         if self.fail_publish {
             return Err("transport refused the message".into());
         }
-        self.messages.push(Published { camera, output, cdr, at_ns: self.clock.now_ns() });
+        let (output, head) = (stream.output, stream.head.clone());
+        self.messages.push(Published { camera, output, head, cdr, at_ns: self.clock.now_ns() });
         Ok(())
     }
     fn publish_diagnostics(&mut self, cdr: Vec<u8>) -> Result<(), String> {

@@ -64,6 +64,9 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
     let colors = read_colors(&mut r);
     let node = read_node(&mut r, input.topics.len());
     unknown_keys(&mut r);
+    if heads_complete && r.errors.is_empty() {
+        check_plan(&mut r, &heads, backbone.is_some(), &outputs);
+    }
     if !r.errors.is_empty() {
         return Err(ParamErrors(r.errors));
     }
@@ -108,6 +111,14 @@ pub(crate) fn rebuild_live(flat: &Flat, base: &Params, key: &str) -> Result<Para
 }
 
 /// `node.*`: how the node schedules frames and reports.
+/// The head plan start-up would build ([`crate::plan::HeadPlan`]): its refusals (a head whose results go
+/// nowhere, ...) are the file's errors, so `check-params` refuses what the node would.
+fn check_plan(r: &mut Reader, heads: &[super::models::HeadInfo], backbone: bool, outputs: &OutputSwitches) {
+    if let Err(e) = super::plan_of(heads.iter().map(|h| &h.params), backbone, None, outputs) {
+        r.err(&e.key, ErrorKind::Conflict, e.message);
+    }
+}
+
 fn read_node(r: &mut Reader, cameras: usize) -> NodeParams {
     let d = NodeParams::default();
     let max_batch = r.ranged_int("node.max_batch").map_or(cameras.max(1), |v| v as usize);

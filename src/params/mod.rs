@@ -62,7 +62,7 @@
 //!
 //! `heads` may also be a YAML list of maps with an optional `name` (default: the index) — for the offline runner
 //! only: ROS 2 parameters cannot hold a list of maps, so a file for the node uses named sub-maps. Heads run in
-//! name order (numeric names numerically); the first linear head gives the frame's semantic map. Integers are
+//! name order (numeric names numerically); the head plan ([`crate::plan`]) routes their results. Integers are
 //! accepted where a double is expected; `yes`/`no`/`on`/`off` where a boolean is (rcl reads them so); a single
 //! string where a string list is. ROS's own `use_sim_time`, `start_type_description_service` and
 //! `qos_overrides.*` are ignored.
@@ -112,8 +112,9 @@ pub use value::ParamValue;
 use crate::device::parse_device;
 use crate::error::{Error, Result};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
+use crate::plan::{HeadDesc, HeadPlan, Pass, PlanError};
 use crate::postprocess::{InstanceSource, Labels, MaskOutputs, PostprocessConfig, SemanticSource};
-use crate::segmenter::{EomtSpec, LinearHeadSource, LinearHeadSpec, SegmenterConfig};
+use crate::segmenter::{EomtSpec, HeadSpec, HeadSpecKind, LinearHeadSource, LinearHeadSpec, SegmenterConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::Kind;
@@ -186,6 +187,16 @@ pub struct HeadParams {
     /// The key under `heads` (or the list index).
     pub name: String,
     pub kind: HeadKind,
+}
+
+impl HeadParams {
+    /// What the head plan needs to know of this head.
+    pub fn describe(&self) -> HeadDesc {
+        match &self.kind {
+            HeadKind::Linear { source, .. } => HeadDesc::linear(&self.name, *source),
+            HeadKind::Eomt { outputs, .. } => HeadDesc::eomt(&self.name, outputs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -390,19 +401,19 @@ impl Params {
     /// labels file became unreadable since validation.
     pub fn segmenter_config(&self) -> Result<SegmenterConfig> {
         let device = parse_device(&self.device).map_err(|e| Error::Input(format!("device: {e}")))?;
-        let mut linear_heads = Vec::new();
-        let mut eomt = None;
+        let mut heads = Vec::new();
         for h in &self.heads {
-            match &h.kind {
+            let kind = match &h.kind {
                 HeadKind::Linear { checkpoint, source, labels } => {
                     let labels = read_labels(labels.as_deref(), &h.name)?;
-                    linear_heads.push(LinearHeadSpec { checkpoint: checkpoint.clone(), source: source.clone(), labels })
+                    HeadSpecKind::Linear(LinearHeadSpec { checkpoint: checkpoint.clone(), source: *source, labels })
                 }
                 HeadKind::Eomt { model, outputs, labels } => {
                     let labels = read_labels(labels.as_deref(), &h.name)?;
-                    eomt = Some(EomtSpec { model: model.spec()?, outputs: *outputs, labels });
+                    HeadSpecKind::Eomt(EomtSpec { model: model.spec()?, outputs: *outputs, labels })
                 }
-            }
+            };
+            heads.push(HeadSpec { name: h.name.clone(), kind });
         }
         let (backbone, variant) = match &self.backbone {
             Some(b) => (Some(b.checkpoint.spec()?), b.variant.clone()),
@@ -415,9 +426,15 @@ impl Params {
             postprocess: self.thresholds,
             backbone,
             variant,
-            linear_heads,
-            eomt,
+            heads,
+            semantic_from: None,
+            outputs: self.outputs.enabled(),
         })
+    }
+
+    /// The head plan of these parameters ([`crate::plan`]): what start-up builds, without loading weights.
+    pub fn head_plan(&self) -> std::result::Result<HeadPlan, PlanError> {
+        plan_of(self.heads.iter(), self.backbone.is_some(), None, &self.outputs)
     }
 
     /// The effective parameters (defaults filled in, paths resolved) as dotted keys: what the node can log, and
@@ -525,6 +542,23 @@ fn outputs_name(o: &MaskOutputs) -> &'static str {
         (SemanticSource::Off, InstanceSource::TopK, false) => "instances",
         _ => "panoptic",
     }
+}
+
+/// The head plan of `heads` (a backbone configured or not), the main semantic head and the outputs on.
+pub(crate) fn plan_of<'a>(
+    heads: impl Iterator<Item = &'a HeadParams> + Clone,
+    backbone: bool,
+    semantic_from: Option<&str>,
+    outputs: &OutputSwitches,
+) -> std::result::Result<HeadPlan, PlanError> {
+    let mut available = Vec::new();
+    if heads.clone().any(|h| matches!(h.kind, HeadKind::Eomt { .. })) {
+        available.push(Pass::Eomt);
+    }
+    if backbone {
+        available.push(Pass::Backbone);
+    }
+    HeadPlan::new(heads.map(HeadParams::describe).collect(), &available, semantic_from, &outputs.enabled())
 }
 
 /// A head's labels file, read (it was validated; it may have changed since).

@@ -39,8 +39,8 @@ pub use labels::Labels;
 pub use panoptic::panoptic_from_masks;
 pub use semantic::{semantic_from_logits, semantic_from_masks};
 pub use types::{
-    BBox, BinaryMask, FrameSegmentation, Instance, LabelData, LabelMap, PanopticMap, SegmentInfo, UNLABELLED_U16,
-    UNLABELLED_U8,
+    BBox, BinaryMask, FrameSegmentation, HeadSemantic, Instance, LabelData, LabelMap, PanopticMap, SegmentInfo,
+    UNLABELLED_U16, UNLABELLED_U8,
 };
 
 use crate::pipeline::preprocess::Letterbox;

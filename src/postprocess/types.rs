@@ -235,4 +235,16 @@ pub struct FrameSegmentation {
     pub panoptic: Option<PanopticMap>,
     /// The name of every class id the model predicts.
     pub class_names: Vec<String>,
+    /// The semantic maps of the other heads ([`crate::plan::HeadPlan::extra_semantic`]), in configuration
+    /// order: each is published on the head's own topics.
+    pub heads: Vec<HeadSemantic>,
+}
+
+/// The semantic map of one named head other than the frame's main one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadSemantic {
+    /// The key under `heads`.
+    pub head: String,
+    pub semantic: LabelMap,
+    pub class_names: Vec<String>,
 }

@@ -2,10 +2,12 @@
 //! `NAME_semantic.png` (class id per pixel, 8-bit or 16-bit grey), `NAME_semantic_color.png`,
 //! `NAME_overlay.png`, `NAME_instance_ids.png` (16-bit grey: 0 = none, k = the k-th entry of the JSON list) and
 //! `NAME_instances.json` (`{"width", "height", "class_names", "instances": [{"id", "class_id", "class_name",
-//! "score", "bbox": [x, y, w, h], "area"}]}`), each written when its output is switched on.
+//! "score", "bbox": [x, y, w, h], "area"}]}`), each written when its output is switched on. The other heads'
+//! semantic maps ([`crate::plan::HeadPlan::extra_semantic`]) go into a folder per head, as their topics do:
+//! `HEAD/NAME_semantic.png`, `HEAD/NAME_semantic_color.png` (`HEAD`: [`crate::topics::head_token`]).
 
 use crate::error::{Error, Result};
-use crate::postprocess::{FrameSegmentation, LabelData};
+use crate::postprocess::{FrameSegmentation, LabelData, LabelMap};
 use crate::render;
 use image::{ImageBuffer, Luma, Rgb};
 use std::path::{Path, PathBuf};
@@ -45,6 +47,30 @@ impl FolderWriter {
         Ok(FolderWriter { dir: dir.to_path_buf(), outputs })
     }
 
+    /// `NAME_semantic.png` and `NAME_semantic_color.png` of one semantic map into `dir`, as switched on.
+    fn semantic_files(&self, dir: &Path, name: &str, sem: &LabelMap, colors: Option<&Vec<u8>>) -> Result<()> {
+        let path = |suffix: &str| dir.join(format!("{name}_{suffix}"));
+        let bad =
+            || Error::Input(format!("{name}: the semantic map does not match its {}x{} size", sem.width, sem.height));
+        if self.outputs.semantic {
+            match &sem.data {
+                LabelData::U8(v) => save(
+                    &ImageBuffer::<Luma<u8>, _>::from_raw(sem.width, sem.height, v.clone()).ok_or_else(bad)?,
+                    &path("semantic.png"),
+                )?,
+                LabelData::U16(v) => save(
+                    &ImageBuffer::<Luma<u16>, _>::from_raw(sem.width, sem.height, v.clone()).ok_or_else(bad)?,
+                    &path("semantic.png"),
+                )?,
+            }
+        }
+        if let Some(c) = colors.filter(|_| self.outputs.semantic_color) {
+            let img = ImageBuffer::<Rgb<u8>, _>::from_raw(sem.width, sem.height, c.clone()).ok_or_else(bad)?;
+            save(&img, &path("semantic_color.png"))?;
+        }
+        Ok(())
+    }
+
     /// Writes one frame's files; `rgb` is the camera frame (rgb8, `height` x `width`).
     pub fn write(
         &self,
@@ -57,6 +83,12 @@ impl FolderWriter {
     ) -> Result<()> {
         let path = |suffix: &str| self.dir.join(format!("{name}_{suffix}"));
         let bad = |what: &str| Error::Input(format!("{name}: {what} does not match the {width}x{height} frame"));
+        for h in &seg.heads {
+            let dir = self.dir.join(crate::topics::head_token(&h.head));
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            let colors = self.outputs.semantic_color.then(|| render::semantic_color(&h.semantic, color));
+            self.semantic_files(&dir, name, &h.semantic, colors.as_ref())?;
+        }
         // Made once, shared by their own files and the overlay.
         let colors = seg
             .semantic
@@ -65,25 +97,7 @@ impl FolderWriter {
             .map(|sem| render::semantic_color(sem, color));
         let ids = (self.outputs.instances || self.outputs.overlay).then(|| render::instance_ids(seg, height, width));
         if let Some(sem) = seg.semantic.as_ref() {
-            if self.outputs.semantic {
-                match &sem.data {
-                    LabelData::U8(v) => save(
-                        &ImageBuffer::<Luma<u8>, _>::from_raw(sem.width, sem.height, v.clone())
-                            .ok_or_else(|| bad("semantic map"))?,
-                        &path("semantic.png"),
-                    )?,
-                    LabelData::U16(v) => save(
-                        &ImageBuffer::<Luma<u16>, _>::from_raw(sem.width, sem.height, v.clone())
-                            .ok_or_else(|| bad("semantic map"))?,
-                        &path("semantic.png"),
-                    )?,
-                }
-            }
-            if let Some(c) = colors.as_ref().filter(|_| self.outputs.semantic_color) {
-                let img = ImageBuffer::<Rgb<u8>, _>::from_raw(sem.width, sem.height, c.clone())
-                    .ok_or_else(|| bad("semantic map"))?;
-                save(&img, &path("semantic_color.png"))?;
-            }
+            self.semantic_files(&self.dir, name, sem, colors.as_ref())?;
         }
         if self.outputs.overlay {
             let over = render::overlay_with(rgb, height, width, seg, colors.as_deref(), ids.as_deref(), color, 0.5);

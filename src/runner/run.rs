@@ -22,7 +22,7 @@ use crate::pipeline::{decode_message, RgbImage};
 use crate::postprocess::FrameSegmentation;
 use crate::publish::Encoder;
 use crate::segmenter::{Segmenter, StageTimes};
-use crate::topics::{output_topic, Output};
+use crate::topics::{stream_topic, Output, Stream};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ pub struct RunOptions {
 
 enum Sink {
     Folder { writer: FolderWriter, root: PathBuf, per_topic: bool },
-    Bag { writer: Box<BagWriter>, channels: BTreeMap<(String, Output), u16>, inputs: BTreeMap<String, u16> },
+    Bag { writer: Box<BagWriter>, channels: BTreeMap<(String, Stream), u16>, inputs: BTreeMap<String, u16> },
 }
 
 struct Runner<'a> {
@@ -181,12 +181,12 @@ impl Runner<'_> {
                         };
                         writer.write(ch, f.log_time, f.log_time, bytes)?;
                     }
-                    for (output, cdr) in encoder.encode(&f.header, rgb.as_raw(), h, w, &seg) {
-                        let key = (f.topic.to_string(), output);
+                    for (stream, cdr) in encoder.encode(&f.header, rgb.as_raw(), h, w, &seg) {
+                        let key = (f.topic.to_string(), stream);
                         let ch = match channels.get(&key) {
                             Some(&c) => c,
                             None => {
-                                let c = writer.add_topic(&output_topic(f.topic, output), output.ros_type())?;
+                                let c = writer.add_topic(&stream_topic(f.topic, &key.1), key.1.output.ros_type())?;
                                 channels.insert(key, c);
                                 c
                             }

@@ -174,9 +174,11 @@ class Collector:
         self.subs = []
         for o in outputs:
             # label_info is latched: a reliable transient-local subscriber gets it late too.
-            q = qos(reliable, transient=(o == "label_info" and reliable))
+            q = qos(reliable, transient=(o.endswith("label_info") and reliable))
             cb = (lambda out: lambda m: self.got[out].append((m, time.time_ns())))(o)
-            self.subs.append(env.node.create_subscription(OUTPUT_TYPES[o], f"{self.ns}/{o}", cb, q))
+            # `scene/semantic`: a head's own stream, typed as its output.
+            msg_type = OUTPUT_TYPES[o.rsplit("/", 1)[-1]]
+            self.subs.append(env.node.create_subscription(msg_type, f"{self.ns}/{o}", cb, q))
 
     def topic(self, output):
         return f"{self.ns}/{output}"
@@ -192,7 +194,7 @@ class Collector:
         return [stamp_key(m.header) for m, _ in self.got[output]]
 
     def complete(self, key, outputs=None):
-        outs = [o for o in (outputs or self.got) if o != "label_info"]
+        outs = [o for o in (outputs or self.got) if not o.endswith("label_info")]
         return all(self.msg(o, key) is not None for o in outs)
 
     def wait(self, key, outputs=None, timeout=FRAME_TIMEOUT):

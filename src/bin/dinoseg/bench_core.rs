@@ -13,7 +13,7 @@ use dinoseg::params::Params;
 use dinoseg::pipeline::RgbImage;
 use dinoseg::postprocess::FrameSegmentation;
 use dinoseg::segmenter::Segmenter;
-use dinoseg::topics::Output;
+use dinoseg::topics::Stream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ struct Counting {
 }
 
 impl Transport for Counting {
-    fn publish(&mut self, _camera: usize, _output: Output, cdr: Vec<u8>) -> Result<(), String> {
+    fn publish(&mut self, _camera: usize, _stream: &Stream, cdr: Vec<u8>) -> Result<(), String> {
         self.messages += 1;
         self.bytes += cdr.len() as u64;
         if let Ok(mut t) = self.last_publish_ns.lock() {

@@ -19,7 +19,7 @@ use dinoseg::node::{Clock, Core, CoreConfig, SystemClock, Transport, Worker};
 use dinoseg::params::{ParamValue, Params, Reliability};
 use dinoseg::pipeline::RgbImage;
 use dinoseg::segmenter::Segmenter;
-use dinoseg::topics::{output_topic, Output, Resolver, RosArgs};
+use dinoseg::topics::{stream_topic, Output, Resolver, RosArgs, Stream};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use futures::StreamExt;
@@ -84,9 +84,9 @@ impl Clock for RosClock {
     }
 }
 
-/// rcl publishers keyed by camera and output.
+/// rcl publishers keyed by camera and stream.
 struct RosTransport {
-    publishers: HashMap<(usize, Output), r2r::PublisherUntyped>,
+    publishers: HashMap<(usize, Stream), r2r::PublisherUntyped>,
     diagnostics: r2r::PublisherUntyped,
     logger: String,
     /// `DINOSEG_PUBLISH_TRACE=FILE`: one line per published message (`stamp_ns camera output publish_ns bytes`,
@@ -95,7 +95,7 @@ struct RosTransport {
 }
 
 impl RosTransport {
-    fn trace(&mut self, camera: usize, output: Output, cdr: &[u8]) {
+    fn trace(&mut self, camera: usize, stream: &Stream, cdr: &[u8]) {
         use std::io::Write;
         let Some(t) = self.trace.as_mut() else { return };
         // Every output starts with a std_msgs/Header: stamp (int32 sec, uint32 nanosec) after the 4-byte
@@ -106,18 +106,18 @@ impl RosTransport {
             _ => -1,
         };
         let now = SystemClock.now_ns();
-        if writeln!(t, "{stamp} {camera} {} {now} {}", output.name(), cdr.len()).and_then(|_| t.flush()).is_err() {
+        if writeln!(t, "{stamp} {camera} {} {now} {}", stream.name(), cdr.len()).and_then(|_| t.flush()).is_err() {
             self.trace = None;
         }
     }
 }
 
 impl Transport for RosTransport {
-    fn publish(&mut self, camera: usize, output: Output, cdr: Vec<u8>) -> Result<(), String> {
-        match self.publishers.get(&(camera, output)) {
+    fn publish(&mut self, camera: usize, stream: &Stream, cdr: Vec<u8>) -> Result<(), String> {
+        match self.publishers.get(&(camera, stream.clone())) {
             Some(p) => {
                 p.publish_raw(&cdr).map_err(|e| e.to_string())?;
-                self.trace(camera, output, &cdr);
+                self.trace(camera, stream, &cdr);
                 Ok(())
             }
             None => Err("no publisher".into()),
@@ -178,19 +178,26 @@ fn run() -> Result<(), String> {
     // Publishers: reliable, shallow; label_info latched for late subscribers. Every output the heads can give
     // has one, so that `ros2 param set outputs.X true` works while running.
     let out_qos = QosProfile::default().reliable().keep_last(5);
-    let available: Vec<Output> = Output::ALL
+    let mut available: Vec<Stream> = Output::ALL
         .into_iter()
         .filter(|o| params.set_live(&format!("outputs.{}", o.name()), &ParamValue::Bool(true)).is_ok())
+        .map(Stream::main)
         .collect();
+    // The other semantic heads' own topics (`<ns>/dinoseg/<head>/semantic`, ...), from the plan start-up builds.
+    let plan = params.head_plan().map_err(|e| e.to_string())?;
+    for head in plan.extra_semantic_names() {
+        available.extend(dinoseg::plan::HEAD_OUTPUTS.map(|o| Stream::of_head(head, o)));
+    }
     let mut publishers = HashMap::new();
     for (i, cam) in cfg.cameras.iter().enumerate() {
-        for &o in &available {
+        for s in &available {
+            let o = s.output;
             let qos = if o == Output::LabelInfo { out_qos.clone().transient_local() } else { out_qos.clone() };
-            let topic = output_topic(&cam.topic, o);
+            let topic = stream_topic(&cam.topic, s);
             let p = node
                 .create_publisher_untyped(&topic, o.ros_type(), qos)
                 .map_err(|e| format!("publisher {topic} ({}): {e}", o.ros_type()))?;
-            publishers.insert((i, o), p);
+            publishers.insert((i, s.clone()), p);
         }
     }
     let diagnostics = node
