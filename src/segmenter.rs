@@ -9,8 +9,8 @@
 use crate::catalog::Normalization;
 use crate::checkpoint::{self, LoadedEomt, LoadedModel};
 use crate::error::{Error, Result};
-use crate::model::heads::linear::{LayerSelection, LinearHead};
-use crate::model::{Backbone, BackboneOutput, FeatureMap, ForwardOptions, LoadedBackbone};
+use crate::model::heads::linear::LinearHead;
+use crate::model::{BackboneOutput, FeatureMap, ForwardOptions, LoadedBackbone};
 use crate::pipeline::preprocess::{preprocess_batch, Letterbox, ResizePolicy};
 use crate::pipeline::RgbImage;
 use crate::postprocess::{self, FrameSegmentation, Labels, MaskOutputs, PostprocessConfig};
@@ -96,34 +96,16 @@ pub struct Segmenter {
     backbone_passes: AtomicU64,
 }
 
-/// Feature layers a linear head reads from a backbone of `depth` blocks (ViT) or 4 stages (ConvNeXt).
-fn head_layers(selection: LayerSelection, vit_depth: Option<i64>) -> Vec<i64> {
-    match (selection, vit_depth) {
-        (LayerSelection::Dense4, Some(depth)) => crate::catalog::dense_layers(depth),
-        (LayerSelection::Last, Some(depth)) => vec![depth - 1],
-        (LayerSelection::Dense4, None) => vec![0, 1, 2, 3],
-        (LayerSelection::Last, None) => vec![3],
-    }
-}
-
-fn feature_name(layer: i64, vit: bool) -> String {
-    if vit {
-        format!("layer{layer}")
-    } else {
-        format!("stage{layer}")
-    }
-}
-
 /// The part of a shared backbone output that one head reads (shallow copies, no tensor data copied).
-fn view(out: &BackboneOutput, names: &[String]) -> Result<BackboneOutput> {
-    let features = names
+fn view(out: &BackboneOutput, layers: &[i64]) -> Result<BackboneOutput> {
+    let features = layers
         .iter()
-        .map(|n| {
-            out.features
-                .iter()
-                .find(|f| &f.name == n)
-                .map(|f| FeatureMap { name: f.name.clone(), stride: f.stride, tensor: f.tensor.shallow_clone() })
-                .ok_or_else(|| Error::Input(format!("feature map `{n}` was not computed")))
+        .map(|&i| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| out.feature(i))
+                .map(|f| FeatureMap { index: f.index, stride: f.stride, tensor: f.tensor.shallow_clone() })
+                .ok_or_else(|| Error::Input(format!("the feature map of level {i} was not computed")))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(BackboneOutput {
@@ -162,18 +144,9 @@ impl Segmenter {
         let mut linear = Vec::new();
         for spec in &cfg.linear_heads {
             let (head, vs) = LinearHead::load(&spec.checkpoint, cfg.device)?;
-            let (vit_depth, channels) = match (&spec.source, &backbone, &eomt) {
-                (LinearHeadSource::Backbone, Some(b), _) => {
-                    head.required_layers(&b.backbone)?;
-                    match &b.backbone {
-                        Backbone::Vit(v) => (Some(v.config.num_hidden_layers), None),
-                        Backbone::ConvNext(_) => (None, None),
-                    }
-                }
-                (LinearHeadSource::Eomt, _, Some((m, _, _))) => {
-                    let c = m.model.config.vit.hidden_size * head.config.layers.count() as i64;
-                    (Some(m.model.config.vit.num_hidden_layers), Some(c))
-                }
+            let (info, what) = match (&spec.source, &backbone, &eomt) {
+                (LinearHeadSource::Backbone, Some(b), _) => (b.backbone.feature_info(), "the backbone"),
+                (LinearHeadSource::Eomt, _, Some((m, _, _))) => (m.model.config.feature_info(), "the EoMT encoder"),
                 (LinearHeadSource::Backbone, None, _) => {
                     return Err(Error::Input(format!(
                         "linear head {} reads the backbone, but no backbone is configured",
@@ -187,14 +160,11 @@ impl Segmenter {
                     )))
                 }
             };
-            if let Some(c) = channels.filter(|&c| c != head.config.in_channels) {
-                return Err(Error::Input(format!(
-                    "linear head {} expects {} input channels but the EoMT encoder gives {c}",
-                    spec.checkpoint.display(),
-                    head.config.in_channels
-                )));
-            }
-            let layers = head_layers(head.config.layers, vit_depth);
+            let picked = head
+                .config
+                .select(&info, what)
+                .map_err(|m| Error::Input(format!("{}: {m}", spec.checkpoint.display())))?;
+            let layers = picked.iter().map(|f| f.index as i64).collect();
             let labels = spec.labels.clone().unwrap_or_else(|| Labels::from_names(head.config.class_names.clone()));
             linear.push((Linear { head, _vs: vs, layers, labels }, spec.source.clone()));
         }
@@ -338,10 +308,9 @@ impl Segmenter {
                 features,
             };
             state.frames = masks;
-            self.run_linear(&shared, LinearHeadSource::Eomt, true, boxes, &mut state)?;
+            self.run_linear(&shared, LinearHeadSource::Eomt, boxes, &mut state)?;
         }
         if let Some(b) = &self.backbone {
-            let vit = matches!(b.backbone, Backbone::Vit(_));
             let mut want: Vec<i64> = self
                 .linear
                 .iter()
@@ -357,7 +326,7 @@ impl Segmenter {
                 self.sync();
                 state.times.model += t.elapsed();
                 self.backbone_passes.fetch_add(1, Ordering::Relaxed);
-                self.run_linear(&out, LinearHeadSource::Backbone, vit, boxes, &mut state)?;
+                self.run_linear(&out, LinearHeadSource::Backbone, boxes, &mut state)?;
             }
         }
         Ok((state.frames, state.times))
@@ -370,7 +339,6 @@ impl Segmenter {
         &self,
         out: &BackboneOutput,
         source: LinearHeadSource,
-        vit: bool,
         boxes: &[Letterbox],
         state: &mut BatchState,
     ) -> Result<()> {
@@ -379,9 +347,8 @@ impl Segmenter {
             if *s != source {
                 continue;
             }
-            let names: Vec<String> = l.layers.iter().map(|&i| feature_name(i, vit)).collect();
             let t = Instant::now();
-            let logits = l.head.forward(&view(out, &names)?)?;
+            let logits = l.head.forward(&view(out, &l.layers)?)?;
             self.sync();
             times.model += t.elapsed();
             let t = Instant::now();
