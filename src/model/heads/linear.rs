@@ -52,7 +52,9 @@ impl LinearHead {
         Ok(ForwardOptions { dense_layers: Some(layers), ..Default::default() })
     }
 
-    /// Logits [B, K, h, w] at the stride of the first selected feature map (over the padded input).
+    /// Logits [B, K, h, w] at the stride of the first selected feature map (over the padded input). Reads the maps
+    /// `out` holds, shallow to deep: all four (`Dense4`) or the deepest (`Last`); run the backbone with
+    /// [`Self::required_layers`], or pass the levels [`LinearHeadConfig::select`] picked.
     pub fn forward(&self, out: &BackboneOutput) -> Result<Tensor> {
         let maps: Vec<&FeatureMap> = match self.config.layers {
             LayerSelection::Last => out.features.last().into_iter().collect(),

@@ -125,6 +125,9 @@ impl LinearHeadConfig {
     }
 }
 
+/// Tensors with their names, as the checkpoint readers return them.
+pub(crate) type NamedTensors = Vec<(String, Tensor)>;
+
 /// One tensor of a head checkpoint, under our name (`bn.*`, `conv.*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadTensor {
@@ -151,7 +154,7 @@ impl LinearHeadFile {
     }
 
     /// [`Self::read`], and the tensors of a `.pth` (read whole to learn their shapes); None for `.safetensors`.
-    pub(crate) fn open(path: &Path) -> Result<(Self, Option<Vec<(String, Tensor)>>)> {
+    pub(crate) fn open(path: &Path) -> Result<(Self, Option<NamedTensors>)> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let (raw, meta, loaded) = match ext.as_str() {
             "pth" | "pt" | "bin" => {
@@ -272,7 +275,7 @@ fn check_tensors(path: &Path, config: &LinearHeadConfig, tensors: &[HeadTensor])
 }
 
 /// The tensors of a head checkpoint under our names (see [`canonical`]), ignored ones dropped.
-pub(crate) fn canonical_tensors(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+pub(crate) fn canonical_tensors(tensors: NamedTensors) -> NamedTensors {
     tensors.into_iter().filter_map(|(n, t)| canonical(&n).map(|n| (n, t))).collect()
 }
 
