@@ -78,9 +78,10 @@ impl VitConfig {
     pub fn head_dim(&self) -> i64 {
         self.hidden_size / self.num_attention_heads
     }
-    /// Every block's output, after the final norm: `hidden_size` channels at stride `patch_size`.
+    /// Every block's output, after the final norm: `hidden_size` channels at stride `patch_size` (at most
+    /// [`MAX_LAYERS`] blocks, so that an unchecked config cannot make it allocate).
     pub fn feature_info(&self) -> Vec<FeatureInfo> {
-        let depth = usize::try_from(self.num_hidden_layers).unwrap_or(0);
+        let depth = usize::try_from(self.num_hidden_layers.clamp(0, MAX_LAYERS)).unwrap_or(0);
         (0..depth).map(|index| FeatureInfo { index, channels: self.hidden_size, stride: self.patch_size }).collect()
     }
     /// Checks the invariants the model relies on and sane bounds (a config is checked before anything is
@@ -149,10 +150,11 @@ fn finite(key: &str, v: f64) -> Result<(), String> {
 impl ConvNextConfig {
     /// Every stage's output (the last one after the final norm): `hidden_sizes[i]` channels at stride `4 << i`.
     pub fn feature_info(&self) -> Vec<FeatureInfo> {
+        let stride = |i: usize| u32::try_from(i).ok().and_then(|i| 4i64.checked_shl(i)).unwrap_or(i64::MAX);
         self.hidden_sizes
             .iter()
             .enumerate()
-            .map(|(index, &channels)| FeatureInfo { index, channels, stride: 4 << index })
+            .map(|(index, &channels)| FeatureInfo { index, channels, stride: stride(index) })
             .collect()
     }
     pub fn validate(&self) -> Result<(), String> {

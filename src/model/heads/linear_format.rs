@@ -113,7 +113,7 @@ impl LinearHeadConfig {
                 info.len()
             ));
         }
-        let given: i64 = picked.iter().map(|f| f.channels).sum();
+        let given = picked.iter().fold(0i64, |sum, f| sum.saturating_add(f.channels));
         if given != self.in_channels {
             return Err(format!(
                 "the linear head takes {} input channels but {source} gives {given} (layers: {})",
