@@ -252,6 +252,9 @@ fn check_params_and_the_loader_refuse_a_head_file_identically() {
         ("sidecar classes of a .pth against conv.weight", head_copy("vit8_4_official.pth", Some(conflicting)), "has 5"),
         ("unknown sidecar key of a .pth", head_copy("vit8_4_official.pth", Some(r#"{"heads": 1}"#)), "`heads`"),
     ];
+    let renamed = head_copy("vit8_4.safetensors", None).with_extension("st");
+    std::fs::copy(fixtures().join("vit8_4.safetensors"), &renamed).expect("copy");
+    let cases = cases.into_iter().chain([("an unknown extension", renamed, "unrecognised linear head file")]);
     for (what, head, needle) in cases {
         let loaded = load_err(&head);
         assert!(loaded.contains(needle), "{what}: {loaded}");

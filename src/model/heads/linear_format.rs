@@ -177,7 +177,7 @@ impl LinearHeadFile {
             _ => {
                 return Err(Error::checkpoint(
                     path,
-                    "unrecognised linear head file: expected .safetensors (or an official .pth)",
+                    "unrecognised linear head file: expected .safetensors (or an official .pth, .pt or .bin)",
                 ))
             }
         };
