@@ -9,8 +9,8 @@
 use crate::catalog::Normalization;
 use crate::checkpoint::{self, LoadedEomt, LoadedModel};
 use crate::error::{Error, Result};
-use crate::model::heads::linear::{LayerSelection, LinearHead};
-use crate::model::{Backbone, BackboneOutput, FeatureMap, ForwardOptions, LoadedBackbone};
+use crate::model::heads::linear::LinearHead;
+use crate::model::{BackboneOutput, FeatureMap, ForwardOptions, LoadedBackbone};
 use crate::pipeline::preprocess::{preprocess_batch, Letterbox, ResizePolicy};
 use crate::pipeline::RgbImage;
 use crate::plan::{HeadDesc, HeadPlan, Pass};
@@ -134,34 +134,16 @@ pub struct Segmenter {
     passes: [AtomicU64; 2],
 }
 
-/// Feature layers a linear head reads from a backbone of `depth` blocks (ViT) or 4 stages (ConvNeXt).
-fn head_layers(selection: LayerSelection, vit_depth: Option<i64>) -> Vec<i64> {
-    match (selection, vit_depth) {
-        (LayerSelection::Dense4, Some(depth)) => crate::catalog::dense_layers(depth),
-        (LayerSelection::Last, Some(depth)) => vec![depth - 1],
-        (LayerSelection::Dense4, None) => vec![0, 1, 2, 3],
-        (LayerSelection::Last, None) => vec![3],
-    }
-}
-
-fn feature_name(layer: i64, vit: bool) -> String {
-    if vit {
-        format!("layer{layer}")
-    } else {
-        format!("stage{layer}")
-    }
-}
-
 /// The part of a shared backbone output that one head reads (shallow copies, no tensor data copied).
-fn view(out: &BackboneOutput, names: &[String]) -> Result<BackboneOutput> {
-    let features = names
+fn view(out: &BackboneOutput, layers: &[i64]) -> Result<BackboneOutput> {
+    let features = layers
         .iter()
-        .map(|n| {
-            out.features
-                .iter()
-                .find(|f| &f.name == n)
-                .map(|f| FeatureMap { name: f.name.clone(), stride: f.stride, tensor: f.tensor.shallow_clone() })
-                .ok_or_else(|| Error::Input(format!("feature map `{n}` was not computed")))
+        .map(|&i| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| out.feature(i))
+                .map(|f| FeatureMap { index: f.index, stride: f.stride, tensor: f.tensor.shallow_clone() })
+                .ok_or_else(|| Error::Input(format!("the feature map of level {i} was not computed")))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(BackboneOutput {
@@ -372,17 +354,17 @@ impl Segmenter {
             want.sort_unstable();
             want.dedup();
             let t = Instant::now();
-            let (shared, masks, vit) = match pass {
+            let (shared, masks) = match pass {
                 Pass::Eomt => {
                     let m = self.eomt.as_ref().ok_or_else(|| Error::Input("no EoMT model loaded".into()))?;
                     let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
-                    (features, Some(out), true)
+                    (features, Some(out))
                 }
                 Pass::Backbone => {
                     let b = self.backbone.as_ref().ok_or_else(|| Error::Input("no backbone loaded".into()))?;
                     let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
                     let (out, _) = b.backbone.forward(pixels, &opts)?;
-                    (out.features, None, matches!(b.backbone, Backbone::Vit(_)))
+                    (out.features, None)
                 }
             };
             self.sync();
@@ -396,7 +378,7 @@ impl Segmenter {
             };
             for &i in on {
                 results[i] = Some(match &self.heads[i] {
-                    Loaded::Linear(l) => self.run_linear(l, &shared, vit, boxes, &mut times)?,
+                    Loaded::Linear(l) => self.run_linear(l, &shared, boxes, &mut times)?,
                     Loaded::Eomt { outputs, labels } => {
                         let out =
                             masks.as_ref().ok_or_else(|| Error::Input("the EoMT head has no EoMT pass".into()))?;
@@ -454,13 +436,11 @@ impl Segmenter {
         &self,
         l: &Linear,
         out: &BackboneOutput,
-        vit: bool,
         boxes: &[Letterbox],
         times: &mut StageTimes,
     ) -> Result<Vec<FrameSegmentation>> {
-        let names: Vec<String> = l.layers.iter().map(|&i| feature_name(i, vit)).collect();
         let t = Instant::now();
-        let logits = l.head.forward(&view(out, &names)?)?;
+        let logits = l.head.forward(&view(out, &l.layers)?)?;
         self.sync();
         times.model += t.elapsed();
         let t = Instant::now();
@@ -508,18 +488,9 @@ fn load_linear(
     device: Device,
 ) -> Result<Linear> {
     let (head, vs) = LinearHead::load(&spec.checkpoint, device)?;
-    let (vit_depth, channels) = match (&spec.source, backbone, eomt) {
-        (LinearHeadSource::Backbone, Some(b), _) => {
-            head.required_layers(&b.backbone)?;
-            match &b.backbone {
-                Backbone::Vit(v) => (Some(v.config.num_hidden_layers), None),
-                Backbone::ConvNext(_) => (None, None),
-            }
-        }
-        (LinearHeadSource::Eomt, _, Some(m)) => {
-            let c = m.model.config.vit.hidden_size * head.config.layers.count() as i64;
-            (Some(m.model.config.vit.num_hidden_layers), Some(c))
-        }
+    let (info, what) = match (&spec.source, backbone, eomt) {
+        (LinearHeadSource::Backbone, Some(b), _) => (b.backbone.feature_info(), "the backbone"),
+        (LinearHeadSource::Eomt, _, Some(m)) => (m.model.config.feature_info(), "the EoMT encoder"),
         (LinearHeadSource::Backbone, None, _) => {
             return Err(Error::Input(format!(
                 "linear head {} reads the backbone, but no backbone is configured",
@@ -533,14 +504,9 @@ fn load_linear(
             )))
         }
     };
-    if let Some(c) = channels.filter(|&c| c != head.config.in_channels) {
-        return Err(Error::Input(format!(
-            "linear head {} expects {} input channels but the EoMT encoder gives {c}",
-            spec.checkpoint.display(),
-            head.config.in_channels
-        )));
-    }
-    let layers = head_layers(head.config.layers, vit_depth);
+    let picked =
+        head.config.select(&info, what).map_err(|m| Error::Input(format!("{}: {m}", spec.checkpoint.display())))?;
+    let layers = picked.iter().map(|f| f.index as i64).collect();
     let labels = spec.labels.clone().unwrap_or_else(|| Labels::from_names(head.config.class_names.clone()));
     Ok(Linear { head, _vs: vs, layers, labels })
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use dinoseg::checkpoint::load_backbone;
-use dinoseg::model::heads::linear::{upsample_logits, LayerSelection, LinearHead};
+use dinoseg::model::heads::linear::{upsample_logits, LayerSelection, LinearHead, LinearHeadFile};
 use dinoseg::model::{ForwardOptions, LoadedBackbone};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -203,7 +203,113 @@ fn missing_feature_maps_are_errors() {
     let opts = ForwardOptions { dense_layers: Some(vec![7]), ..Default::default() };
     let (out, padding) = model.backbone.forward(&x, &opts).expect("forward");
     let e = head.forward(&out).expect_err("one map for a four-map head").to_string();
-    assert!(e.contains("needs 4 dense feature maps") && e.contains("layer7"), "{e}");
+    assert!(e.contains("needs 4 dense feature maps") && e.contains("levels [7]"), "{e}");
     let bad = dinoseg::model::Padding { input_hw: (40, 40), padded_hw: padding.padded_hw };
     assert!(upsample_logits(&Tensor::zeros([1, 5, 2, 2], (Kind::Float, Device::Cpu)), &bad).is_err());
+}
+
+/// `check-params` on a params file whose only head is the linear head `head` (read from `source`, with the
+/// backbone `backbone` when given): the messages of its errors on `heads.s.checkpoint`.
+fn check_params_errors(head: &Path, source: &str, backbone: Option<&Path>) -> Vec<String> {
+    let dir = head.parent().expect("head dir");
+    let mut body = format!(
+        "dinoseg:\n  ros__parameters:\n    device: cpu\n    heads:\n      s: {{type: linear, checkpoint: {}, source: \
+         {source}}}\n",
+        head.display()
+    );
+    if let Some(b) = backbone {
+        body.push_str(&format!("    backbone: {{checkpoint: {}}}\n", b.display()));
+    }
+    let params = dir.join("params.yaml");
+    std::fs::write(&params, body).expect("write params");
+    match dinoseg::params::check_file(&params) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.for_key("heads.s.checkpoint").iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+/// A copy of the fixture `file` (and no sidecar) in a fresh directory, with `sidecar` as its `<file>.json`.
+fn head_copy(file: &str, sidecar: Option<&str>) -> PathBuf {
+    let path = common::temp_dir("linear-format").join(file);
+    std::fs::copy(fixtures().join(file), &path).expect("copy");
+    if let Some(text) = sidecar {
+        std::fs::write(format!("{}.json", path.display()), text).expect("write sidecar");
+    }
+    path
+}
+
+#[test]
+fn check_params_and_the_loader_refuse_a_head_file_identically() {
+    let conflicting = r#"{"head": "linear", "layers": "4", "classes": ["road", "sidewalk", "person"]}"#;
+    let cases = [
+        ("unknown sidecar key", head_copy("vit8_4.safetensors", Some(r#"{"colour": "red"}"#)), "unknown key `colour`"),
+        (
+            "sidecar classes against the embedded ones",
+            head_copy("vit8_4.safetensors", Some(r#"{"classes": ["a", "b", "c", "d", "e"]}"#)),
+            "disagrees",
+        ),
+        ("embedded classes against conv.weight", head_copy("bad_classes.safetensors", None), "names 3 classes"),
+        ("sidecar classes of a .pth against conv.weight", head_copy("vit8_4_official.pth", Some(conflicting)), "has 5"),
+        ("unknown sidecar key of a .pth", head_copy("vit8_4_official.pth", Some(r#"{"heads": 1}"#)), "`heads`"),
+    ];
+    let renamed = head_copy("vit8_4.safetensors", None).with_extension("st");
+    std::fs::copy(fixtures().join("vit8_4.safetensors"), &renamed).expect("copy");
+    let cases = cases.into_iter().chain([("an unknown extension", renamed, "unrecognised linear head file")]);
+    for (what, head, needle) in cases {
+        let loaded = load_err(&head);
+        assert!(loaded.contains(needle), "{what}: {loaded}");
+        let checked = check_params_errors(&head, "backbone", None);
+        assert_eq!(checked, vec![loaded.clone()], "{what}: check-params and the loader differ");
+    }
+}
+
+#[test]
+fn check_params_reads_the_head_file_the_loader_reads() {
+    // The reader check-params calls gives the loader's config, `.pth` included (its class names from the sidecar).
+    for file in ["vit8_4.safetensors", "vit8_4_official.pth", "vit8_4_seq.safetensors", "convnext_last.safetensors"] {
+        let read = LinearHeadFile::read(&fixtures().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(read.config, load(file).config, "{file}");
+        assert_eq!(read.tensors.len(), 6, "{file}: {:?}", read.tensors);
+    }
+}
+
+#[test]
+fn check_params_applies_the_loaders_channel_rule() {
+    // A four-layer head of 4 x 64 channels on a ViT of width 64 but depth 3: the official rule gives no four dense
+    // layers, so the node would refuse it at start-up; check-params must say the same.
+    let head = head_copy("vit8_4.safetensors", None);
+    let loaded = start_up_refusal(&head, "vit3");
+    let checked = check_params_errors(&head, "backbone", Some(&fixtures().join("vit3")));
+    assert_eq!(checked.len(), 1, "{checked:?}");
+    assert!(loaded.contains(&checked[0]) && checked[0].contains("4 dense layers"), "{loaded}\nvs\n{checked:?}");
+    // And the channels: the same head on the ConvNeXt (16 + 32 + 48 + 64 = 160 channels).
+    let loaded = start_up_refusal(&head, "convnext");
+    let checked = check_params_errors(&head, "backbone", Some(&fixtures().join("convnext")));
+    assert_eq!(checked.len(), 1, "{checked:?}");
+    assert!(loaded.contains(&checked[0]) && checked[0].contains("gives 160"), "{loaded}\nvs\n{checked:?}");
+}
+
+/// Why the loader refuses the head `head` on the fixture backbone `bb`.
+fn start_up_refusal(head: &Path, bb: &str) -> String {
+    let (head, _vs) = LinearHead::load(head, Device::Cpu).expect("load");
+    head.required_layers(&backbone(bb).backbone).expect_err("refused").to_string()
+}
+
+#[test]
+fn feature_info_describes_the_feature_maps() {
+    for bb in ["vit8", "vit3", "convnext"] {
+        let model = backbone(bb);
+        let info = model.backbone.feature_info();
+        assert_eq!(info, model.backbone.config().feature_info(), "{bb}: from the config alone");
+        let all = info.iter().map(|f| f.index as i64).collect();
+        let x = Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let opts = ForwardOptions { dense_layers: Some(all), ..Default::default() };
+        let (out, _) = model.backbone.forward(&x, &opts).expect("forward");
+        assert_eq!(out.features.len(), info.len(), "{bb}");
+        for f in &info {
+            let map = out.feature(f.index).unwrap_or_else(|| panic!("{bb}: level {}", f.index));
+            assert_eq!((map.stride, map.tensor.size()[1]), (f.stride, f.channels), "{bb}: level {}", f.index);
+            assert_eq!(map.tensor.size()[2], 64 / f.stride, "{bb}: level {}", f.index);
+        }
+    }
 }

@@ -151,8 +151,11 @@ fn dir_norm(dir: &Path) -> Result<Normalization> {
     Ok(if dir.to_string_lossy().contains("sat493m") { catalog::SAT493M } else { catalog::IMAGENET })
 }
 
-fn looks_official(tensors: &[(String, Tensor)]) -> bool {
-    tensors.iter().any(|(n, _)| {
+/// Whether a bare `.safetensors` backbone whose tensors are `names` is in the official (facebookresearch/dinov3)
+/// names, converted on load with the architecture inferred from the shapes, rather than in transformers names
+/// (which need a catalog variant). The loader and `check-params` both decide it here, from the header.
+pub(crate) fn official_names<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
+    names.into_iter().any(|n| {
         n == "cls_token" || n.starts_with("blocks.") || n.starts_with("stages.") || n.starts_with("downsample_layers.")
     })
 }
@@ -178,21 +181,15 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
         ModelSource::Safetensors { path, variant } => {
             let header = header::read_header(&path)?;
             let meta = crate::checkpoint::header_meta(&header, &path);
-            let official_names = meta.iter().any(|t| {
-                let n = t.name.as_str();
-                n == "cls_token"
-                    || n.starts_with("blocks.")
-                    || n.starts_with("stages.")
-                    || n.starts_with("downsample_layers.")
-            });
-            if !official_names {
+            let official = official_names(header.tensors.iter().map(|t| t.name.as_str()));
+            if !official {
                 if let Some(v) = variant.as_deref().and_then(catalog::find) {
                     let config = ModelConfig::Backbone(v.config());
                     consistency::check_config(&config, &meta, &path, &path)?;
                 }
             }
             let tensors = read_safetensors(&path)?;
-            if looks_official(&tensors) {
+            if official {
                 let (config, tensors) = official::official_to_transformers(tensors, None, &path)?;
                 return Ok(ResolvedModel {
                     config: ModelConfig::Backbone(config),

@@ -1,6 +1,7 @@
 //! Architecture configs in transformers' `config.json` vocabulary (`dinov3_vit`, `dinov3_convnext`), so a
 //! transformers directory is read and written without translation. Defaults are transformers' defaults.
 
+use crate::model::FeatureInfo;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// `model_type: dinov3_vit` (transformers `DINOv3ViTConfig`).
@@ -77,6 +78,12 @@ impl VitConfig {
     pub fn head_dim(&self) -> i64 {
         self.hidden_size / self.num_attention_heads
     }
+    /// Every block's output, after the final norm: `hidden_size` channels at stride `patch_size` (at most
+    /// [`MAX_LAYERS`] blocks, so that an unchecked config cannot make it allocate).
+    pub fn feature_info(&self) -> Vec<FeatureInfo> {
+        let depth = usize::try_from(self.num_hidden_layers.clamp(0, MAX_LAYERS)).unwrap_or(0);
+        (0..depth).map(|index| FeatureInfo { index, channels: self.hidden_size, stride: self.patch_size }).collect()
+    }
     /// Checks the invariants the model relies on and sane bounds (a config is checked before anything is
     /// allocated for it); the message names the offending key and echoes its value.
     pub fn validate(&self) -> Result<(), String> {
@@ -141,6 +148,15 @@ fn finite(key: &str, v: f64) -> Result<(), String> {
 }
 
 impl ConvNextConfig {
+    /// Every stage's output (the last one after the final norm): `hidden_sizes[i]` channels at stride `4 << i`.
+    pub fn feature_info(&self) -> Vec<FeatureInfo> {
+        let stride = |i: usize| u32::try_from(i).ok().and_then(|i| 4i64.checked_shl(i)).unwrap_or(i64::MAX);
+        self.hidden_sizes
+            .iter()
+            .enumerate()
+            .map(|(index, &channels)| FeatureInfo { index, channels, stride: stride(index) })
+            .collect()
+    }
     pub fn validate(&self) -> Result<(), String> {
         if self.hidden_sizes.len() != 4 || self.depths.len() != 4 {
             return Err(format!(
@@ -173,6 +189,16 @@ impl BackboneConfig {
         match self {
             BackboneConfig::Vit(_) => "DINOv3ViTModel",
             BackboneConfig::ConvNext(_) => "DINOv3ConvNextModel",
+        }
+    }
+    /// The feature levels a head can read, shallow to deep (ViT blocks, ConvNeXt stages), from the config alone,
+    /// like timm's `feature_info` and transformers' `Backbone` stages. The official dense layers are
+    /// [`crate::catalog::dense_layers`] over them; which a head reads is
+    /// [`crate::model::heads::linear::LinearHeadConfig::select`].
+    pub fn feature_info(&self) -> Vec<FeatureInfo> {
+        match self {
+            BackboneConfig::Vit(c) => c.feature_info(),
+            BackboneConfig::ConvNext(c) => c.feature_info(),
         }
     }
     pub fn validate(&self) -> Result<(), String> {

@@ -116,7 +116,7 @@ impl ConvNext {
             if wanted {
                 // The official dense features: stages 0-2 as they are, the last one through the final norm.
                 let map = if i + 1 == n { layer_norm_channels_first(&self.norm, &x) } else { x.shallow_clone() };
-                features.push(FeatureMap { name: format!("stage{i}"), stride, tensor: map });
+                features.push(FeatureMap { index: i, stride, tensor: map });
             }
         }
         let (b, c, _, _) = x.size4().unwrap_or((0, 0, 0, 0));

@@ -1,5 +1,6 @@
-//! Models on tch. One backbone contract: normalised pixels in, named multi-level NCHW feature maps out (with
-//! their strides), plus the raw token outputs transformers returns. Heads use only this contract.
+//! Models on tch. One backbone contract: normalised pixels in, multi-level NCHW feature maps out, each addressed
+//! by its level ([`FeatureInfo`]: ViT block or ConvNeXt stage, channels, stride, as timm's and transformers'
+//! backbones describe them), plus the raw token outputs transformers returns. Heads use only this contract.
 
 pub mod config;
 pub mod convnext;
@@ -22,10 +23,22 @@ pub struct ForwardOptions {
     pub dense_layers: Option<Vec<i64>>,
 }
 
+/// A feature level an encoder can give a head, known from its config alone (see
+/// [`config::BackboneConfig::feature_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureInfo {
+    /// The 0-based ViT block or ConvNeXt stage whose output it is.
+    pub index: usize,
+    pub channels: i64,
+    /// Input pixels per feature cell.
+    pub stride: i64,
+}
+
 /// One dense feature map.
 #[derive(Debug)]
 pub struct FeatureMap {
-    pub name: String,
+    /// Its level: the [`FeatureInfo::index`] it was computed for.
+    pub index: usize,
     /// Input pixels per feature cell.
     pub stride: i64,
     /// [B, C, H / stride, W / stride] over the padded input.
@@ -43,6 +56,13 @@ pub struct BackboneOutput {
     pub cls_token: Tensor,
     /// Dense feature maps, shallow to deep.
     pub features: Vec<FeatureMap>,
+}
+
+impl BackboneOutput {
+    /// The feature map of level `index`, if it was computed.
+    pub fn feature(&self, index: usize) -> Option<&FeatureMap> {
+        self.features.iter().find(|f| f.index == index)
+    }
 }
 
 /// A DINOv3 backbone of either family.
@@ -90,11 +110,11 @@ impl Backbone {
         }
     }
 
-    /// Feature channels of each dense map, shallow to deep.
-    pub fn feature_channels(&self) -> Vec<i64> {
+    /// The feature levels it can give, shallow to deep (see [`BackboneConfig::feature_info`]).
+    pub fn feature_info(&self) -> Vec<FeatureInfo> {
         match self {
-            Backbone::Vit(m) => vec![m.config.hidden_size; m.dense_layers.len()],
-            Backbone::ConvNext(m) => m.config.hidden_sizes.clone(),
+            Backbone::Vit(m) => m.config.feature_info(),
+            Backbone::ConvNext(m) => m.config.feature_info(),
         }
     }
 

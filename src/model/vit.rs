@@ -246,7 +246,7 @@ impl Vit {
         let (b, _, d) = x.size3().unwrap_or((0, 0, 0));
         let normed = self.norm.forward(x);
         let map = normed.narrow(1, prefix, t.hp * t.wp).transpose(1, 2).reshape([b, d, t.hp, t.wp]);
-        FeatureMap { name: format!("layer{i}"), stride: self.config.patch_size, tensor: map }
+        FeatureMap { index: i, stride: self.config.patch_size, tensor: map }
     }
 
     fn block_forward(&self, blk: &Block, x: &Tensor, rope: &Rope, mask: Option<&Tensor>) -> Tensor {

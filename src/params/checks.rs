@@ -6,7 +6,6 @@ use crate::catalog;
 use crate::checkpoint::header::{self, Header};
 use crate::checkpoint::{hub, read_model_config, ModelConfig};
 use crate::model::config::BackboneConfig;
-use crate::model::heads::linear::LayerSelection;
 use std::path::{Path, PathBuf};
 
 /// Where a checkpoint spec points.
@@ -65,74 +64,6 @@ fn without_path(e: crate::Error) -> String {
     }
 }
 
-/// What a linear head checkpoint declares.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct LinearInfo {
-    /// K, the output channels of `conv.weight` [K, C, 1, 1] (None for `.pth` files: not read).
-    pub classes: Option<i64>,
-    /// C, the input channels.
-    pub in_channels: Option<i64>,
-    pub layers: Option<LayerSelection>,
-}
-
-/// Reads a linear head's header and metadata (embedded `dinoseg.*` keys, then the sidecar `<file>.json`) with
-/// the rules of `LinearHead::load`, without its weights.
-pub(crate) fn linear_info(path: &Path) -> Result<LinearInfo, String> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let mut shape = None;
-    let header = match ext.as_str() {
-        "safetensors" => {
-            let header = read_header(path)?;
-            for t in &header.tensors {
-                let n = t.name.strip_prefix("module.").unwrap_or(&t.name);
-                let n = n.strip_prefix("segmentation_model.1.").unwrap_or(n);
-                if n == "conv.weight" || n == "1.weight" {
-                    shape = Some(t.shape.clone());
-                }
-            }
-            if shape.is_none() {
-                return Err("no `conv.weight` tensor: not a linear head checkpoint".into());
-            }
-            Some(header)
-        }
-        "pth" | "pt" | "bin" => None,
-        _ => return Err("unrecognised linear head file: expected .safetensors (or an official .pth)".into()),
-    };
-    // The loader's own metadata reader (embedded keys, then the sidecar, capped and checked the same way).
-    let meta = crate::model::heads::linear::read_metadata(path, header.as_ref()).map_err(|e| e.to_string())?;
-    match meta.get("head").map(String::as_str) {
-        Some("linear") => {}
-        Some(other) => return Err(format!("metadata `dinoseg.head` is `{other}`, expected `linear`")),
-        None => return Err("no `dinoseg.head` metadata (nor a sidecar .json): not a dinoseg linear head".into()),
-    }
-    let layers = match meta.get("layers") {
-        None => return Err("no `dinoseg.layers` metadata (`4` or `last`)".into()),
-        Some(s) => Some(
-            LayerSelection::parse(s)
-                .ok_or_else(|| format!("metadata `dinoseg.layers` is `{s}`, expected 4 or last"))?,
-        ),
-    };
-    let (classes, in_channels) = match shape.as_deref() {
-        Some([k, c, 1, 1]) => (Some(*k), Some(*c)),
-        Some(s) => return Err(format!("tensor `conv.weight` has shape {s:?}, expected [K, C, 1, 1]")),
-        None => (None, None),
-    };
-    let named = match meta.get("classes") {
-        Some(s) => Some(
-            serde_json::from_str::<Vec<String>>(s)
-                .map_err(|e| format!("metadata `dinoseg.classes` is not a JSON list of names: {e}"))?
-                .len() as i64,
-        ),
-        None => None,
-    };
-    if let (Some(k), Some(n)) = (classes, named) {
-        if k != n {
-            return Err(format!("metadata `dinoseg.classes` names {n} classes but `conv.weight` has {k}"));
-        }
-    }
-    Ok(LinearInfo { classes: classes.or(named), in_channels, layers })
-}
-
 /// Whether a transformers directory holds weights (`model.safetensors` or a shard index).
 pub(crate) fn has_weights(dir: &Path) -> bool {
     dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file()
@@ -145,25 +76,6 @@ pub(crate) fn model_config(dir: &Path) -> Result<ModelConfig, String> {
         return Err(format!("{} has no config.json: not a transformers checkpoint directory", dir.display()));
     }
     read_model_config(dir).map_err(|e| e.to_string())
-}
-
-/// The input channels a linear head reading `layers` of this backbone gets.
-pub(crate) fn backbone_channels(cfg: &BackboneConfig, layers: LayerSelection) -> i64 {
-    match cfg {
-        BackboneConfig::Vit(v) => v.hidden_size * layers.count() as i64,
-        BackboneConfig::ConvNext(c) => match layers {
-            LayerSelection::Dense4 => c.hidden_sizes.iter().sum(),
-            LayerSelection::Last => c.hidden_sizes.last().copied().unwrap_or(0),
-        },
-    }
-}
-
-/// Whether a bare `.safetensors` backbone is in the official names (architecture inferred on load) rather than
-/// transformers names (which need a catalog variant).
-pub(crate) fn official_names(header: &Header) -> bool {
-    header.tensors.iter().map(|t| t.name.as_str()).any(|n| {
-        n == "cls_token" || n.starts_with("blocks.") || n.starts_with("stages.") || n.starts_with("downsample_layers.")
-    })
 }
 
 /// The catalog architecture of a hub id, if it is one of the catalog's published weights.

@@ -7,9 +7,11 @@ use super::reader::{missing, Reader};
 use super::value::valid_head_name;
 use super::{BackboneParams, HeadKind, HeadParams, ModelRef};
 use crate::catalog;
+use crate::checkpoint::source::official_names;
 use crate::checkpoint::ModelConfig;
 use crate::model::config::BackboneConfig;
 use crate::model::heads::eomt::EomtConfig;
+use crate::model::heads::linear::{LinearHeadConfig, LinearHeadFile};
 use crate::postprocess::{Labels, MaskOutputs};
 use crate::segmenter::LinearHeadSource;
 use std::collections::BTreeSet;
@@ -20,8 +22,8 @@ pub(crate) const HEAD_FIELDS: &[&str] = &["type", "checkpoint", "source", "outpu
 /// What validation learnt about a head (for the cross-checks).
 pub(crate) struct HeadInfo {
     pub params: HeadParams,
-    /// Linear heads: K, C and layers from the header.
-    pub linear: Option<checks::LinearInfo>,
+    /// Linear heads: the config their file declares ([`LinearHeadFile::read`]).
+    pub linear: Option<LinearHeadConfig>,
     pub eomt_config: Option<EomtConfig>,
 }
 
@@ -68,7 +70,7 @@ pub(crate) fn read_backbone(r: &mut Reader, base: &Path) -> (Option<BackbonePara
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
             match ext.as_str() {
                 "safetensors" => match checks::read_header(&p) {
-                    Ok(h) if checks::official_names(&h) => {}
+                    Ok(h) if official_names(h.tensors.iter().map(|t| t.name.as_str())) => {}
                     Ok(_) => match variant {
                         Some(v) => {
                             from_checkpoint = Some(v.config());
@@ -257,14 +259,15 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                 let written = checkpoint.unwrap_or_default();
                 let path =
                     if written.is_empty() { None } else { r.local_path(&k("checkpoint"), &written, base, false) };
-                let info = path.as_ref().and_then(|path| match checks::linear_info(path) {
-                    Ok(i) => Some(i),
-                    Err(m) => {
-                        r.err(&k("checkpoint"), ErrorKind::BadCheckpoint, format!("{}: {m}", path.display()));
+                // The loader's own reader: what it refuses is refused here, with the same message.
+                let info = path.as_ref().and_then(|path| match LinearHeadFile::read(path) {
+                    Ok(f) => Some(f.config),
+                    Err(e) => {
+                        r.err(&k("checkpoint"), ErrorKind::BadCheckpoint, e.to_string());
                         None
                     }
                 });
-                if let (Some((_, l, s)), Some(n)) = (&labels, info.as_ref().and_then(|i| i.classes)) {
+                if let (Some((_, l, s)), Some(n)) = (&labels, info.as_ref().map(|c| c.num_classes)) {
                     if l.len() as i64 != n {
                         r.err(
                             &k("labels"),
@@ -404,11 +407,7 @@ pub(crate) fn cross_check(
     for h in heads {
         let HeadKind::Linear { source, .. } = &h.params.kind else { continue };
         let key = format!("heads.{}.source", h.params.name);
-        let (layers, channels) = match &h.linear {
-            Some(checks::LinearInfo { layers: Some(l), in_channels: Some(c), .. }) => (Some(*l), Some(*c)),
-            _ => (None, None),
-        };
-        let expected = match source {
+        let info = match source {
             LinearHeadSource::Backbone => {
                 backbone_read = true;
                 if backbone.is_none() {
@@ -419,7 +418,7 @@ pub(crate) fn cross_check(
                          not set: set it, or `source: eomt` to read the EoMT encoder",
                     );
                 }
-                backbone_cfg.zip(layers).map(|(c, l)| (checks::backbone_channels(c, l), "the backbone"))
+                backbone_cfg.map(|c| (c.feature_info(), "the backbone"))
             }
             LinearHeadSource::Eomt => {
                 if eomts.is_empty() {
@@ -429,19 +428,13 @@ pub(crate) fn cross_check(
                         "the head reads the EoMT encoder (`source: eomt`) but no head has `type: eomt`",
                     );
                 }
-                eomt_cfg.zip(layers).map(|(c, l)| (c.vit.hidden_size * l.count() as i64, "the EoMT encoder"))
+                eomt_cfg.map(|c| (c.feature_info(), "the EoMT encoder"))
             }
         };
-        if let (Some((want, what)), Some(have), Some(l)) = (expected, channels, layers) {
-            if want != have {
-                r.err(
-                    &format!("heads.{}.checkpoint", h.params.name),
-                    ErrorKind::Mismatch,
-                    format!(
-                        "the linear head takes {have} input channels but {what} gives {want} (layers: {})",
-                        l.as_str()
-                    ),
-                );
+        // The loader's own rule (`LinearHeadConfig::select`), on the encoder's config.
+        if let (Some((info, what)), Some(head)) = (info, &h.linear) {
+            if let Err(m) = head.select(&info, what) {
+                r.err(&format!("heads.{}.checkpoint", h.params.name), ErrorKind::Mismatch, m);
             }
         }
     }

@@ -103,7 +103,7 @@ pub fn run(a: &DemoArgs) -> dinoseg::Result<()> {
         println!("model input {}x{} (padded from {}x{})", lb.padded_w, lb.padded_h, lb.resized_w, lb.resized_h);
         println!("class token {:?}, last_hidden_state {:?}", out.cls_token.size(), out.last_hidden_state.size());
         for f in &out.features {
-            println!("  feature {:<8} stride {:>2}  {:?}", f.name, f.stride, f.tensor.size());
+            println!("  feature level {:<3} stride {:>2}  {:?}", f.index, f.stride, f.tensor.size());
         }
     }
     println!(

@@ -95,6 +95,12 @@ impl EomtConfig {
         self.id2label.len() as i64
     }
 
+    /// The feature levels its encoder gives other heads (every block, as a plain ViT's: see
+    /// [`VitConfig::feature_info`]); [`Eomt::forward_with_features`] computes them.
+    pub fn feature_info(&self) -> Vec<crate::model::FeatureInfo> {
+        self.vit.feature_info()
+    }
+
     /// Class names in id order.
     pub fn class_names(&self) -> Vec<String> {
         (0..self.num_labels()).map(|i| self.id2label.get(&i.to_string()).cloned().unwrap_or_default()).collect()
@@ -224,7 +230,7 @@ impl Eomt {
     }
 
     /// Like [`Self::forward`], and also the encoder's dense feature maps of the 0-based blocks `layers` (after
-    /// the final norm, patch tokens as NCHW, named `layer{i}`), taken from the same pass so that other heads
+    /// the final norm, patch tokens as NCHW, at the levels of [`EomtConfig::feature_info`]), taken from the same pass so that other heads
     /// (a linear head on this encoder) cost no extra backbone work. Blocks before the query layers give the plain
     /// ViT features; query layers give the patch tokens of EoMT's sequence (which also attended to the queries).
     pub fn forward_with_features(

@@ -2,3 +2,4 @@
 
 pub mod eomt;
 pub mod linear;
+pub mod linear_format;
