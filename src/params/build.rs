@@ -6,9 +6,10 @@ use super::palette::{Palette, PaletteName};
 use super::reader::Reader;
 use super::table;
 use super::value::{Flat, ParamValue};
-use super::{HeadKind, InputParams, InputTopic, NodeParams, OutputSwitches, Params, Precision, Reliability};
+use super::{HeadKind, InputParams, InputTopic, NodeParams, Params, Precision, Reliability};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
 use crate::postprocess::{InstanceSource, PostprocessConfig, SemanticSource};
+use crate::topics::{Output, OutputSet};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -271,7 +272,7 @@ fn read_thresholds(r: &mut Reader) -> PostprocessConfig {
     }
 }
 
-fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> OutputSwitches {
+fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> OutputSet {
     let mut semantic_avail = false;
     let mut instances_avail = false;
     for h in heads {
@@ -284,25 +285,26 @@ fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> Ou
         }
     }
     let known = heads_complete && !heads.is_empty();
-    let switch = |r: &mut Reader, name: &str, default: bool, possible: bool, why: &str| {
-        let key = format!("outputs.{name}");
+    let sem_why = "needs a linear head or an EoMT head with `outputs: semantic` or `panoptic`";
+    let inst_why = "needs an EoMT head with `outputs: instances` or `panoptic`";
+    let mut set = OutputSet::EMPTY;
+    for o in Output::ALL {
+        // What each output needs, and its default when not given.
+        let (default, possible, why) = match o {
+            Output::Semantic | Output::SemanticColor => (semantic_avail, semantic_avail, sem_why),
+            Output::Instances | Output::InstanceIds => (instances_avail, instances_avail, inst_why),
+            Output::Detections => (false, instances_avail, inst_why),
+            Output::LabelInfo => (true, true, ""),
+            Output::Overlay => (false, semantic_avail || instances_avail, "needs a semantic map or instances"),
+        };
+        let key = format!("outputs.{}", o.name());
         let v = r.bool(&key).unwrap_or(default);
         if v && !possible && known && r.given(&key) {
             r.err(&key, ErrorKind::Conflict, format!("no head produces it: {why}"));
         }
-        v && (possible || !known)
-    };
-    let sem_why = "needs a linear head or an EoMT head with `outputs: semantic` or `panoptic`";
-    let inst_why = "needs an EoMT head with `outputs: instances` or `panoptic`";
-    OutputSwitches {
-        semantic: switch(r, "semantic", semantic_avail, semantic_avail, sem_why),
-        semantic_color: switch(r, "semantic_color", semantic_avail, semantic_avail, sem_why),
-        instances: switch(r, "instances", instances_avail, instances_avail, inst_why),
-        instance_ids: switch(r, "instance_ids", instances_avail, instances_avail, inst_why),
-        detections: switch(r, "detections", false, instances_avail, inst_why),
-        label_info: switch(r, "label_info", true, true, ""),
-        overlay: switch(r, "overlay", false, semantic_avail || instances_avail, "needs a semantic map or instances"),
+        set = set.with(o, v && (possible || !known));
     }
+    set
 }
 
 fn read_colors(r: &mut Reader) -> Palette {

@@ -114,6 +114,8 @@ use crate::error::{Error, Result};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
 use crate::postprocess::{InstanceSource, Labels, MaskOutputs, PostprocessConfig, SemanticSource};
 use crate::segmenter::{EomtSpec, LinearHeadSource, LinearHeadSpec, SegmenterConfig};
+use crate::topics::Output;
+pub use crate::topics::OutputSet;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::Kind;
@@ -220,35 +222,6 @@ pub struct InputParams {
     pub reliability: Reliability,
 }
 
-/// Which outputs are published / written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputSwitches {
-    pub semantic: bool,
-    pub semantic_color: bool,
-    pub instances: bool,
-    pub instance_ids: bool,
-    pub detections: bool,
-    pub label_info: bool,
-    pub overlay: bool,
-}
-
-impl OutputSwitches {
-    /// The outputs switched on.
-    pub fn enabled(&self) -> Vec<crate::topics::Output> {
-        use crate::topics::Output;
-        let on = [
-            (Output::Semantic, self.semantic),
-            (Output::SemanticColor, self.semantic_color),
-            (Output::Instances, self.instances),
-            (Output::InstanceIds, self.instance_ids),
-            (Output::Detections, self.detections),
-            (Output::LabelInfo, self.label_info),
-            (Output::Overlay, self.overlay),
-        ];
-        on.into_iter().filter(|(_, b)| *b).map(|(o, _)| o).collect()
-    }
-}
-
 /// How the node schedules frames and reports (`node.*`; the offline runner uses `threads` only).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NodeParams {
@@ -282,7 +255,8 @@ pub struct Params {
     pub input: InputParams,
     pub resize: ResizePolicy,
     pub thresholds: PostprocessConfig,
-    pub outputs: OutputSwitches,
+    /// The outputs published / written.
+    pub outputs: OutputSet,
     pub colors: Palette,
     pub node: NodeParams,
 }
@@ -371,9 +345,9 @@ impl Params {
         self.input.reliability
     }
 
-    /// The output switches.
-    pub fn outputs(&self) -> &OutputSwitches {
-        &self.outputs
+    /// The outputs switched on.
+    pub fn outputs(&self) -> OutputSet {
+        self.outputs
     }
 
     /// Class colours.
@@ -493,17 +467,8 @@ impl Params {
         m.insert("thresholds.mask".into(), ParamValue::Double(t.mask_threshold));
         m.insert("thresholds.overlap".into(), ParamValue::Double(t.overlap_threshold));
         m.insert("thresholds.top_k".into(), ParamValue::Int(t.top_k as i64));
-        let o = &self.outputs;
-        for (k, v) in [
-            ("semantic", o.semantic),
-            ("semantic_color", o.semantic_color),
-            ("instances", o.instances),
-            ("instance_ids", o.instance_ids),
-            ("detections", o.detections),
-            ("label_info", o.label_info),
-            ("overlay", o.overlay),
-        ] {
-            m.insert(format!("outputs.{k}"), ParamValue::Bool(v));
+        for o in Output::ALL {
+            m.insert(format!("outputs.{}", o.name()), ParamValue::Bool(self.outputs.contains(o)));
         }
         m.insert("colors.palette".into(), s(self.colors.name.as_str()));
         m.insert("colors.overlay_alpha".into(), ParamValue::Double(self.colors.overlay_alpha));
