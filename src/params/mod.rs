@@ -130,11 +130,12 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// The name's precision ([`crate::device::precision_kind`]: one parser of the names).
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "fp32" | "float32" | "float" => Some(Self::Fp32),
-            "fp16" | "float16" | "half" => Some(Self::Fp16),
-            "bf16" | "bfloat16" => Some(Self::Bf16),
+        match crate::device::precision_kind(s)? {
+            Kind::Float => Some(Self::Fp32),
+            Kind::Half => Some(Self::Fp16),
+            Kind::BFloat16 => Some(Self::Bf16),
             _ => None,
         }
     }
@@ -257,6 +258,9 @@ pub struct Params {
     pub thresholds: PostprocessConfig,
     /// The outputs published / written.
     pub outputs: OutputSet,
+    /// `outputs.semantic_from`: the head whose semantic map is the frame's `semantic` / `semantic_color`, a
+    /// configured head that gives one; None: the segmenter chooses.
+    pub semantic_from: Option<String>,
     pub colors: Palette,
     pub node: NodeParams,
 }
@@ -470,6 +474,7 @@ impl Params {
         for o in Output::ALL {
             m.insert(format!("outputs.{}", o.name()), ParamValue::Bool(self.outputs.contains(o)));
         }
+        m.insert("outputs.semantic_from".into(), s(self.semantic_from.as_deref().unwrap_or("")));
         m.insert("colors.palette".into(), s(self.colors.name.as_str()));
         m.insert("colors.overlay_alpha".into(), ParamValue::Double(self.colors.overlay_alpha));
         for (id, c) in &self.colors.overrides {

@@ -2,8 +2,9 @@
 //! only `config.json` files and safetensors headers.
 
 use super::checks::{self, Located};
-use super::errors::{suggest, ErrorKind};
+use super::errors::{one_of, suggest, ErrorKind};
 use super::reader::{missing, Reader};
+use super::table;
 use super::value::valid_head_name;
 use super::{BackboneParams, HeadKind, HeadParams, ModelRef};
 use crate::catalog;
@@ -15,7 +16,26 @@ use crate::segmenter::LinearHeadSource;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub(crate) const HEAD_FIELDS: &[&str] = &["type", "checkpoint", "source", "outputs", "labels"];
+/// `heads.<name>.type`: the kinds of head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadType {
+    Linear,
+    Eomt,
+}
+
+impl HeadType {
+    /// Every type's name, as the parameters write it.
+    pub const NAMES: [&'static str; 2] = ["linear", "eomt"];
+
+    /// A type name (any case); None for any other text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "linear" => Some(HeadType::Linear),
+            "eomt" => Some(HeadType::Eomt),
+            _ => None,
+        }
+    }
+}
 
 /// What validation learnt about a head (for the cross-checks).
 pub(crate) struct HeadInfo {
@@ -182,7 +202,8 @@ fn head_names(r: &mut Reader) -> Vec<String> {
             }
             None => {
                 if let Some(v) = r.raw(&key) {
-                    r.wrong(&key, "a map (type, checkpoint, source, outputs, labels)", &v);
+                    let fields: Vec<&str> = table::fields("heads.<name>").collect();
+                    r.wrong(&key, &format!("a map ({})", fields.join(", ")), &v);
                 }
             }
         }
@@ -207,18 +228,15 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
         let k = |f: &str| format!("heads.{name}.{f}");
         if !valid_head_name(&name) {
             r.err(&k("type"), ErrorKind::BadValue, format!("head name `{name}`: use letters, digits and `_`"));
-            for f in HEAD_FIELDS {
+            for f in table::fields("heads.<name>") {
                 r.raw(&k(f));
             }
             complete = false;
             continue;
         }
-        let ty = r.choice(&k("type"), &["linear", "eomt"], |s| match s.trim().to_ascii_lowercase().as_str() {
-            t @ ("linear" | "eomt") => Some(t.to_string()),
-            _ => None,
-        });
+        let ty = r.choice(&k("type"), &HeadType::NAMES, HeadType::parse);
         if !r.given(&k("type")) {
-            r.err(&k("type"), ErrorKind::MissingKey, "required: `linear` or `eomt`");
+            r.err(&k("type"), ErrorKind::MissingKey, format!("required: {}", one_of(&HeadType::NAMES)));
         }
         let checkpoint = r.string(&k("checkpoint"), "a checkpoint path or hub id");
         if !r.given(&k("checkpoint")) {
@@ -234,8 +252,8 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                 }
             }
         });
-        match ty.as_deref() {
-            Some("linear") => {
+        match ty {
+            Some(HeadType::Linear) => {
                 if r.given(&k("outputs")) {
                     r.err(
                         &k("outputs"),
@@ -281,7 +299,7 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                 let params = HeadParams { name: name.clone(), kind: HeadKind::Linear { checkpoint, source, labels } };
                 heads.push(HeadInfo { params, linear: info, eomt_config: None });
             }
-            Some(_) => {
+            Some(HeadType::Eomt) => {
                 if r.given(&k("source")) {
                     r.err(&k("source"), ErrorKind::BadValue, "only `type: linear` heads have a source");
                 }
