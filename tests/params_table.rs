@@ -1,0 +1,170 @@
+//! The key table (`src/params/table.rs`) as the one declaration of the parameters: the defaults a file gets,
+//! the README's and the module doc's parameter tables, `ros2 param describe`'s constraints; and the keys it
+//! added: `outputs.semantic_from`, head types as an enum.
+
+mod common;
+
+use common::params_fixtures::*;
+use dinoseg::params::table::{Fallback, KEYS};
+use dinoseg::params::{doc, ErrorKind, ParamValue, Params};
+use dinoseg::topics::{Output, OutputSet};
+
+/// Every key with a constant default in the table gets that value when a file leaves it out (what the readers
+/// take is the table's, not a copy).
+#[test]
+fn a_file_without_a_key_gets_the_table_default() {
+    let dir = valid_dir("table-defaults");
+    let p = parse_in(&dir, "heads:\n  scene: {type: eomt, checkpoint: models/eomt}").unwrap_or_else(|e| panic!("{e}"));
+    let flat = p.to_flat();
+    let mut checked = 0;
+    for k in KEYS {
+        let key = k.key.replace("<name>", "scene");
+        let want = match k.default {
+            Fallback::Bool(b) => ParamValue::Bool(b),
+            Fallback::Int(i) => ParamValue::Int(i),
+            Fallback::Double(d) => ParamValue::Double(d),
+            Fallback::Str(s) => ParamValue::String(s.to_string()),
+            Fallback::StrList(l) => ParamValue::StringArray(l.iter().map(|s| s.to_string()).collect()),
+            Fallback::Derived(_) => continue,
+        };
+        if key == "heads.scene.source" {
+            continue; // linear heads only
+        }
+        assert_eq!(flat.get(&key), Some(&want), "{key}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked}");
+    // The library defaults the node's scheduling starts from agree with the table.
+    let d = dinoseg::params::NodeParams::default();
+    assert_eq!(
+        (p.node.diagnostics_period, p.node.warn_interval, p.node.threads),
+        (d.diagnostics_period, d.warn_interval, d.threads)
+    );
+    assert_eq!(p.thresholds, dinoseg::postprocess::PostprocessConfig::default());
+    // Derived defaults: outputs from what the heads give, one batch slot per camera, semantic_from automatic.
+    let on: OutputSet =
+        [Output::Semantic, Output::SemanticColor, Output::Instances, Output::InstanceIds, Output::LabelInfo]
+            .into_iter()
+            .collect();
+    assert_eq!(p.outputs, on);
+    assert_eq!((p.node.max_batch, p.semantic_from.as_deref()), (1, None));
+    assert_eq!(flat.get("outputs.semantic_from"), Some(&ParamValue::String(String::new())));
+}
+
+/// The README's parameter table and the module doc's are the table rendered; `DINOSEG_BLESS=1` rewrites them.
+#[test]
+fn readme_and_module_doc_hold_the_generated_key_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let table = doc::markdown();
+    assert_eq!(table.lines().count(), KEYS.len() + 2);
+    for k in KEYS {
+        assert!(table.contains(&format!("| `{}` |", k.key)), "{} not in the table", k.key);
+        assert!(table.contains(k.description.replace('<', "&lt;").replace('>', "&gt;").as_str()), "{}", k.key);
+    }
+    let bless = std::env::var_os("DINOSEG_BLESS").is_some_and(|v| v == "1");
+    for (file, prefix) in [("README.md", ""), ("src/params/mod.rs", "//! ")] {
+        let path = root.join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let want = doc::with_table(&text, prefix, &table).unwrap_or_else(|| panic!("{file}: no params-table markers"));
+        if bless && want != text {
+            std::fs::write(&path, &want).unwrap_or_else(|e| panic!("{file}: {e}"));
+            continue;
+        }
+        assert!(
+            want == text,
+            "{file}: the parameter table differs from src/params/table.rs; rewrite it with `DINOSEG_BLESS=1 cargo test \
+             --release --locked --test params_table`"
+        );
+    }
+    // A drifted copy is noticed: the check above compares the whole block.
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let drifted = readme.replacen(
+        "| `thresholds.score` | double in [0, 1] | 0.8 |",
+        "| `thresholds.score` | double in [0, 1] | 0.7 |",
+        1,
+    );
+    assert_ne!(drifted, readme, "the README has the thresholds.score row");
+    assert_ne!(doc::with_table(&drifted, "", &table).as_deref(), Some(drifted.as_str()));
+}
+
+/// `ros2 param describe`'s constraints come from the table: live or why not, excluded ends, the default.
+#[test]
+fn describe_constraints_come_from_the_table() {
+    let info = dinoseg::params::describe("thresholds.mask").expect("in the table");
+    assert_eq!(
+        info.constraints("thresholds.mask"),
+        "in (0, 1) (ends excluded); live: takes effect on the next frame; default: 0.5"
+    );
+    let info = dinoseg::params::describe("heads.a.checkpoint").expect("in the table");
+    assert_eq!(
+        info.constraints("heads.a.checkpoint"),
+        "checkpoints are loaded at start-up; restart the node to change heads.a.checkpoint; default: required"
+    );
+    let info = dinoseg::params::describe("outputs.semantic_from").expect("in the table");
+    assert!(
+        !info.is_live() && info.constraints("outputs.semantic_from").contains("the head plan is built at start-up")
+    );
+}
+
+#[test]
+fn semantic_from_names_a_head_that_gives_a_semantic_map() {
+    let dir = valid_dir("semantic-from");
+    for head in ["semantic", "scene"] {
+        let p = parse_in(&dir, &format!("{VALID}outputs: {{semantic_from: {head}}}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.semantic_from.as_deref(), Some(head));
+        assert_eq!(p.to_flat().get("outputs.semantic_from"), Some(&ParamValue::String(head.into())));
+        let back = Params::from_flat_in(&p.to_flat(), &dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, p, "to_flat round trip");
+        let e = p.set_live("outputs.semantic_from", &ParamValue::String("scene".into())).expect_err("start-up only");
+        assert!(e.starts_with("the head plan is built at start-up"), "{e}");
+    }
+    let p = parse_in(&dir, &format!("{VALID}outputs: {{semantic_from: ''}}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.semantic_from, None, "empty: automatic");
+    // A head that is not there: the heads that could, with a suggestion.
+    let e = errors_in(&dir, &format!("{VALID}outputs: {{semantic_from: semantik}}"));
+    let line = the_error(&e, "outputs.semantic_from", ErrorKind::BadValue);
+    assert!(
+        line.ends_with("no head `semantik`: did you mean `semantic`? heads that give one: `scene` or `semantic`"),
+        "{line}"
+    );
+    assert_eq!(e.len(), 1, "{e}");
+    // An EoMT head with `outputs: instances` gives no semantic map.
+    let body = "device: cpu\nheads:\n  inst: {type: eomt, checkpoint: models/eomt, outputs: instances}\n\
+                outputs: {semantic_from: inst}";
+    let line = the_error(&errors_in(&dir, body), "outputs.semantic_from", ErrorKind::Conflict);
+    assert!(
+        line.ends_with(
+            "head `inst` gives no semantic map (an EoMT head with `outputs: instances`); no configured head gives one"
+        ),
+        "{line}"
+    );
+    // Not a string.
+    let e = errors_in(&dir, &format!("{VALID}outputs: {{semantic_from: 3}}"));
+    assert!(the_error(&e, "outputs.semantic_from", ErrorKind::WrongType).contains("expected a head name"), "{e}");
+}
+
+#[test]
+fn head_types_are_an_enum_and_an_unknown_one_lists_them() {
+    let dir = valid_dir("head-type-enum");
+    let e = errors_in(&dir, &VALID.replace("type: eomt", "type: mask2former"));
+    let line = the_error(&e, "heads.scene.type", ErrorKind::BadValue);
+    assert!(line.ends_with("unknown value `mask2former`: expected `linear` or `eomt`"), "{line}");
+    // Case and spaces do not matter, as for every other name.
+    let p = parse_in(&dir, &VALID.replace("type: eomt", "type: ' EoMT'")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p, parse_in(&dir, VALID).unwrap_or_else(|e| panic!("{e}")));
+    let e = errors_in(&dir, "device: cpu\nheads:\n  x: {checkpoint: models/eomt}");
+    assert!(the_error(&e, "heads.x.type", ErrorKind::MissingKey).ends_with("required: `linear` or `eomt`"), "{e}");
+}
+
+/// The outputs map of a file's text: what `OutputSet` holds, in `Output::ALL` order.
+#[test]
+fn outputs_are_a_set_in_output_order() {
+    let dir = valid_dir("output-set");
+    let p = parse_in(&dir, &format!("{VALID}outputs: {{overlay: true, detections: true, semantic_color: false}}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(format!("{:?}", p.outputs()), "{semantic, instances, instance_ids, detections, label_info, overlay}");
+    let flat = p.to_flat();
+    for o in Output::ALL {
+        assert_eq!(flat.get(&format!("outputs.{}", o.name())), Some(&ParamValue::Bool(p.outputs().contains(o))));
+    }
+}
