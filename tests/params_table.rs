@@ -168,3 +168,33 @@ fn outputs_are_a_set_in_output_order() {
         assert_eq!(flat.get(&format!("outputs.{}", o.name())), Some(&ParamValue::Bool(p.outputs().contains(o))));
     }
 }
+
+/// Each key is read as the type the table gives it: a value of another type is refused on that key as the
+/// wrong type (a colour override: as not a colour), for a params file and for `set_live`.
+#[test]
+fn every_key_is_read_as_its_table_type() {
+    use dinoseg::params::ValueType;
+    let dir = valid_dir("table-types");
+    let p = parse_in(&dir, VALID).unwrap_or_else(|e| panic!("{e}"));
+    for k in KEYS {
+        // `scene` is the EoMT head, `semantic` the linear one.
+        let head = if k.key.ends_with(".source") { "semantic" } else { "scene" };
+        let key = k.key.replace("<name>", head).replace("<id>", "3");
+        let wrong = match k.value_type {
+            ValueType::Bool => ParamValue::Int(1),
+            _ => ParamValue::Bool(true),
+        };
+        let mut flat = p.to_flat();
+        flat.insert(key.clone(), wrong.clone());
+        let e = match Params::from_flat_in(&flat, &dir) {
+            Ok(_) => panic!("{key} = {wrong:?} accepted"),
+            Err(e) => e,
+        };
+        let want = if k.value_type == ValueType::Color { ErrorKind::BadValue } else { ErrorKind::WrongType };
+        assert!(e.for_key(&key).iter().any(|x| x.kind == want), "{key}: {e}");
+        if k.is_live() {
+            let e = p.set_live(&key, &wrong).expect_err(&key);
+            assert!(e.starts_with(&format!("{key}: expected")), "{key}: {e}");
+        }
+    }
+}
