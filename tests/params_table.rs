@@ -198,3 +198,27 @@ fn every_key_is_read_as_its_table_type() {
         }
     }
 }
+
+/// `to_flat` gives every key of the table (each `<name>` for a head, `<id>` for an override) for parameter sets
+/// that use them all: a key added to the table but not to the flat view (so not to `ros2 param get`) fails.
+#[test]
+fn to_flat_gives_every_key_of_the_table() {
+    let dir = valid_dir("table-flat");
+    let fixed = format!("{VALID}resize: {{mode: fixed, height: 64, width: 64}}\noutputs: {{semantic_from: semantic}}");
+    let backbone = "device: cpu\nbackbone: {checkpoint: facebook/dinov3-vits16-pretrain-lvd1689m, variant: vits16}\n\
+                    heads:\n  lin: {type: linear, checkpoint: heads/lin.safetensors, labels: labels5.txt}\n\
+                    resize: {mode: short_side, short_side: 256, max_long_side: 512}\n\
+                    colors: {overrides: {3: [1, 2, 3]}}";
+    let mut keys = std::collections::BTreeSet::new();
+    for body in [fixed.as_str(), backbone] {
+        let p = parse_in(&dir, body).unwrap_or_else(|e| panic!("{e}"));
+        keys.extend(p.to_flat().into_keys());
+    }
+    for k in KEYS {
+        assert!(
+            keys.iter().any(|key| k.matches(key)),
+            "{} is in the table but no parameter set's to_flat gives it",
+            k.key
+        );
+    }
+}

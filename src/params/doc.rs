@@ -5,14 +5,14 @@
 use super::table::{Fallback, KeyInfo, Live, Range, ValueType, KEYS};
 
 /// The line before the generated table.
-pub const BEGIN: &str = "<!-- params-table:begin (generated from src/params/table.rs; to rewrite: DINOSEG_BLESS=1 \
+const BEGIN: &str = "<!-- params-table:begin (generated from src/params/table.rs; to rewrite: DINOSEG_BLESS=1 \
                          cargo test --release --locked --test params_table) -->";
 /// The line after it.
-pub const END: &str = "<!-- params-table:end -->";
+const END: &str = "<!-- params-table:end -->";
 
 impl KeyInfo {
     /// The type as the README shows it: `double in [0, 1]`, `int in 1..=64`, `string`.
-    pub fn type_text(&self) -> String {
+    fn type_text(&self) -> String {
         match (self.value_type, self.range) {
             (ValueType::Int | ValueType::Double, Some(r)) => format!("{} in {}", self.value_type.name(), r.text()),
             (t, _) => t.name().to_string(),

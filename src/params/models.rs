@@ -25,10 +25,10 @@ pub(crate) enum HeadType {
 
 impl HeadType {
     /// Every type's name, as the parameters write it.
-    pub const NAMES: [&'static str; 2] = ["linear", "eomt"];
+    pub(crate) const NAMES: [&'static str; 2] = ["linear", "eomt"];
 
     /// A type name (any case); None for any other text.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "linear" => Some(HeadType::Linear),
             "eomt" => Some(HeadType::Eomt),

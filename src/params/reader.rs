@@ -118,12 +118,17 @@ impl<'a> Reader<'a> {
 
     /// [`Reader::choice`], or the table's default for `key` through the same `parse` ([`T::default`] if the
     /// table has none, which a test rules out).
-    pub fn choice_or_default<T: Default>(&mut self, key: &str, names: &[&str], parse: impl Fn(&str) -> Option<T>) -> T {
+    pub(crate) fn choice_or_default<T: Default>(
+        &mut self,
+        key: &str,
+        names: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> T {
         self.choice_or(key, names, parse, T::default)
     }
 
     /// [`Reader::choice_or_default`] for a type without a [`Default`]: `fallback` if the table has none.
-    pub fn choice_or<T>(
+    pub(crate) fn choice_or<T>(
         &mut self,
         key: &str,
         names: &[&str],
@@ -140,12 +145,12 @@ impl<'a> Reader<'a> {
     }
 
     /// [`Reader::ranged_double`], or the table's default for `key`.
-    pub fn double_or_default(&mut self, key: &str) -> f64 {
+    pub(crate) fn double_or_default(&mut self, key: &str) -> f64 {
         self.ranged_double(key).unwrap_or_else(|| table::default_double(key))
     }
 
     /// [`Reader::ranged_int`], or the table's default for `key`.
-    pub fn int_or_default(&mut self, key: &str) -> i64 {
+    pub(crate) fn int_or_default(&mut self, key: &str) -> i64 {
         self.ranged_int(key).unwrap_or(match table::default_of(key) {
             Fallback::Int(i) => i,
             _ => 0,

@@ -366,14 +366,14 @@ pub fn describe(key: &str) -> Option<KeyInfo> {
 
 /// The parts that follow `prefix` in the table's keys, in table order: `fields("colors")` gives `palette`,
 /// `overlay_alpha`, `overrides`; `fields("heads.<name>")` the fields of a head.
-pub fn fields(prefix: &str) -> impl Iterator<Item = &'static str> + '_ {
+pub(crate) fn fields(prefix: &str) -> impl Iterator<Item = &'static str> + '_ {
     KEYS.iter()
         .filter_map(move |k| k.key.strip_prefix(prefix)?.strip_prefix('.'))
         .map(|rest| rest.split('.').next().unwrap_or(rest))
 }
 
 /// The sections (first parts of dotted keys), in table order, each once.
-pub fn sections() -> Vec<&'static str> {
+pub(crate) fn sections() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for k in KEYS {
         if let Some((section, _)) = k.key.split_once('.') {
@@ -386,13 +386,13 @@ pub fn sections() -> Vec<&'static str> {
 }
 
 /// The default of `key` (`Derived` for a key the table does not know).
-pub fn default_of(key: &str) -> Fallback {
+pub(crate) fn default_of(key: &str) -> Fallback {
     describe(key).map_or(Fallback::Derived("not in the table"), |k| k.default)
 }
 
 /// The constant default of a number `key` (0 where the table gives it none, which a test rules out for the
 /// keys read so).
-pub fn default_double(key: &str) -> f64 {
+pub(crate) fn default_double(key: &str) -> f64 {
     match default_of(key) {
         Fallback::Double(d) => d,
         Fallback::Int(i) => i as f64,
