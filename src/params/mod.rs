@@ -428,14 +428,14 @@ impl Params {
             let k = |f: &str| format!("heads.{}.{f}", h.name);
             let labels = match &h.kind {
                 HeadKind::Linear { checkpoint, source, labels } => {
-                    m.insert(k("type"), s("linear"));
+                    m.insert(k("type"), s(models::HeadType::Linear.name()));
                     m.insert(k("checkpoint"), path(checkpoint));
                     let source = if *source == LinearHeadSource::Eomt { "eomt" } else { "backbone" };
                     m.insert(k("source"), s(source));
                     labels
                 }
                 HeadKind::Eomt { model: r, outputs, labels } => {
-                    m.insert(k("type"), s("eomt"));
+                    m.insert(k("type"), s(models::HeadType::Eomt.name()));
                     m.insert(k("checkpoint"), model(r));
                     m.insert(k("outputs"), s(outputs_name(outputs)));
                     labels

@@ -24,16 +24,23 @@ pub(crate) enum HeadType {
 }
 
 impl HeadType {
-    /// Every type's name, as the parameters write it.
-    pub(crate) const NAMES: [&'static str; 2] = ["linear", "eomt"];
+    /// Every type (a new kind of head: one variant here and in `ALL`).
+    pub(crate) const ALL: [HeadType; 2] = [HeadType::Linear, HeadType::Eomt];
+    /// Their names, as the parameters write them.
+    pub(crate) const NAMES: [&'static str; 2] = [HeadType::ALL[0].name(), HeadType::ALL[1].name()];
+
+    /// The name the parameters write.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            HeadType::Linear => "linear",
+            HeadType::Eomt => "eomt",
+        }
+    }
 
     /// A type name (any case); None for any other text.
     pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "linear" => Some(HeadType::Linear),
-            "eomt" => Some(HeadType::Eomt),
-            _ => None,
-        }
+        let s = s.trim();
+        HeadType::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
     }
 }
 
