@@ -279,18 +279,18 @@ fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> Ou
     let inst_why = "needs an EoMT head with `outputs: instances` or `panoptic`";
     let mut set = OutputSet::EMPTY;
     for o in Output::ALL {
-        // What each output needs, and its default when not given.
-        let (default, possible, why) = match o {
-            Output::Semantic | Output::SemanticColor => (semantic_avail, semantic_avail, sem_why),
-            Output::Instances | Output::InstanceIds => (instances_avail, instances_avail, inst_why),
-            Output::Detections => (false, instances_avail, inst_why),
-            Output::LabelInfo => (true, true, ""),
-            Output::Overlay => (false, semantic_avail || instances_avail, "needs a semantic map or instances"),
+        // Whether a head gives the output, and what it needs else.
+        let (possible, why) = match o {
+            Output::Semantic | Output::SemanticColor => (semantic_avail, sem_why),
+            Output::Instances | Output::InstanceIds | Output::Detections => (instances_avail, inst_why),
+            Output::LabelInfo => (true, ""),
+            Output::Overlay => (semantic_avail || instances_avail, "needs a semantic map or instances"),
         };
         let key = format!("outputs.{}", o.name());
+        // The table's default; where it has none (derived), on when a head gives it.
         let default = match table::default_of(&key) {
             table::Fallback::Bool(b) => b,
-            _ => default,
+            _ => possible,
         };
         let v = r.bool(&key).unwrap_or(default);
         if v && !possible && known && r.given(&key) {
