@@ -222,3 +222,22 @@ fn to_flat_gives_every_key_of_the_table() {
         );
     }
 }
+
+/// The names of `heads.<name>.outputs` and `input.reliability` are read and written by one list each: what a
+/// file says is what `to_flat` gives back (an alias in its proper name).
+#[test]
+fn choice_names_round_trip_through_to_flat() {
+    let dir = valid_dir("choice-names");
+    for (written, flat) in
+        [("panoptic", "panoptic"), ("Semantic", "semantic"), ("instances", "instances"), ("instance", "instances")]
+    {
+        let body = format!("device: cpu\nheads:\n  s: {{type: eomt, checkpoint: models/eomt, outputs: {written}}}");
+        let p = parse_in(&dir, &body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.to_flat().get("heads.s.outputs"), Some(&ParamValue::String(flat.into())), "{written}");
+    }
+    for (written, flat) in [("reliable", "reliable"), (" BEST_effort", "best_effort")] {
+        let p =
+            parse_in(&dir, &format!("{VALID}input: {{reliability: '{written}'}}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.to_flat().get("input.reliability"), Some(&ParamValue::String(flat.into())), "{written}");
+    }
+}

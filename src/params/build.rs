@@ -143,13 +143,7 @@ fn read_input(r: &mut Reader) -> InputParams {
         }
     }
     let topics = names.into_iter().map(|name| InputTopic { compressed: name.ends_with("/compressed"), name }).collect();
-    let reliability = r.choice_or_default("input.reliability", &["best_effort", "reliable"], |s| {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "best_effort" => Some(Reliability::BestEffort),
-            "reliable" => Some(Reliability::Reliable),
-            _ => None,
-        }
-    });
+    let reliability = r.choice_or_default("input.reliability", &Reliability::NAMES, Reliability::parse);
     InputParams { topics, reliability }
 }
 

@@ -119,7 +119,7 @@ pub use value::ParamValue;
 use crate::device::parse_device;
 use crate::error::{Error, Result};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
-use crate::postprocess::{InstanceSource, Labels, MaskOutputs, PostprocessConfig, SemanticSource};
+use crate::postprocess::{Labels, MaskOutputs, PostprocessConfig};
 use crate::segmenter::{EomtSpec, LinearHeadSource, LinearHeadSpec, SegmenterConfig};
 use crate::topics::Output;
 pub use crate::topics::OutputSet;
@@ -212,6 +212,25 @@ pub enum Reliability {
     BestEffort,
     /// Reliable, for cameras that publish reliably only (or bags replayed with reliable QoS).
     Reliable,
+}
+
+impl Reliability {
+    /// Every value's name (`input.reliability`).
+    pub const NAMES: [&'static str; 2] = ["best_effort", "reliable"];
+
+    /// The name the parameters write.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reliability::BestEffort => Self::NAMES[0],
+            Reliability::Reliable => Self::NAMES[1],
+        }
+    }
+
+    /// A name (any case); None for any other text.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        [Reliability::BestEffort, Reliability::Reliable].into_iter().find(|r| r.name().eq_ignore_ascii_case(s))
+    }
 }
 
 /// A camera topic.
@@ -449,8 +468,7 @@ impl Params {
             "input.topics".into(),
             ParamValue::StringArray(self.input.topics.iter().map(|t| t.name.clone()).collect()),
         );
-        let rel = if self.input.reliability == Reliability::Reliable { "reliable" } else { "best_effort" };
-        m.insert("input.reliability".into(), s(rel));
+        m.insert("input.reliability".into(), s(self.input.reliability.name()));
         let int = |v: u32| ParamValue::Int(i64::from(v));
         match self.resize.resize {
             Resize::Keep => {
@@ -497,11 +515,7 @@ impl Params {
 
 /// The `outputs` name of an EoMT head's [`MaskOutputs`].
 fn outputs_name(o: &MaskOutputs) -> &'static str {
-    match (o.semantic, o.instances, o.panoptic) {
-        (SemanticSource::Scores, InstanceSource::Off, false) => "semantic",
-        (SemanticSource::Off, InstanceSource::TopK, false) => "instances",
-        _ => "panoptic",
-    }
+    models::EOMT_OUTPUTS.iter().find(|(_, f)| f() == *o).map_or("panoptic", |(name, _)| name)
 }
 
 /// A head's labels file, read (it was validated; it may have changed since).

@@ -16,6 +16,10 @@ use crate::segmenter::LinearHeadSource;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// `heads.<name>.outputs` of an EoMT head: each name and what it computes.
+pub(crate) const EOMT_OUTPUTS: [(&str, fn() -> MaskOutputs); 3] =
+    [("panoptic", MaskOutputs::panoptic), ("semantic", MaskOutputs::semantic), ("instances", MaskOutputs::instances)];
+
 /// `heads.<name>.type`: the kinds of head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HeadType {
@@ -312,13 +316,10 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                 }
                 r.raw(&k("source"));
                 let outputs = r
-                    .choice(&k("outputs"), &["panoptic", "semantic", "instances"], |s| {
-                        match s.trim().to_ascii_lowercase().as_str() {
-                            "panoptic" => Some(MaskOutputs::panoptic()),
-                            "semantic" => Some(MaskOutputs::semantic()),
-                            "instances" | "instance" => Some(MaskOutputs::instances()),
-                            _ => None,
-                        }
+                    .choice(&k("outputs"), &EOMT_OUTPUTS.map(|(n, _)| n), |s| {
+                        let s = s.trim();
+                        let s = if s.eq_ignore_ascii_case("instance") { "instances" } else { s };
+                        EOMT_OUTPUTS.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|(_, o)| o())
                     })
                     .unwrap_or_else(|| {
                         complete &= !r.given(&k("outputs"));
