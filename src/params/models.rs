@@ -16,8 +16,11 @@ use crate::segmenter::LinearHeadSource;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// What an EoMT head computes for one `outputs` name.
+pub(crate) type MasksOf = fn() -> MaskOutputs;
+
 /// `heads.<name>.outputs` of an EoMT head: each name and what it computes.
-pub(crate) const EOMT_OUTPUTS: [(&str, fn() -> MaskOutputs); 3] =
+pub(crate) const EOMT_OUTPUTS: [(&str, MasksOf); 3] =
     [("panoptic", MaskOutputs::panoptic), ("semantic", MaskOutputs::semantic), ("instances", MaskOutputs::instances)];
 
 /// `heads.<name>.type`: the kinds of head.
