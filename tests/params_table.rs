@@ -241,3 +241,36 @@ fn choice_names_round_trip_through_to_flat() {
         assert_eq!(p.to_flat().get("input.reliability"), Some(&ParamValue::String(flat.into())), "{written}");
     }
 }
+
+/// Device and precision names have one parser each (`dinoseg::device`), which the params validation, the
+/// segmenter configuration and the command-line tools share.
+#[test]
+fn device_and_precision_names_have_one_parser() {
+    use dinoseg::device::{device_name, parse_device, parse_precision, precision_kind};
+    use dinoseg::params::Precision;
+    use tch::{Device, Kind};
+    assert_eq!(device_name(" GPU "), Some((Device::Cuda(0), "cuda".to_string())));
+    assert_eq!(device_name("Cuda:2"), Some((Device::Cuda(2), "cuda:2".to_string())));
+    assert_eq!(device_name("cpu").map(|(d, _)| d), Some(Device::Cpu));
+    for bad in ["cuda:", "cuda:x", "cuda:-1", "tpu", ""] {
+        assert_eq!(device_name(bad), None, "{bad}");
+    }
+    assert_eq!(parse_device(" CPU").ok(), Some(Device::Cpu));
+    assert!(parse_device("tpu").is_err());
+    assert_eq!(
+        (precision_kind("half"), precision_kind("BF16"), precision_kind("fp8")),
+        (Some(Kind::Half), Some(Kind::BFloat16), None)
+    );
+    assert_eq!(Precision::parse("float16"), Some(Precision::Fp16));
+    assert_eq!(parse_precision("float").ok(), Some(Kind::Float));
+    let e = parse_precision("fp8").map_err(|e| e.to_string()).expect_err("unknown");
+    assert!(e.ends_with("unknown precision `fp8`: expected fp32, fp16 or bf16"), "{e}");
+    let dir = valid_dir("device-names");
+    for (written, want) in [("' GPU'", "cuda"), ("CUDA:1", "cuda:1"), ("Cpu", "cpu")] {
+        let p = parse_in(&dir, &VALID.replace("device: cpu", &format!("device: {written}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.device, want, "{written}");
+    }
+    let e = errors_in(&dir, &VALID.replace("device: cpu", "device: cuda:x"));
+    assert!(the_error(&e, "device", ErrorKind::BadValue).contains("unknown value `cuda:x`"), "{e}");
+}
