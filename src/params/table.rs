@@ -1,12 +1,18 @@
-//! The node's parameter keys as one table, data rather than code: for each key (a name, or a pattern such as
-//! `heads.<name>.checkpoint` where `<...>` stands for one dotted part) its value type, a one-line description
-//! (what `ros2 param describe` shows), its numeric range where it has one, and whether it can change while the
-//! node runs (`ros2 param set`) or, if not, why.
+//! The node's parameter keys as one table, data rather than code: each key is declared here once (a name, or a
+//! pattern such as `heads.<name>.checkpoint` where `<...>` stands for one dotted part) with its value type, its
+//! default, a one-line description (what `ros2 param describe` shows) and more for the README, its numeric range
+//! where it has one, and whether it can change while the node runs (`ros2 param set`) or, if not, why.
 //!
-//! The validation reads its numeric bounds from here ([`super::build`]), so the ranges the ROS view declares are
-//! the ones a params file is checked against. [`Params::set_live`](super::Params::set_live) refuses keys that
-//! are not live with the reason given here. [`KEYS`] is in the order of the parameters' documentation, for a
-//! README table.
+//! What it drives: the validation ([`super::build`]) takes its defaults, numeric bounds, known keys (for the
+//! unknown-key suggestions), sections and head fields from here, so the ranges the ROS view declares are the ones
+//! a params file is checked against; [`Params::set_live`](super::Params::set_live) refuses keys that are not live
+//! with the reason given here; the node's `ros2 param describe` ([`KeyInfo::constraints`]) and the parameter
+//! tables of the README and the module doc ([`super::doc::markdown`]) are rendered from it. Tests check the rest
+//! against it: `to_flat` gives every key, each key is read as its type, the `outputs.<name>` switches are
+//! [`crate::topics::Output::ALL`]. [`KEYS`] is in the order of the parameters' documentation.
+//!
+//! A new key: one entry here, its reader in [`super::build`] (or `models`), its value in `Params::to_flat`; then
+//! `DINOSEG_BLESS=1 cargo test --release --locked --test params_table` rewrites the README's table.
 
 use ValueType::{Bool, Color, Double, Int, String as Str, StringList};
 
