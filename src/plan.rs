@@ -10,7 +10,7 @@
 //! `.../semantic_color` and `.../label_info`, and in bags and folders the same way. A head none of whose results
 //! reaches an enabled output is refused, as is a configuration without heads or with a pass no head reads.
 
-use crate::topics::Output;
+use crate::topics::{Output, OutputSet};
 
 /// An encoder forward: one per batch, shared by every head that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -44,24 +44,23 @@ pub enum HeadType {
 }
 
 impl HeadType {
+    /// Every kind (a new kind of head: one variant here and in `ALL`).
     pub const ALL: [HeadType; 2] = [HeadType::Linear, HeadType::Eomt];
+    /// Their names, as the parameters write them.
+    pub const NAMES: [&'static str; 2] = [HeadType::ALL[0].name(), HeadType::ALL[1].name()];
 
     /// The `type` value.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             HeadType::Linear => "linear",
             HeadType::Eomt => "eomt",
         }
     }
 
-    /// Parses a `type` value (exact, lower case).
+    /// Parses a `type` value (any case); None for any other text.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == s)
-    }
-
-    /// `linear, eomt`: the accepted values, for messages.
-    pub fn names() -> String {
-        Self::ALL.map(|t| t.name()).join(", ")
+        let s = s.trim();
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -136,7 +135,7 @@ impl HeadPlan {
         heads: Vec<HeadDesc>,
         available: &[Pass],
         semantic_from: Option<&str>,
-        enabled: &[Output],
+        enabled: OutputSet,
     ) -> Result<Self, PlanError> {
         if heads.is_empty() {
             return Err(refuse("heads", "no head configured: add a linear head or an EoMT model"));
@@ -212,8 +211,8 @@ impl HeadPlan {
     }
 
     /// Refuses a head none of whose results reaches an enabled output.
-    fn check_used(&self, enabled: &[Output]) -> Result<(), PlanError> {
-        let any = |outs: &[Output]| outs.iter().any(|o| enabled.contains(o));
+    fn check_used(&self, enabled: OutputSet) -> Result<(), PlanError> {
+        let any = |outs: &[Output]| outs.iter().any(|o| enabled.contains(*o));
         for (i, h) in self.heads.iter().enumerate() {
             let main = Some(i) == self.main_semantic && any(&MAIN_SEMANTIC_OUTPUTS);
             let extra = self.extra_semantic.contains(&i) && any(&HEAD_OUTPUTS[..2]);
@@ -291,38 +290,45 @@ mod tests {
         HeadDesc { name: name.into(), kind: HeadType::Eomt, pass: Pass::Eomt, semantic, instances }
     }
     const BOTH: [Pass; 2] = [Pass::Eomt, Pass::Backbone];
+    fn all() -> OutputSet {
+        Output::ALL.into_iter().collect()
+    }
+    fn set(o: &[Output]) -> OutputSet {
+        o.iter().copied().collect()
+    }
 
     #[test]
     fn routing_follows_names_not_passes() {
         let heads = vec![linear("a", Pass::Backbone), linear("b", Pass::Eomt), eomt("m", true, true)];
-        let p = HeadPlan::new(heads.clone(), &BOTH, None, &Output::ALL).expect("plan");
+        let p = HeadPlan::new(heads.clone(), &BOTH, None, all()).expect("plan");
         assert_eq!(p.main_semantic(), Some(0), "the first linear head in name order");
         assert_eq!(p.instances(), Some(2));
         assert_eq!(p.extra_semantic_names(), vec!["b", "m"]);
         assert_eq!(p.passes(), &[(Pass::Eomt, vec![1, 2]), (Pass::Backbone, vec![0])]);
-        let p = HeadPlan::new(heads.clone(), &BOTH, Some("m"), &Output::ALL).expect("plan");
+        let p = HeadPlan::new(heads.clone(), &BOTH, Some("m"), all()).expect("plan");
         assert_eq!((p.main_semantic(), p.extra_semantic_names()), (Some(2), vec!["a", "b"]));
-        let e = HeadPlan::new(heads, &BOTH, Some("x"), &Output::ALL).expect_err("unknown");
+        let e = HeadPlan::new(heads, &BOTH, Some("x"), all()).expect_err("unknown");
         assert_eq!(e.key, "outputs.semantic_from");
         assert!(e.message.contains("a, b, m"), "{e}");
     }
 
     #[test]
     fn refusals_name_the_key_and_reason() {
-        let e = HeadPlan::new(vec![linear("a", Pass::Backbone)], &[Pass::Eomt], None, &Output::ALL).expect_err("x");
+        let e = HeadPlan::new(vec![linear("a", Pass::Backbone)], &[Pass::Eomt], None, all()).expect_err("x");
         assert_eq!(e.key, "heads.a");
-        let e = HeadPlan::new(vec![eomt("m", true, true)], &BOTH, None, &Output::ALL).expect_err("unread");
+        let e = HeadPlan::new(vec![eomt("m", true, true)], &BOTH, None, all()).expect_err("unread");
         assert_eq!(e.key, "backbone.checkpoint");
         // An extra semantic head with its outputs off goes nowhere; the main one still has the overlay.
         let heads = vec![linear("a", Pass::Backbone), linear("b", Pass::Backbone)];
-        let e = HeadPlan::new(heads.clone(), &[Pass::Backbone], None, &[Output::Overlay]).expect_err("unused");
+        let e = HeadPlan::new(heads.clone(), &[Pass::Backbone], None, set(&[Output::Overlay])).expect_err("unused");
         assert_eq!(e.key, "heads.b");
         assert!(e.message.contains("go nowhere"), "{e}");
-        assert!(HeadPlan::new(heads, &[Pass::Backbone], None, &[Output::SemanticColor]).is_ok());
-        let e = HeadPlan::new(vec![eomt("m", false, true)], &[Pass::Eomt], None, &[Output::Semantic]).expect_err("x");
+        assert!(HeadPlan::new(heads, &[Pass::Backbone], None, set(&[Output::SemanticColor])).is_ok());
+        let e =
+            HeadPlan::new(vec![eomt("m", false, true)], &[Pass::Eomt], None, set(&[Output::Semantic])).expect_err("x");
         assert!(e.message.contains("instances"), "{e}");
-        let e = HeadPlan::new(vec![eomt("m", false, true)], &[Pass::Eomt], Some("m"), &Output::ALL).expect_err("x");
+        let e = HeadPlan::new(vec![eomt("m", false, true)], &[Pass::Eomt], Some("m"), all()).expect_err("x");
         assert!(e.message.contains("gives no semantic map"), "{e}");
-        assert_eq!(HeadPlan::new(vec![], &[], None, &Output::ALL).expect_err("none").key, "heads");
+        assert_eq!(HeadPlan::new(vec![], &[], None, all()).expect_err("none").key, "heads");
     }
 }

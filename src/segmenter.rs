@@ -15,7 +15,7 @@ use crate::pipeline::preprocess::{preprocess_batch, Letterbox, ResizePolicy};
 use crate::pipeline::RgbImage;
 use crate::plan::{HeadDesc, HeadPlan, Pass};
 use crate::postprocess::{self, FrameSegmentation, HeadSemantic, Labels, MaskOutputs, PostprocessConfig};
-use crate::topics::Output;
+use crate::topics::OutputSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -92,7 +92,7 @@ pub struct SegmenterConfig {
     /// The head giving the frame's main semantic map (`outputs.semantic_from`); None: the plan's default.
     pub semantic_from: Option<String>,
     /// The outputs switched on at start-up: a head whose results reach none of them is refused.
-    pub outputs: Vec<Output>,
+    pub outputs: OutputSet,
 }
 
 struct Linear {
@@ -177,7 +177,7 @@ impl Segmenter {
         if cfg.backbone.is_some() {
             available.push(Pass::Backbone);
         }
-        let plan = HeadPlan::new(descs, &available, cfg.semantic_from.as_deref(), &cfg.outputs)
+        let plan = HeadPlan::new(descs, &available, cfg.semantic_from.as_deref(), cfg.outputs)
             .map_err(|e| Error::Input(e.to_string()))?;
         let backbone = match &cfg.backbone {
             Some(spec) => Some(checkpoint::load_backbone(spec, cfg.variant.as_deref(), cfg.device, cfg.kind)?),

@@ -90,6 +90,83 @@ pub fn head_token(name: &str) -> String {
     }
 }
 
+/// A set of [`Output`]s (which are published / written): a bitset, iterated in [`Output::ALL`] order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct OutputSet(u16);
+
+// One bit per output.
+const _: () = assert!(Output::ALL.len() <= 16);
+
+impl OutputSet {
+    /// No output.
+    pub const EMPTY: OutputSet = OutputSet(0);
+
+    fn bit(o: Output) -> u16 {
+        1 << (o as u8)
+    }
+
+    pub fn contains(self, o: Output) -> bool {
+        self.0 & Self::bit(o) != 0
+    }
+
+    pub fn insert(&mut self, o: Output) {
+        self.0 |= Self::bit(o);
+    }
+
+    pub fn remove(&mut self, o: Output) {
+        self.0 &= !Self::bit(o);
+    }
+
+    /// `self` with `o` in or out as `on` says.
+    pub fn with(mut self, o: Output, on: bool) -> Self {
+        if on {
+            self.insert(o);
+        } else {
+            self.remove(o);
+        }
+        self
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The outputs in the set, in [`Output::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Output> {
+        Output::ALL.into_iter().filter(move |o| self.contains(*o))
+    }
+}
+
+impl FromIterator<Output> for OutputSet {
+    fn from_iter<I: IntoIterator<Item = Output>>(iter: I) -> Self {
+        let mut set = OutputSet::EMPTY;
+        for o in iter {
+            set.insert(o);
+        }
+        set
+    }
+}
+
+impl std::fmt::Debug for OutputSet {
+    /// `{semantic, overlay}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter().map(Output::name).map(Name)).finish()
+    }
+}
+
+/// A name printed without quotes.
+struct Name(&'static str);
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// One remapping rule of the command line (`--ros-args -r [node:]from:=to`), as rcl takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remap {
@@ -224,6 +301,21 @@ pub fn stream_topic(input_topic: &str, stream: &Stream) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_set_keeps_the_order_of_all() {
+        let mut set: OutputSet = [Output::Overlay, Output::Semantic, Output::Overlay].into_iter().collect();
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![Output::Semantic, Output::Overlay]);
+        assert_eq!(format!("{set:?}"), "{semantic, overlay}");
+        assert!(set.contains(Output::Overlay) && !set.contains(Output::Instances));
+        set.remove(Output::Overlay);
+        set.insert(Output::LabelInfo);
+        assert_eq!((set.len(), format!("{set:?}")), (2, "{semantic, label_info}".to_string()));
+        let all: OutputSet = Output::ALL.into_iter().collect();
+        assert_eq!(all.iter().collect::<Vec<_>>(), Output::ALL.to_vec());
+        assert!(OutputSet::EMPTY.is_empty() && OutputSet::default().is_empty());
+        assert_eq!(OutputSet::EMPTY.with(Output::Detections, true).with(Output::Detections, false), OutputSet::EMPTY);
+    }
 
     #[test]
     fn names() {

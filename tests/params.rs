@@ -7,6 +7,7 @@ use common::params_fixtures::*;
 use dinoseg::params::{check_file, flatten_yaml, ErrorKind, HeadKind, ModelRef, PaletteName, ParamValue, Params};
 use dinoseg::pipeline::preprocess::Resize;
 use dinoseg::segmenter::LinearHeadSource;
+use dinoseg::topics::Output;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,7 @@ fn a_valid_file_parses() {
     assert_eq!(p.heads.len(), 2);
     assert_eq!(p.heads[0].name, "scene", "heads run in name order");
     assert!(matches!(&p.heads[1].kind, HeadKind::Linear { source: LinearHeadSource::Eomt, .. }));
-    assert!(p.outputs.semantic && p.outputs.instances && p.outputs.label_info && !p.outputs.overlay);
+    assert_eq!(format!("{:?}", p.outputs), "{semantic, semantic_color, instances, instance_ids, label_info}");
     assert_eq!(p.input_topics()[0].name, "camera/image_raw");
 }
 
@@ -197,7 +198,8 @@ fn outputs_must_be_producible() {
     // By default only what the heads give is on.
     let p = parse_in(&dir, "device: cpu\nheads:\n  s: {type: eomt, checkpoint: models/eomt, outputs: semantic}")
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(p.outputs.semantic && !p.outputs.instances && !p.outputs.instance_ids);
+    assert!(p.outputs.contains(Output::Semantic) && !p.outputs.contains(Output::Instances));
+    assert!(!p.outputs.contains(Output::InstanceIds));
 }
 
 #[test]

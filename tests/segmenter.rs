@@ -28,7 +28,7 @@ fn config() -> SegmenterConfig {
         variant: None,
         heads: Vec::new(),
         semantic_from: None,
-        outputs: Output::ALL.to_vec(),
+        outputs: Output::ALL.into_iter().collect(),
     }
 }
 
@@ -230,7 +230,7 @@ fn unused_heads_and_mixed_normalisation_are_refused() {
     let e = Segmenter::new(SegmenterConfig {
         backbone: Some(vit_backbone()),
         heads: vec![head("vit_linear_a", LinearHeadSource::Backbone), head("vit_linear_b", LinearHeadSource::Backbone)],
-        outputs: vec![Output::Overlay, Output::LabelInfo],
+        outputs: [Output::Overlay, Output::LabelInfo].into_iter().collect(),
         ..config()
     })
     .err()

@@ -152,7 +152,7 @@ impl LiveConfig {
         let ns = |s: f64| (s * 1e9) as u64;
         LiveConfig {
             max_batch: p.node.max_batch.max(1),
-            outputs: p.outputs().enabled(),
+            outputs: p.outputs().iter().collect(),
             palette: p.colors.clone(),
             score_threshold: p.thresholds.score_threshold as f32,
             diagnostics_period_ns: ns(p.node.diagnostics_period),

@@ -1,27 +1,18 @@
 //! The one validation both paths go through: dotted keys in, [`Params`] or every error out.
 
-use super::errors::{suggest, ErrorKind, ParamErrors};
-use super::models::{cross_check, read_backbone, read_heads, HEAD_FIELDS};
+use super::errors::{one_of, suggest, ErrorKind, ParamErrors};
+use super::models::{cross_check, read_backbone, read_heads, HeadInfo};
 use super::palette::{Palette, PaletteName};
 use super::reader::Reader;
 use super::table;
 use super::value::{Flat, ParamValue};
-use super::{HeadKind, InputParams, InputTopic, NodeParams, OutputSwitches, Params, Precision, Reliability};
+use super::{HeadKind, InputParams, InputTopic, NodeParams, Params, Precision, Reliability};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
 use crate::postprocess::{InstanceSource, PostprocessConfig, SemanticSource};
+use crate::topics::{Output, OutputSet};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub(crate) const TOP: &[&str] = &["device", "precision", "base_dir"];
-pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
-    ("backbone", &["checkpoint", "variant"]),
-    ("input", &["topics", "reliability"]),
-    ("resize", &["mode", "short_side", "max_long_side", "height", "width", "pad"]),
-    ("thresholds", &["score", "query", "mask", "overlap", "top_k"]),
-    ("outputs", &["semantic", "semantic_color", "instances", "instance_ids", "detections", "label_info", "overlay"]),
-    ("colors", &["palette", "overlay_alpha", "overrides"]),
-    ("node", &["max_batch", "diagnostics_period", "warn_interval", "threads"]),
-];
 /// Parameters ROS adds to every node, or that configure rclcpp rather than us.
 const ROS_KEYS: &[&str] = &["use_sim_time", "start_type_description_service"];
 
@@ -42,17 +33,10 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
         ),
         None => default_base.to_path_buf(),
     };
-    let device = r
-        .choice("device", &["cpu", "cuda", "cuda:N"], |s| {
-            let s = s.trim().to_ascii_lowercase();
-            match s.as_str() {
-                "cpu" | "cuda" => Some(s),
-                "gpu" => Some("cuda".into()),
-                _ => s.strip_prefix("cuda:").and_then(|n| n.parse::<u32>().ok()).map(|n| format!("cuda:{n}")),
-            }
-        })
-        .unwrap_or_else(|| "cuda".into());
-    let precision = r.choice("precision", &["fp32", "fp16", "bf16"], Precision::parse).unwrap_or_default();
+    let device = r.choice_or_default("device", &["cpu", "cuda", "cuda:N"], |s| {
+        crate::device::device_name(s).map(|(_, name)| name)
+    });
+    let precision = r.choice_or_default("precision", &["fp32", "fp16", "bf16"], Precision::parse);
     let (backbone, backbone_cfg) = read_backbone(&mut r, &base);
     let (heads, heads_complete) = read_heads(&mut r, &base);
     cross_check(&mut r, &backbone, backbone_cfg.as_ref(), &heads, heads_complete);
@@ -61,11 +45,12 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
     let thresholds = read_thresholds(&mut r);
     let kinds: Vec<&HeadKind> = heads.iter().map(|h| &h.params.kind).collect();
     let outputs = read_outputs(&mut r, &kinds, heads_complete);
+    let semantic_from = read_semantic_from(&mut r, &heads, heads_complete);
     let colors = read_colors(&mut r);
     let node = read_node(&mut r, input.topics.len());
     unknown_keys(&mut r);
     if heads_complete && r.errors.is_empty() {
-        check_plan(&mut r, &heads, backbone.is_some(), &outputs);
+        check_plan(&mut r, &heads, backbone.is_some(), semantic_from.as_deref(), outputs);
     }
     if !r.errors.is_empty() {
         return Err(ParamErrors(r.errors));
@@ -80,6 +65,7 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
         resize,
         thresholds,
         outputs,
+        semantic_from,
         colors,
         node,
     })
@@ -113,16 +99,16 @@ pub(crate) fn rebuild_live(flat: &Flat, base: &Params, key: &str) -> Result<Para
 /// `node.*`: how the node schedules frames and reports.
 /// The head plan start-up would build ([`crate::plan::HeadPlan`]): its refusals (a head whose results go
 /// nowhere, ...) are the file's errors, so `check-params` refuses what the node would.
-fn check_plan(r: &mut Reader, heads: &[super::models::HeadInfo], backbone: bool, outputs: &OutputSwitches) {
-    if let Err(e) = super::plan_of(heads.iter().map(|h| &h.params), backbone, None, outputs) {
+fn check_plan(r: &mut Reader, heads: &[HeadInfo], backbone: bool, semantic_from: Option<&str>, outputs: OutputSet) {
+    if let Err(e) = super::plan_of(heads.iter().map(|h| &h.params), backbone, semantic_from, outputs) {
         r.err(&e.key, ErrorKind::Conflict, e.message);
     }
 }
 
 fn read_node(r: &mut Reader, cameras: usize) -> NodeParams {
-    let d = NodeParams::default();
     let max_batch = r.ranged_int("node.max_batch").map_or(cameras.max(1), |v| v as usize);
-    let period = |r: &mut Reader, key: &str, default: f64| {
+    let period = |r: &mut Reader, key: &str| {
+        let default = table::default_double(key);
         let v = r.double(key, "a number of seconds").unwrap_or(default);
         if let Some(range) = table::range(key).filter(|range| !range.contains(v) || !v.is_finite()) {
             r.err(key, ErrorKind::BadValue, format!("{v} s is outside {} s", range.text()));
@@ -130,9 +116,9 @@ fn read_node(r: &mut Reader, cameras: usize) -> NodeParams {
         }
         v
     };
-    let diagnostics_period = period(r, "node.diagnostics_period", d.diagnostics_period);
-    let warn_interval = period(r, "node.warn_interval", d.warn_interval);
-    let threads = r.ranged_int("node.threads").map_or(d.threads, |v| v as usize);
+    let diagnostics_period = period(r, "node.diagnostics_period");
+    let warn_interval = period(r, "node.warn_interval");
+    let threads = r.int_or_default("node.threads") as usize;
     NodeParams { max_batch, diagnostics_period, warn_interval, threads }
 }
 
@@ -152,7 +138,10 @@ fn lexical(p: &Path) -> PathBuf {
 }
 
 fn read_input(r: &mut Reader) -> InputParams {
-    let names = r.strings("input.topics").unwrap_or_else(|| vec!["camera/image_raw".into()]);
+    let names = r.strings("input.topics").unwrap_or_else(|| match table::default_of("input.topics") {
+        table::Fallback::StrList(l) => l.iter().map(|s| s.to_string()).collect(),
+        _ => Vec::new(),
+    });
     if names.is_empty() {
         r.err("input.topics", ErrorKind::BadValue, "no topics: give at least one camera topic");
     }
@@ -165,13 +154,7 @@ fn read_input(r: &mut Reader) -> InputParams {
         }
     }
     let topics = names.into_iter().map(|name| InputTopic { compressed: name.ends_with("/compressed"), name }).collect();
-    let reliability = r
-        .choice("input.reliability", &["best_effort", "reliable"], |s| match s.trim().to_ascii_lowercase().as_str() {
-            "best_effort" => Some(Reliability::BestEffort),
-            "reliable" => Some(Reliability::Reliable),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let reliability = r.choice_or_default("input.reliability", &Reliability::NAMES, Reliability::parse);
     InputParams { topics, reliability }
 }
 
@@ -201,23 +184,26 @@ fn topic_name(n: &str) -> Result<(), String> {
 }
 
 fn read_resize(r: &mut Reader) -> ResizePolicy {
-    let mode = r
-        .choice("resize.mode", &["keep", "short_side", "fixed"], |s| match s.trim().to_ascii_lowercase().as_str() {
+    let mode = r.choice_or_default("resize.mode", &["keep", "short_side", "fixed"], |s| {
+        match s.trim().to_ascii_lowercase().as_str() {
             m @ ("keep" | "short_side" | "fixed") => Some(m.to_string()),
             _ => None,
-        })
-        .unwrap_or_else(|| "keep".into());
+        }
+    });
     let side = |r: &mut Reader, k: &str| r.ranged_int(k).map(|v| v as u32);
     let short = side(r, "resize.short_side");
     let max_long = side(r, "resize.max_long_side");
     let (height, width) = (side(r, "resize.height"), side(r, "resize.width"));
-    let pad = r
-        .choice("resize.pad", &["bottom_right", "stretch"], |s| match s.trim().to_ascii_lowercase().as_str() {
+    let pad = r.choice_or(
+        "resize.pad",
+        &["bottom_right", "stretch"],
+        |s| match s.trim().to_ascii_lowercase().as_str() {
             "bottom_right" => Some(PadMode::BottomRight),
             "stretch" => Some(PadMode::Stretch),
             _ => None,
-        })
-        .unwrap_or(PadMode::BottomRight);
+        },
+        || ResizePolicy::default().pad,
+    );
     let only = |r: &mut Reader, key: &str, for_mode: &str| {
         if r.given(key) {
             r.err(key, ErrorKind::Conflict, format!("only used with `resize.mode: {for_mode}` (mode is `{mode}`)"));
@@ -271,18 +257,17 @@ fn read_resize(r: &mut Reader) -> ResizePolicy {
 }
 
 fn read_thresholds(r: &mut Reader) -> PostprocessConfig {
-    let d = PostprocessConfig::default();
     PostprocessConfig {
-        score_threshold: r.ranged_double("thresholds.score").unwrap_or(d.score_threshold),
-        query_threshold: r.ranged_double("thresholds.query").unwrap_or(d.query_threshold),
-        mask_threshold: r.ranged_double("thresholds.mask").unwrap_or(d.mask_threshold),
-        overlap_threshold: r.ranged_double("thresholds.overlap").unwrap_or(d.overlap_threshold),
-        top_k: r.ranged_int("thresholds.top_k").map_or(d.top_k, |v| v as usize),
-        dense_resize: d.dense_resize,
+        score_threshold: r.double_or_default("thresholds.score"),
+        query_threshold: r.double_or_default("thresholds.query"),
+        mask_threshold: r.double_or_default("thresholds.mask"),
+        overlap_threshold: r.double_or_default("thresholds.overlap"),
+        top_k: r.int_or_default("thresholds.top_k") as usize,
+        dense_resize: PostprocessConfig::default().dense_resize,
     }
 }
 
-fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> OutputSwitches {
+fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> OutputSet {
     let mut semantic_avail = false;
     let mut instances_avail = false;
     for h in heads {
@@ -295,31 +280,72 @@ fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> Ou
         }
     }
     let known = heads_complete && !heads.is_empty();
-    let switch = |r: &mut Reader, name: &str, default: bool, possible: bool, why: &str| {
-        let key = format!("outputs.{name}");
+    let sem_why = "needs a linear head or an EoMT head with `outputs: semantic` or `panoptic`";
+    let inst_why = "needs an EoMT head with `outputs: instances` or `panoptic`";
+    let mut set = OutputSet::EMPTY;
+    for o in Output::ALL {
+        // Whether a head gives the output, and what it needs else.
+        let (possible, why) = match o {
+            Output::Semantic | Output::SemanticColor => (semantic_avail, sem_why),
+            Output::Instances | Output::InstanceIds | Output::Detections => (instances_avail, inst_why),
+            Output::LabelInfo => (true, ""),
+            Output::Overlay => (semantic_avail || instances_avail, "needs a semantic map or instances"),
+        };
+        let key = format!("outputs.{}", o.name());
+        // The table's default; where it has none (derived), on when a head gives it.
+        let default = match table::default_of(&key) {
+            table::Fallback::Bool(b) => b,
+            _ => possible,
+        };
         let v = r.bool(&key).unwrap_or(default);
         if v && !possible && known && r.given(&key) {
             r.err(&key, ErrorKind::Conflict, format!("no head produces it: {why}"));
         }
-        v && (possible || !known)
-    };
-    let sem_why = "needs a linear head or an EoMT head with `outputs: semantic` or `panoptic`";
-    let inst_why = "needs an EoMT head with `outputs: instances` or `panoptic`";
-    OutputSwitches {
-        semantic: switch(r, "semantic", semantic_avail, semantic_avail, sem_why),
-        semantic_color: switch(r, "semantic_color", semantic_avail, semantic_avail, sem_why),
-        instances: switch(r, "instances", instances_avail, instances_avail, inst_why),
-        instance_ids: switch(r, "instance_ids", instances_avail, instances_avail, inst_why),
-        detections: switch(r, "detections", false, instances_avail, inst_why),
-        label_info: switch(r, "label_info", true, true, ""),
-        overlay: switch(r, "overlay", false, semantic_avail || instances_avail, "needs a semantic map or instances"),
+        set = set.with(o, v && (possible || !known));
     }
+    set
+}
+
+/// `outputs.semantic_from`: a configured head that gives a semantic map (a linear head; an EoMT head whose
+/// `outputs` is `panoptic` or `semantic`). Empty or absent: None, the segmenter chooses.
+fn read_semantic_from(r: &mut Reader, heads: &[HeadInfo], heads_complete: bool) -> Option<String> {
+    let key = "outputs.semantic_from";
+    let written = r.string(key, "a head name")?;
+    let name = written.trim();
+    if name.is_empty() {
+        return None;
+    }
+    let gives = |k: &HeadKind| match k {
+        HeadKind::Linear { .. } => true,
+        HeadKind::Eomt { outputs, .. } => outputs.semantic != SemanticSource::Off,
+    };
+    let could: Vec<&str> = heads.iter().filter(|h| gives(&h.params.kind)).map(|h| h.params.name.as_str()).collect();
+    let could_text = match could.as_slice() {
+        [] => "no configured head gives one".to_string(),
+        list => format!("heads that give one: {}", one_of(list)),
+    };
+    match heads.iter().find(|h| h.params.name == name) {
+        Some(h) if gives(&h.params.kind) => return Some(name.to_string()),
+        Some(_) => r.err(
+            key,
+            ErrorKind::Conflict,
+            format!("head `{name}` gives no semantic map (an EoMT head with `outputs: instances`); {could_text}"),
+        ),
+        // A head whose type is unreadable: its error is reported already.
+        None if !heads_complete && r.flat.entries.keys().any(|k| k.starts_with(&format!("heads.{name}."))) => {}
+        None => {
+            let shown = crate::error::shorten(name, 64);
+            let hint =
+                suggest(name, could.iter().copied()).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+            r.err(key, ErrorKind::BadValue, format!("no head `{shown}`: {hint}{could_text}"));
+        }
+    }
+    None
 }
 
 fn read_colors(r: &mut Reader) -> Palette {
-    let d = Palette::default();
-    let name = r.choice("colors.palette", &PaletteName::NAMES, PaletteName::parse).unwrap_or_default();
-    let overlay_alpha = r.ranged_double("colors.overlay_alpha").unwrap_or(d.overlay_alpha);
+    let name = r.choice_or_default("colors.palette", &PaletteName::NAMES, PaletteName::parse);
+    let overlay_alpha = r.double_or_default("colors.overlay_alpha");
     let mut overrides = std::collections::BTreeMap::new();
     let keys: Vec<String> = r.flat.entries.keys().filter(|k| k.starts_with("colors.overrides")).cloned().collect();
     for key in keys {
@@ -372,21 +398,24 @@ fn unknown_keys(r: &mut Reader) {
         .keys()
         .filter_map(|k| k.strip_prefix("heads.").and_then(|k| k.split('.').next()).map(String::from))
         .collect();
-    let mut known: Vec<String> = TOP.iter().map(|k| k.to_string()).collect();
-    for (section, keys) in SECTIONS {
-        known.extend(keys.iter().map(|k| format!("{section}.{k}")));
+    // The table's keys (a pattern's fixed start for the others), then each head's.
+    let mut known: Vec<String> = Vec::new();
+    for k in table::KEYS.iter().map(|k| k.key).filter(|k| !k.starts_with("heads.")) {
+        let fixed = k.split_once(".<").map_or(k, |(fixed, _)| fixed);
+        known.push(fixed.to_string());
     }
     for name in &head_names {
-        known.extend(HEAD_FIELDS.iter().map(|f| format!("heads.{name}.{f}")));
+        known.extend(table::fields("heads.<name>").map(|f| format!("heads.{name}.{f}")));
     }
+    let sections = table::sections();
     let keys: Vec<String> = r.flat.entries.keys().filter(|k| !r.used.contains(*k)).cloned().collect();
     for key in keys {
         if ROS_KEYS.contains(&key.as_str()) || key.starts_with("qos_overrides.") {
             continue;
         }
-        if let Some((_, fields)) = SECTIONS.iter().find(|(s, _)| *s == key) {
+        if key != "heads" && sections.contains(&key.as_str()) {
             let got = r.flat.entries.get(&key).map(|e| e.value.describe()).unwrap_or_default();
-            let list: Vec<String> = fields.iter().map(|f| format!("{key}.{f}")).collect();
+            let list: Vec<String> = table::fields(&key).map(|f| format!("{key}.{f}")).collect();
             r.err(&key, ErrorKind::WrongType, format!("expected a map ({}), got {got}", list.join(", ")));
             continue;
         }

@@ -18,47 +18,53 @@
 //!
 //! # Keys (relative to `ros__parameters`)
 //!
-//! | key | type | default | meaning |
-//! |---|---|---|---|
-//! | `device` | string | `cuda` | `cpu`, `cuda` (= `cuda:0`, also `gpu`) or `cuda:N`. Not checked against the machine here (the file may be for the robot): [`Params::segmenter_config`] fails if the GPU is absent |
-//! | `precision` | string | `fp32` | `fp32`, `fp16` or `bf16` |
-//! | `base_dir` | string | the file's directory | directory relative paths are resolved against (see below) |
-//! | `backbone.checkpoint` | string | none | DINOv3 backbone for linear heads with `source: backbone`: transformers directory, `.safetensors` (official names, or transformers names with `variant`), official `.pth`, or hub id `org/name[@rev]` |
-//! | `backbone.variant` | string | none | catalog variant (`vits16` ... `vit7b16`, `convnext_*`) of a bare `.safetensors` in transformers names |
-//! | `heads.<name>.type` | string | required | `linear` or `eomt` |
-//! | `heads.<name>.checkpoint` | string | required | linear: a `.safetensors` head (or official `.pth` with sidecar); eomt: a transformers `eomt_dinov3` directory or hub id |
-//! | `heads.<name>.source` | string | `backbone` | linear only: `backbone` or `eomt` (read the EoMT encoder's pass) |
-//! | `heads.<name>.outputs` | string | `panoptic` | eomt only: `panoptic` (panoptic map, semantic map and thing instances from it), `semantic` (class scores), `instances` (top-k) |
-//! | `heads.<name>.labels` | string | checkpoint's names | labels file (format: [`crate::postprocess::labels`]); its class count must match the checkpoint's |
-//! | `input.topics` | string list | `["camera/image_raw"]` | camera topics, sharing one model; a name ending in `/compressed` is a `sensor_msgs/CompressedImage`, others `sensor_msgs/Image`. Relative names (no leading `/`) follow the node's namespace and remapping (`-r __ns:=/robot1` gives `/robot1/camera/image_raw`); the runner reads them in the root namespace |
-//! | `input.reliability` | string | `best_effort` | `best_effort` (the sensor-data QoS) or `reliable` |
-//! | `resize.mode` | string | `keep` | `keep`, `short_side` or `fixed` ([`crate::pipeline::preprocess::Resize`]) |
-//! | `resize.short_side` | int | required for `short_side` | target short side |
-//! | `resize.max_long_side` | int | 2048 (`keep`; `short_side` below 2048) | cap on the long side of the model input (`keep`, `short_side`; greater than `short_side`); 0: no cap. A planned input over 2^26 pixels is refused whatever the cap ([`crate::pipeline::preprocess::MAX_MODEL_PIXELS`]) |
-//! | `resize.height`, `resize.width` | int | required for `fixed` | output size |
-//! | `resize.pad` | string | `bottom_right` | `bottom_right` (pad to the patch multiple) or `stretch` (round the size to it) |
-//! | `thresholds.score` | double in [0, 1] | 0.8 | instance score threshold |
-//! | `thresholds.query` | double in [0, 1] | 0.8 | panoptic query threshold |
-//! | `thresholds.mask` | double in (0, 1) | 0.5 | mask probability threshold |
-//! | `thresholds.overlap` | double in [0, 1] | 0.8 | panoptic overlap threshold |
-//! | `thresholds.top_k` | int >= 1 | 100 | instances considered per image |
-//! | `outputs.semantic`, `outputs.semantic_color` | bool | true if a head gives a semantic map | label image (mono8/mono16), its colour picture |
-//! | `outputs.instances`, `outputs.instance_ids` | bool | true if an EoMT head gives instances | instance masks, instance-id image |
-//! | `outputs.detections` | bool | false | boxes of the instances |
-//! | `outputs.label_info` | bool | true | class names |
-//! | `outputs.overlay` | bool | false | camera image with the segmentation blended in |
-//! | `colors.palette` | string | `default` | `default` (256 distinct colours) or `pascal` (VOC colour map) |
-//! | `colors.overlay_alpha` | double in [0, 1] | 0.5 | colour weight in the overlay |
-//! | `colors.overrides.<class id>` | int list `[r, g, b]` or `"#rrggbb"` | none | colour of one class |
+//! <!-- params-table:begin (generated from src/params/table.rs; to rewrite: DINOSEG_BLESS=1 cargo test --release --locked --test params_table) -->
+//! | key | type | default | live | meaning |
+//! |---|---|---|---|---|
+//! | `device` | string | `cuda` | no | cpu, cuda or cuda:N: where the model runs; `cuda` is `cuda:0` (also `gpu`). Not checked against the machine by `check-params` (the file may be for the robot): the node and `dinoseg run` fail at start-up if the GPU is absent |
+//! | `precision` | string | `fp32` | no | fp32, fp16 or bf16: the model's weights and activations |
+//! | `base_dir` | string | the params file's directory | no | directory relative paths resolve against (default: the params file's) |
+//! | `backbone.checkpoint` | string | none | no | DINOv3 backbone of linear heads with source backbone: directory, file or hub id; a transformers directory, `.safetensors` (official names, or transformers names with `backbone.variant`), official `.pth`, or hub id `org/name[@rev]` |
+//! | `backbone.variant` | string | none | no | catalog variant of a bare .safetensors backbone in transformers names; `vits16` ... `vit7b16`, `convnext_*` (`dinoseg backbones`) |
+//! | `heads.<name>.type` | string | required | no | linear or eomt |
+//! | `heads.<name>.checkpoint` | string | required | no | linear: a .safetensors head; eomt: an eomt_dinov3 directory or hub id; a linear head may also be an official `.pth` with its sidecar |
+//! | `heads.<name>.source` | string | `backbone` | no | linear heads: the features they read, backbone or eomt; `eomt` reads the EoMT encoder's pass |
+//! | `heads.<name>.outputs` | string | `panoptic` | no | eomt heads: panoptic, semantic or instances; `panoptic`: panoptic map, semantic map and thing instances from it; `semantic`: class scores; `instances`: top-k |
+//! | `heads.<name>.labels` | string | the checkpoint's names | no | labels file replacing the checkpoint's class names; format: `src/postprocess/labels.rs`; its class count must match the checkpoint's |
+//! | `input.topics` | string list | `["camera/image_raw"]` | no | camera topics (a name ending in /compressed: CompressedImage); cameras share one model; other names are `sensor_msgs/Image`. Relative names (no leading `/`) follow the node's namespace and remapping (`-r __ns:=/robot1` gives `/robot1/camera/image_raw`); the runner reads them in the root namespace |
+//! | `input.reliability` | string | `best_effort` | no | QoS of the camera subscriptions: best_effort or reliable; `best_effort` is the sensor-data QoS |
+//! | `resize.mode` | string | `keep` | no | keep, short_side or fixed: the model input size |
+//! | `resize.short_side` | int in 1..=16384 | required with `short_side` | no | short side of the model input (mode short_side) |
+//! | `resize.max_long_side` | int in 0..=16384 | 2048 (`keep`; `short_side` below 2048) | no | cap on the long side of the model input (modes keep, short_side; default 2048, 0 = no cap); greater than `short_side`. A planned input over 2^26 pixels is refused whatever the cap (`MAX_MODEL_PIXELS`) |
+//! | `resize.height` | int in 1..=16384 | required with `fixed` | no | model input height (mode fixed) |
+//! | `resize.width` | int in 1..=16384 | required with `fixed` | no | model input width (mode fixed) |
+//! | `resize.pad` | string | `bottom_right` | no | bottom_right (pad to the patch multiple) or stretch; `stretch` rounds the size to the patch multiple |
+//! | `thresholds.score` | double in [0, 1] | 0.8 | yes | instances: keep those scoring at least this |
+//! | `thresholds.query` | double in [0, 1] | 0.8 | yes | panoptic: keep queries whose class probability exceeds this |
+//! | `thresholds.mask` | double in (0, 1) | 0.5 | yes | mask probability threshold |
+//! | `thresholds.overlap` | double in [0, 1] | 0.8 | yes | panoptic: a segment keeps at least this part of its mask |
+//! | `thresholds.top_k` | int in 1..=100000 | 100 | yes | instances: (query, class) pairs considered per image |
+//! | `outputs.semantic` | bool | true if a head gives a semantic map | yes | publish the label image (mono8/mono16) |
+//! | `outputs.semantic_color` | bool | true if a head gives a semantic map | yes | publish the label image in colour |
+//! | `outputs.instances` | bool | true if an EoMT head gives instances | yes | publish the instance masks |
+//! | `outputs.instance_ids` | bool | true if an EoMT head gives instances | yes | publish the instance-id image |
+//! | `outputs.detections` | bool | false | yes | publish the instances' boxes |
+//! | `outputs.label_info` | bool | true | yes | publish the class names (once per camera, latched) |
+//! | `outputs.overlay` | bool | false | yes | publish the camera image with the segmentation blended in |
+//! | `outputs.semantic_from` | string | empty: automatic | no | the head whose semantic map is the frame's semantic and semantic_color (empty: automatic); a linear head, or an EoMT head with `outputs: panoptic` or `semantic` |
+//! | `colors.palette` | string | `default` | yes | class colours: default or pascal; `default`: 256 distinct colours; `pascal`: the VOC colour map |
+//! | `colors.overlay_alpha` | double in [0, 1] | 0.5 | yes | weight of the class colour in the overlay |
+//! | `colors.overrides.<id>` | int list [r, g, b] or "#rrggbb" | none | yes | colour of class &lt;id&gt; |
+//! | `node.max_batch` | int in 1..=64 | the number of cameras | yes | most frames (one per camera) in one forward pass |
+//! | `node.diagnostics_period` | double in [0.05, 3600] | 1.0 | yes | seconds between two /diagnostics messages |
+//! | `node.warn_interval` | double in [0.05, 3600] | 5.0 | yes | seconds between two warnings of one kind for one camera; the others are counted |
+//! | `node.threads` | int in 0..=1024 | 0 | no | libtorch CPU threads (0: its default); node and `dinoseg run`; 1 avoids OpenMP stalls on a busy CPU |
+//! <!-- params-table:end -->
 //!
-//! | `node.max_batch` | int in [1, 64] | the number of cameras | node: most frames (one per camera) in one forward pass |
-//! | `node.diagnostics_period` | double, s | 1.0 | node: period of the `/diagnostics` status |
-//! | `node.warn_interval` | double, s | 5.0 | node: a warning of one kind per camera at most this often (the rest counted) |
-//! | `node.threads` | int >= 0 | 0 | CPU threads of libtorch (0: its default), node and `dinoseg run`; 1 avoids OpenMP stalls on a busy CPU |
-//!
-//! The thresholds, `outputs.*`, `colors.*` and `node.*` but `node.threads` can change while the node runs
-//! ([`Params::set_live`]: the next frame uses them); the other keys are read at start-up. [`table`] holds every
-//! key's type, one-line description, range and whether it is live.
+//! The table is generated from [`table::KEYS`] ([`doc::markdown`]; `tests/params_table.rs` checks this copy and
+//! the README's). The thresholds, `outputs.*` but `outputs.semantic_from`, `colors.*` and `node.*` but
+//! `node.threads` can change while the node runs ([`Params::set_live`]: the next frame uses them); the other keys
+//! are read at start-up.
 //!
 //! `heads` may also be a YAML list of maps with an optional `name` (default: the index) — for the offline runner
 //! only: ROS 2 parameters cannot hold a list of maps, so a file for the node uses named sub-maps. Heads run in
@@ -95,6 +101,7 @@
 
 mod build;
 mod checks;
+pub mod doc;
 mod errors;
 mod live;
 mod models;
@@ -112,9 +119,11 @@ pub use value::ParamValue;
 use crate::device::parse_device;
 use crate::error::{Error, Result};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
-use crate::plan::{HeadDesc, HeadPlan, Pass, PlanError};
-use crate::postprocess::{InstanceSource, Labels, MaskOutputs, PostprocessConfig, SemanticSource};
+use crate::plan::{HeadDesc, HeadPlan, HeadType, Pass, PlanError};
+use crate::postprocess::{Labels, MaskOutputs, PostprocessConfig};
 use crate::segmenter::{EomtSpec, HeadSpec, HeadSpecKind, LinearHeadSource, LinearHeadSpec, SegmenterConfig};
+use crate::topics::Output;
+pub use crate::topics::OutputSet;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::Kind;
@@ -129,11 +138,12 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// The name's precision ([`crate::device::precision_kind`]: one parser of the names).
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "fp32" | "float32" | "float" => Some(Self::Fp32),
-            "fp16" | "float16" | "half" => Some(Self::Fp16),
-            "bf16" | "bfloat16" => Some(Self::Bf16),
+        match crate::device::precision_kind(s)? {
+            Kind::Float => Some(Self::Fp32),
+            Kind::Half => Some(Self::Fp16),
+            Kind::BFloat16 => Some(Self::Bf16),
             _ => None,
         }
     }
@@ -215,6 +225,25 @@ pub enum Reliability {
     Reliable,
 }
 
+impl Reliability {
+    /// Every value's name (`input.reliability`).
+    pub const NAMES: [&'static str; 2] = ["best_effort", "reliable"];
+
+    /// The name the parameters write.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reliability::BestEffort => Self::NAMES[0],
+            Reliability::Reliable => Self::NAMES[1],
+        }
+    }
+
+    /// A name (any case); None for any other text.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        [Reliability::BestEffort, Reliability::Reliable].into_iter().find(|r| r.name().eq_ignore_ascii_case(s))
+    }
+}
+
 /// A camera topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputTopic {
@@ -229,35 +258,6 @@ pub struct InputTopic {
 pub struct InputParams {
     pub topics: Vec<InputTopic>,
     pub reliability: Reliability,
-}
-
-/// Which outputs are published / written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputSwitches {
-    pub semantic: bool,
-    pub semantic_color: bool,
-    pub instances: bool,
-    pub instance_ids: bool,
-    pub detections: bool,
-    pub label_info: bool,
-    pub overlay: bool,
-}
-
-impl OutputSwitches {
-    /// The outputs switched on.
-    pub fn enabled(&self) -> Vec<crate::topics::Output> {
-        use crate::topics::Output;
-        let on = [
-            (Output::Semantic, self.semantic),
-            (Output::SemanticColor, self.semantic_color),
-            (Output::Instances, self.instances),
-            (Output::InstanceIds, self.instance_ids),
-            (Output::Detections, self.detections),
-            (Output::LabelInfo, self.label_info),
-            (Output::Overlay, self.overlay),
-        ];
-        on.into_iter().filter(|(_, b)| *b).map(|(o, _)| o).collect()
-    }
 }
 
 /// How the node schedules frames and reports (`node.*`; the offline runner uses `threads` only).
@@ -293,7 +293,11 @@ pub struct Params {
     pub input: InputParams,
     pub resize: ResizePolicy,
     pub thresholds: PostprocessConfig,
-    pub outputs: OutputSwitches,
+    /// The outputs published / written.
+    pub outputs: OutputSet,
+    /// `outputs.semantic_from`: the head whose semantic map is the frame's `semantic` / `semantic_color`, a
+    /// configured head that gives one; None: the segmenter chooses.
+    pub semantic_from: Option<String>,
     pub colors: Palette,
     pub node: NodeParams,
 }
@@ -382,9 +386,9 @@ impl Params {
         self.input.reliability
     }
 
-    /// The output switches.
-    pub fn outputs(&self) -> &OutputSwitches {
-        &self.outputs
+    /// The outputs switched on.
+    pub fn outputs(&self) -> OutputSet {
+        self.outputs
     }
 
     /// Class colours.
@@ -427,14 +431,14 @@ impl Params {
             backbone,
             variant,
             heads,
-            semantic_from: None,
-            outputs: self.outputs.enabled(),
+            semantic_from: self.semantic_from.clone(),
+            outputs: self.outputs,
         })
     }
 
     /// The head plan of these parameters ([`crate::plan`]): what start-up builds, without loading weights.
     pub fn head_plan(&self) -> std::result::Result<HeadPlan, PlanError> {
-        plan_of(self.heads.iter(), self.backbone.is_some(), None, &self.outputs)
+        plan_of(self.heads.iter(), self.backbone.is_some(), self.semantic_from.as_deref(), self.outputs)
     }
 
     /// The effective parameters (defaults filled in, paths resolved) as dotted keys: what the node can log, and
@@ -460,14 +464,14 @@ impl Params {
             let k = |f: &str| format!("heads.{}.{f}", h.name);
             let labels = match &h.kind {
                 HeadKind::Linear { checkpoint, source, labels } => {
-                    m.insert(k("type"), s("linear"));
+                    m.insert(k("type"), s(HeadType::Linear.name()));
                     m.insert(k("checkpoint"), path(checkpoint));
                     let source = if *source == LinearHeadSource::Eomt { "eomt" } else { "backbone" };
                     m.insert(k("source"), s(source));
                     labels
                 }
                 HeadKind::Eomt { model: r, outputs, labels } => {
-                    m.insert(k("type"), s("eomt"));
+                    m.insert(k("type"), s(HeadType::Eomt.name()));
                     m.insert(k("checkpoint"), model(r));
                     m.insert(k("outputs"), s(outputs_name(outputs)));
                     labels
@@ -481,8 +485,7 @@ impl Params {
             "input.topics".into(),
             ParamValue::StringArray(self.input.topics.iter().map(|t| t.name.clone()).collect()),
         );
-        let rel = if self.input.reliability == Reliability::Reliable { "reliable" } else { "best_effort" };
-        m.insert("input.reliability".into(), s(rel));
+        m.insert("input.reliability".into(), s(self.input.reliability.name()));
         let int = |v: u32| ParamValue::Int(i64::from(v));
         match self.resize.resize {
             Resize::Keep => {
@@ -510,18 +513,10 @@ impl Params {
         m.insert("thresholds.mask".into(), ParamValue::Double(t.mask_threshold));
         m.insert("thresholds.overlap".into(), ParamValue::Double(t.overlap_threshold));
         m.insert("thresholds.top_k".into(), ParamValue::Int(t.top_k as i64));
-        let o = &self.outputs;
-        for (k, v) in [
-            ("semantic", o.semantic),
-            ("semantic_color", o.semantic_color),
-            ("instances", o.instances),
-            ("instance_ids", o.instance_ids),
-            ("detections", o.detections),
-            ("label_info", o.label_info),
-            ("overlay", o.overlay),
-        ] {
-            m.insert(format!("outputs.{k}"), ParamValue::Bool(v));
+        for o in Output::ALL {
+            m.insert(format!("outputs.{}", o.name()), ParamValue::Bool(self.outputs.contains(o)));
         }
+        m.insert("outputs.semantic_from".into(), s(self.semantic_from.as_deref().unwrap_or("")));
         m.insert("colors.palette".into(), s(self.colors.name.as_str()));
         m.insert("colors.overlay_alpha".into(), ParamValue::Double(self.colors.overlay_alpha));
         for (id, c) in &self.colors.overrides {
@@ -537,11 +532,7 @@ impl Params {
 
 /// The `outputs` name of an EoMT head's [`MaskOutputs`].
 fn outputs_name(o: &MaskOutputs) -> &'static str {
-    match (o.semantic, o.instances, o.panoptic) {
-        (SemanticSource::Scores, InstanceSource::Off, false) => "semantic",
-        (SemanticSource::Off, InstanceSource::TopK, false) => "instances",
-        _ => "panoptic",
-    }
+    models::EOMT_OUTPUTS.iter().find(|(_, f)| f() == *o).map_or("panoptic", |(name, _)| name)
 }
 
 /// The head plan of `heads` (a backbone configured or not), the main semantic head and the outputs on.
@@ -549,7 +540,7 @@ pub(crate) fn plan_of<'a>(
     heads: impl Iterator<Item = &'a HeadParams> + Clone,
     backbone: bool,
     semantic_from: Option<&str>,
-    outputs: &OutputSwitches,
+    outputs: OutputSet,
 ) -> std::result::Result<HeadPlan, PlanError> {
     let mut available = Vec::new();
     if heads.clone().any(|h| matches!(h.kind, HeadKind::Eomt { .. })) {
@@ -558,7 +549,7 @@ pub(crate) fn plan_of<'a>(
     if backbone {
         available.push(Pass::Backbone);
     }
-    HeadPlan::new(heads.map(HeadParams::describe).collect(), &available, semantic_from, &outputs.enabled())
+    HeadPlan::new(heads.map(HeadParams::describe).collect(), &available, semantic_from, outputs)
 }
 
 /// A head's labels file, read (it was validated; it may have changed since).

@@ -2,8 +2,9 @@
 //! only `config.json` files and safetensors headers.
 
 use super::checks::{self, Located};
-use super::errors::{suggest, ErrorKind};
+use super::errors::{one_of, suggest, ErrorKind};
 use super::reader::{missing, Reader};
+use super::table;
 use super::value::valid_head_name;
 use super::{BackboneParams, HeadKind, HeadParams, ModelRef};
 use crate::catalog;
@@ -17,7 +18,14 @@ use crate::segmenter::LinearHeadSource;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub(crate) const HEAD_FIELDS: &[&str] = &["type", "checkpoint", "source", "outputs", "labels"];
+/// What an EoMT head computes for one `outputs` name.
+pub(crate) type MasksOf = fn() -> MaskOutputs;
+
+/// `heads.<name>.outputs` of an EoMT head: each name and what it computes.
+pub(crate) const EOMT_OUTPUTS: [(&str, MasksOf); 3] =
+    [("panoptic", MaskOutputs::panoptic), ("semantic", MaskOutputs::semantic), ("instances", MaskOutputs::instances)];
+
+pub(crate) use crate::plan::HeadType;
 
 /// What validation learnt about a head (for the cross-checks).
 pub(crate) struct HeadInfo {
@@ -184,7 +192,8 @@ fn head_names(r: &mut Reader) -> Vec<String> {
             }
             None => {
                 if let Some(v) = r.raw(&key) {
-                    r.wrong(&key, "a map (type, checkpoint, source, outputs, labels)", &v);
+                    let fields: Vec<&str> = table::fields("heads.<name>").collect();
+                    r.wrong(&key, &format!("a map ({})", fields.join(", ")), &v);
                 }
             }
         }
@@ -209,18 +218,15 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
         let k = |f: &str| format!("heads.{name}.{f}");
         if !valid_head_name(&name) {
             r.err(&k("type"), ErrorKind::BadValue, format!("head name `{name}`: use letters, digits and `_`"));
-            for f in HEAD_FIELDS {
+            for f in table::fields("heads.<name>") {
                 r.raw(&k(f));
             }
             complete = false;
             continue;
         }
-        let ty = r.choice(&k("type"), &["linear", "eomt"], |s| match s.trim().to_ascii_lowercase().as_str() {
-            t @ ("linear" | "eomt") => Some(t.to_string()),
-            _ => None,
-        });
+        let ty = r.choice(&k("type"), &HeadType::NAMES, HeadType::parse);
         if !r.given(&k("type")) {
-            r.err(&k("type"), ErrorKind::MissingKey, "required: `linear` or `eomt`");
+            r.err(&k("type"), ErrorKind::MissingKey, format!("required: {}", one_of(&HeadType::NAMES)));
         }
         let checkpoint = r.string(&k("checkpoint"), "a checkpoint path or hub id");
         if !r.given(&k("checkpoint")) {
@@ -236,8 +242,8 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                 }
             }
         });
-        match ty.as_deref() {
-            Some("linear") => {
+        match ty {
+            Some(HeadType::Linear) => {
                 if r.given(&k("outputs")) {
                     r.err(
                         &k("outputs"),
@@ -284,19 +290,16 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                 let params = HeadParams { name: name.clone(), kind: HeadKind::Linear { checkpoint, source, labels } };
                 heads.push(HeadInfo { params, linear: info, eomt_config: None });
             }
-            Some(_) => {
+            Some(HeadType::Eomt) => {
                 if r.given(&k("source")) {
                     r.err(&k("source"), ErrorKind::BadValue, "only `type: linear` heads have a source");
                 }
                 r.raw(&k("source"));
                 let outputs = r
-                    .choice(&k("outputs"), &["panoptic", "semantic", "instances"], |s| {
-                        match s.trim().to_ascii_lowercase().as_str() {
-                            "panoptic" => Some(MaskOutputs::panoptic()),
-                            "semantic" => Some(MaskOutputs::semantic()),
-                            "instances" | "instance" => Some(MaskOutputs::instances()),
-                            _ => None,
-                        }
+                    .choice(&k("outputs"), &EOMT_OUTPUTS.map(|(n, _)| n), |s| {
+                        let s = s.trim();
+                        let s = if s.eq_ignore_ascii_case("instance") { "instances" } else { s };
+                        EOMT_OUTPUTS.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|(_, o)| o())
                     })
                     .unwrap_or_else(|| {
                         complete &= !r.given(&k("outputs"));

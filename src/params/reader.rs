@@ -2,7 +2,7 @@
 
 use super::checks::{self, Located};
 use super::errors::{one_of, suggest, ErrorKind, ParamError};
-use super::table::{self, Range};
+use super::table::{self, Fallback, Range};
 use super::value::{Flat, ParamValue};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -114,6 +114,47 @@ impl<'a> Reader<'a> {
             Some(Range::Int { from, to, .. }) => self.int(key, from, to),
             _ => self.int(key, i64::MIN, i64::MAX),
         }
+    }
+
+    /// [`Reader::choice`], or the table's default for `key` through the same `parse` ([`T::default`] if the
+    /// table has none, which a test rules out).
+    pub(crate) fn choice_or_default<T: Default>(
+        &mut self,
+        key: &str,
+        names: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        self.choice_or(key, names, parse, T::default)
+    }
+
+    /// [`Reader::choice_or_default`] for a type without a [`Default`]: `fallback` if the table has none.
+    pub(crate) fn choice_or<T>(
+        &mut self,
+        key: &str,
+        names: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+        fallback: impl FnOnce() -> T,
+    ) -> T {
+        if let Some(v) = self.choice(key, names, &parse) {
+            return v;
+        }
+        match table::default_of(key) {
+            Fallback::Str(s) => parse(s).unwrap_or_else(fallback),
+            _ => fallback(),
+        }
+    }
+
+    /// [`Reader::ranged_double`], or the table's default for `key`.
+    pub(crate) fn double_or_default(&mut self, key: &str) -> f64 {
+        self.ranged_double(key).unwrap_or_else(|| table::default_double(key))
+    }
+
+    /// [`Reader::ranged_int`], or the table's default for `key`.
+    pub(crate) fn int_or_default(&mut self, key: &str) -> i64 {
+        self.ranged_int(key).unwrap_or(match table::default_of(key) {
+            Fallback::Int(i) => i,
+            _ => 0,
+        })
     }
 
     pub fn int(&mut self, key: &str, lo: i64, hi: i64) -> Option<i64> {

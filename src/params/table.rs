@@ -1,12 +1,18 @@
-//! The node's parameter keys as one table, data rather than code: for each key (a name, or a pattern such as
-//! `heads.<name>.checkpoint` where `<...>` stands for one dotted part) its value type, a one-line description
-//! (what `ros2 param describe` shows), its numeric range where it has one, and whether it can change while the
-//! node runs (`ros2 param set`) or, if not, why.
+//! The node's parameter keys as one table, data rather than code: each key is declared here once (a name, or a
+//! pattern such as `heads.<name>.checkpoint` where `<...>` stands for one dotted part) with its value type, its
+//! default, a one-line description (what `ros2 param describe` shows) and more for the README, its numeric range
+//! where it has one, and whether it can change while the node runs (`ros2 param set`) or, if not, why.
 //!
-//! The validation reads its numeric bounds from here ([`super::build`]), so the ranges the ROS view declares are
-//! the ones a params file is checked against. [`Params::set_live`](super::Params::set_live) refuses keys that
-//! are not live with the reason given here. [`KEYS`] is in the order of the parameters' documentation, for a
-//! README table.
+//! What it drives: the validation ([`super::build`]) takes its defaults, numeric bounds, known keys (for the
+//! unknown-key suggestions), sections and head fields from here, so the ranges the ROS view declares are the ones
+//! a params file is checked against; [`Params::set_live`](super::Params::set_live) refuses keys that are not live
+//! with the reason given here; the node's `ros2 param describe` ([`KeyInfo::constraints`]) and the parameter
+//! tables of the README and the module doc ([`super::doc::markdown`]) are rendered from it. Tests check the rest
+//! against it: `to_flat` gives every key, each key is read as its type, the `outputs.<name>` switches are
+//! [`crate::topics::Output::ALL`]. [`KEYS`] is in the order of the parameters' documentation.
+//!
+//! A new key: one entry here, its reader in [`super::build`] (or `models`), its value in `Params::to_flat`; then
+//! `DINOSEG_BLESS=1 cargo test --release --locked --test params_table` rewrites the README's table.
 
 use ValueType::{Bool, Color, Double, Int, String as Str, StringList};
 
@@ -76,6 +82,36 @@ pub enum Live {
     Restart(&'static str),
 }
 
+/// A key's value when the parameters do not give one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fallback {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(&'static str),
+    StrList(&'static [&'static str]),
+    /// No constant: required, absent, or worked out from other keys; the text says which (`the number of
+    /// cameras`).
+    Derived(&'static str),
+}
+
+impl Fallback {
+    /// As the README shows it: `0.8`, `` `cuda` ``, `["camera/image_raw"]`, or the text of a derived one.
+    pub fn text(&self) -> String {
+        match self {
+            Fallback::Bool(b) => b.to_string(),
+            Fallback::Int(i) => i.to_string(),
+            Fallback::Double(d) => format!("{d:?}"),
+            Fallback::Str(s) => format!("`{s}`"),
+            Fallback::StrList(l) => {
+                let items: Vec<String> = l.iter().map(|s| format!("\"{s}\"")).collect();
+                format!("`[{}]`", items.join(", "))
+            }
+            Fallback::Derived(t) => t.to_string(),
+        }
+    }
+}
+
 /// One key (or key pattern) of the table.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KeyInfo {
@@ -86,6 +122,10 @@ pub struct KeyInfo {
     pub description: &'static str,
     pub range: Option<Range>,
     pub live: Live,
+    /// The value when the file does not give one.
+    pub default: Fallback,
+    /// More for the README's table (after the description); may be empty.
+    pub details: &'static str,
 }
 
 impl KeyInfo {
@@ -123,12 +163,40 @@ const fn entry(
     range: Option<Range>,
     live: Live,
 ) -> KeyInfo {
-    KeyInfo { key, value_type, description, range, live }
+    KeyInfo { key, value_type, description, range, live, default: Fallback::Derived("none"), details: "" }
+}
+
+impl KeyInfo {
+    /// The entry with its default.
+    const fn or(self, default: Fallback) -> KeyInfo {
+        KeyInfo { default, ..self }
+    }
+
+    /// The entry with more text for the README.
+    const fn more(self, details: &'static str) -> KeyInfo {
+        KeyInfo { details, ..self }
+    }
 }
 
 const UNIT: Option<Range> = Some(Range::Double { from: 0.0, to: 1.0, step: 0.0, exclusive: false });
 const SIDE: Option<Range> = Some(Range::Int { from: 1, to: 16384, step: 1 });
 const SECONDS: Option<Range> = Some(Range::Double { from: 0.05, to: 3600.0, step: 0.0, exclusive: false });
+
+const SEMANTIC: Fallback = Fallback::Derived("true if a head gives a semantic map");
+const INSTANCES: Fallback = Fallback::Derived("true if an EoMT head gives instances");
+
+const fn text(s: &'static str) -> Fallback {
+    Fallback::Str(s)
+}
+const fn derived(why: &'static str) -> Fallback {
+    Fallback::Derived(why)
+}
+const fn double(v: f64) -> Fallback {
+    Fallback::Double(v)
+}
+const fn boolean(v: bool) -> Fallback {
+    Fallback::Bool(v)
+}
 
 const LOADED: Live = Live::Restart("the model is loaded at start-up");
 const CHECKPOINTS: Live = Live::Restart("checkpoints are loaded at start-up");
@@ -138,21 +206,29 @@ const RESIZE: Live = Live::Restart("the model input size is set at start-up (war
 
 /// Every key of the node, in documentation order.
 pub const KEYS: &[KeyInfo] = &[
-    entry("device", Str, "cpu, cuda or cuda:N: where the model runs", None, LOADED),
-    entry("precision", Str, "fp32, fp16 or bf16: the model's weights and activations", None, LOADED),
+    entry("device", Str, "cpu, cuda or cuda:N: where the model runs", None, LOADED).or(text("cuda")).more(
+        "`cuda` is `cuda:0` (also `gpu`). Not checked against the machine by `check-params` (the file may be for \
+         the robot): the node and `dinoseg run` fail at start-up if the GPU is absent",
+    ),
+    entry("precision", Str, "fp32, fp16 or bf16: the model's weights and activations", None, LOADED).or(text("fp32")),
     entry(
         "base_dir",
         Str,
         "directory relative paths resolve against (default: the params file's)",
         None,
         Live::Restart("relative paths are resolved at start-up"),
-    ),
+    )
+    .or(derived("the params file's directory")),
     entry(
         "backbone.checkpoint",
         Str,
         "DINOv3 backbone of linear heads with source backbone: directory, file or hub id",
         None,
         CHECKPOINTS,
+    )
+    .more(
+        "a transformers directory, `.safetensors` (official names, or transformers names with `backbone.variant`), \
+         official `.pth`, or hub id `org/name[@rev]`",
     ),
     entry(
         "backbone.variant",
@@ -160,64 +236,109 @@ pub const KEYS: &[KeyInfo] = &[
         "catalog variant of a bare .safetensors backbone in transformers names",
         None,
         LOADED,
-    ),
-    entry("heads.<name>.type", Str, "linear or eomt", None, LOADED),
+    )
+    .more("`vits16` ... `vit7b16`, `convnext_*` (`dinoseg backbones`)"),
+    entry("heads.<name>.type", Str, "linear or eomt", None, LOADED).or(derived("required")),
     entry(
         "heads.<name>.checkpoint",
         Str,
         "linear: a .safetensors head; eomt: an eomt_dinov3 directory or hub id",
         None,
         CHECKPOINTS,
-    ),
-    entry("heads.<name>.source", Str, "linear heads: the features they read, backbone or eomt", None, LOADED),
-    entry("heads.<name>.outputs", Str, "eomt heads: panoptic, semantic or instances", None, LOADED),
-    entry("heads.<name>.labels", Str, "labels file replacing the checkpoint's class names", None, LABELS),
+    )
+    .or(derived("required"))
+    .more("a linear head may also be an official `.pth` with its sidecar"),
+    entry("heads.<name>.source", Str, "linear heads: the features they read, backbone or eomt", None, LOADED)
+        .or(text("backbone"))
+        .more("`eomt` reads the EoMT encoder's pass"),
+    entry("heads.<name>.outputs", Str, "eomt heads: panoptic, semantic or instances", None, LOADED)
+        .or(text("panoptic"))
+        .more(
+            "`panoptic`: panoptic map, semantic map and thing instances from it; `semantic`: class scores; \
+             `instances`: top-k",
+        ),
+    entry("heads.<name>.labels", Str, "labels file replacing the checkpoint's class names", None, LABELS)
+        .or(derived("the checkpoint's names"))
+        .more("format: `src/postprocess/labels.rs`; its class count must match the checkpoint's"),
     entry(
         "input.topics",
         StringList,
         "camera topics (a name ending in /compressed: CompressedImage)",
         None,
         SUBSCRIPTIONS,
+    )
+    .or(Fallback::StrList(&["camera/image_raw"]))
+    .more(
+        "cameras share one model; other names are `sensor_msgs/Image`. Relative names (no leading `/`) follow the \
+         node's namespace and remapping (`-r __ns:=/robot1` gives `/robot1/camera/image_raw`); the runner reads \
+         them in the root namespace",
     ),
-    entry("input.reliability", Str, "QoS of the camera subscriptions: best_effort or reliable", None, SUBSCRIPTIONS),
-    entry("resize.mode", Str, "keep, short_side or fixed: the model input size", None, RESIZE),
-    entry("resize.short_side", Int, "short side of the model input (mode short_side)", SIDE, RESIZE),
+    entry("input.reliability", Str, "QoS of the camera subscriptions: best_effort or reliable", None, SUBSCRIPTIONS)
+        .or(text("best_effort"))
+        .more("`best_effort` is the sensor-data QoS"),
+    entry("resize.mode", Str, "keep, short_side or fixed: the model input size", None, RESIZE).or(text("keep")),
+    entry("resize.short_side", Int, "short side of the model input (mode short_side)", SIDE, RESIZE)
+        .or(derived("required with `short_side`")),
     entry(
         "resize.max_long_side",
         Int,
         "cap on the long side of the model input (modes keep, short_side; default 2048, 0 = no cap)",
         Some(Range::Int { from: 0, to: 16384, step: 1 }),
         RESIZE,
+    )
+    .or(derived("2048 (`keep`; `short_side` below 2048)"))
+    .more(
+        "greater than `short_side`. A planned input over 2^26 pixels is refused whatever the cap \
+         (`MAX_MODEL_PIXELS`)",
     ),
-    entry("resize.height", Int, "model input height (mode fixed)", SIDE, RESIZE),
-    entry("resize.width", Int, "model input width (mode fixed)", SIDE, RESIZE),
-    entry("resize.pad", Str, "bottom_right (pad to the patch multiple) or stretch", None, RESIZE),
-    entry("thresholds.score", Double, "instances: keep those scoring at least this", UNIT, Live::Yes),
-    entry("thresholds.query", Double, "panoptic: keep queries whose class probability exceeds this", UNIT, Live::Yes),
+    entry("resize.height", Int, "model input height (mode fixed)", SIDE, RESIZE).or(derived("required with `fixed`")),
+    entry("resize.width", Int, "model input width (mode fixed)", SIDE, RESIZE).or(derived("required with `fixed`")),
+    entry("resize.pad", Str, "bottom_right (pad to the patch multiple) or stretch", None, RESIZE)
+        .or(text("bottom_right"))
+        .more("`stretch` rounds the size to the patch multiple"),
+    entry("thresholds.score", Double, "instances: keep those scoring at least this", UNIT, Live::Yes).or(double(0.8)),
+    entry("thresholds.query", Double, "panoptic: keep queries whose class probability exceeds this", UNIT, Live::Yes)
+        .or(double(0.8)),
     entry(
         "thresholds.mask",
         Double,
         "mask probability threshold",
         Some(Range::Double { from: 0.0, to: 1.0, step: 0.0, exclusive: true }),
         Live::Yes,
-    ),
-    entry("thresholds.overlap", Double, "panoptic: a segment keeps at least this part of its mask", UNIT, Live::Yes),
+    )
+    .or(double(0.5)),
+    entry("thresholds.overlap", Double, "panoptic: a segment keeps at least this part of its mask", UNIT, Live::Yes)
+        .or(double(0.8)),
     entry(
         "thresholds.top_k",
         Int,
         "instances: (query, class) pairs considered per image",
         Some(Range::Int { from: 1, to: 100_000, step: 1 }),
         Live::Yes,
-    ),
-    entry("outputs.semantic", Bool, "publish the label image (mono8/mono16)", None, Live::Yes),
-    entry("outputs.semantic_color", Bool, "publish the label image in colour", None, Live::Yes),
-    entry("outputs.instances", Bool, "publish the instance masks", None, Live::Yes),
-    entry("outputs.instance_ids", Bool, "publish the instance-id image", None, Live::Yes),
-    entry("outputs.detections", Bool, "publish the instances' boxes", None, Live::Yes),
-    entry("outputs.label_info", Bool, "publish the class names (once per camera, latched)", None, Live::Yes),
-    entry("outputs.overlay", Bool, "publish the camera image with the segmentation blended in", None, Live::Yes),
-    entry("colors.palette", Str, "class colours: default or pascal", None, Live::Yes),
-    entry("colors.overlay_alpha", Double, "weight of the class colour in the overlay", UNIT, Live::Yes),
+    )
+    .or(Fallback::Int(100)),
+    entry("outputs.semantic", Bool, "publish the label image (mono8/mono16)", None, Live::Yes).or(SEMANTIC),
+    entry("outputs.semantic_color", Bool, "publish the label image in colour", None, Live::Yes).or(SEMANTIC),
+    entry("outputs.instances", Bool, "publish the instance masks", None, Live::Yes).or(INSTANCES),
+    entry("outputs.instance_ids", Bool, "publish the instance-id image", None, Live::Yes).or(INSTANCES),
+    entry("outputs.detections", Bool, "publish the instances' boxes", None, Live::Yes).or(boolean(false)),
+    entry("outputs.label_info", Bool, "publish the class names (once per camera, latched)", None, Live::Yes)
+        .or(boolean(true)),
+    entry("outputs.overlay", Bool, "publish the camera image with the segmentation blended in", None, Live::Yes)
+        .or(boolean(false)),
+    entry(
+        "outputs.semantic_from",
+        Str,
+        "the head whose semantic map is the frame's semantic and semantic_color (empty: automatic)",
+        None,
+        Live::Restart("the head plan is built at start-up"),
+    )
+    .or(derived("empty: automatic"))
+    .more("a linear head, or an EoMT head with `outputs: panoptic` or `semantic`"),
+    entry("colors.palette", Str, "class colours: default or pascal", None, Live::Yes)
+        .or(text("default"))
+        .more("`default`: 256 distinct colours; `pascal`: the VOC colour map"),
+    entry("colors.overlay_alpha", Double, "weight of the class colour in the overlay", UNIT, Live::Yes).or(double(0.5)),
     entry("colors.overrides.<id>", Color, "colour of class <id>", None, Live::Yes),
     entry(
         "node.max_batch",
@@ -225,22 +346,64 @@ pub const KEYS: &[KeyInfo] = &[
         "most frames (one per camera) in one forward pass",
         Some(Range::Int { from: 1, to: 64, step: 1 }),
         Live::Yes,
-    ),
-    entry("node.diagnostics_period", Double, "seconds between two /diagnostics messages", SECONDS, Live::Yes),
-    entry("node.warn_interval", Double, "seconds between two warnings of one kind for one camera", SECONDS, Live::Yes),
+    )
+    .or(derived("the number of cameras")),
+    entry("node.diagnostics_period", Double, "seconds between two /diagnostics messages", SECONDS, Live::Yes)
+        .or(double(1.0)),
+    entry("node.warn_interval", Double, "seconds between two warnings of one kind for one camera", SECONDS, Live::Yes)
+        .or(double(5.0))
+        .more("the others are counted"),
     entry(
         "node.threads",
         Int,
         "libtorch CPU threads (0: its default)",
         Some(Range::Int { from: 0, to: 1024, step: 1 }),
         Live::Restart("libtorch's thread pool is sized once, at start-up"),
-    ),
+    )
+    .or(Fallback::Int(0))
+    .more("node and `dinoseg run`; 1 avoids OpenMP stalls on a busy CPU"),
 ];
 
 /// The table's entry for `key` (an exact name first, then the patterns); None for a key the node does not
 /// know.
 pub fn describe(key: &str) -> Option<KeyInfo> {
     KEYS.iter().find(|k| k.key == key).or_else(|| KEYS.iter().find(|k| k.matches(key))).copied()
+}
+
+/// The parts that follow `prefix` in the table's keys, in table order: `fields("colors")` gives `palette`,
+/// `overlay_alpha`, `overrides`; `fields("heads.<name>")` the fields of a head.
+pub(crate) fn fields(prefix: &str) -> impl Iterator<Item = &'static str> + '_ {
+    KEYS.iter()
+        .filter_map(move |k| k.key.strip_prefix(prefix)?.strip_prefix('.'))
+        .map(|rest| rest.split('.').next().unwrap_or(rest))
+}
+
+/// The sections (first parts of dotted keys), in table order, each once.
+pub(crate) fn sections() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for k in KEYS {
+        if let Some((section, _)) = k.key.split_once('.') {
+            if !out.contains(&section) {
+                out.push(section);
+            }
+        }
+    }
+    out
+}
+
+/// The default of `key` (`Derived` for a key the table does not know).
+pub(crate) fn default_of(key: &str) -> Fallback {
+    describe(key).map_or(Fallback::Derived("not in the table"), |k| k.default)
+}
+
+/// The constant default of a number `key` (0 where the table gives it none, which a test rules out for the
+/// keys read so).
+pub(crate) fn default_double(key: &str) -> f64 {
+    match default_of(key) {
+        Fallback::Double(d) => d,
+        Fallback::Int(i) => i as f64,
+        _ => 0.0,
+    }
 }
 
 /// The range of `key`, if it has one.
@@ -267,21 +430,32 @@ mod tests {
         );
     }
 
-    /// The table and the validation's list of keys name the same keys.
+    /// The `outputs.<name>` switches are the outputs of [`crate::topics::Output::ALL`], in its order.
     #[test]
-    fn the_table_has_every_key_the_validation_knows() {
-        let mut known: Vec<String> = super::super::build::TOP.iter().map(|k| k.to_string()).collect();
-        for (section, fields) in super::super::build::SECTIONS {
-            for f in *fields {
-                known.push(if *f == "overrides" { format!("{section}.{f}.<id>") } else { format!("{section}.{f}") });
-            }
+    fn the_output_switches_are_the_outputs() {
+        let switches: Vec<&str> =
+            KEYS.iter().filter(|k| k.value_type == Bool).filter_map(|k| k.key.strip_prefix("outputs.")).collect();
+        let outputs: Vec<&str> = crate::topics::Output::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(switches, outputs);
+    }
+
+    /// Each constant default has the key's type and is inside its range; each key is listed once.
+    #[test]
+    fn defaults_fit_their_keys() {
+        for k in KEYS {
+            let fits = match (k.default, k.value_type) {
+                (Fallback::Bool(_), Bool) | (Fallback::Str(_), Str) | (Fallback::StrList(_), StringList) => true,
+                (Fallback::Int(i), Int) => k.range.is_none_or(|r| r.contains(i as f64)),
+                (Fallback::Double(d), Double) => k.range.is_none_or(|r| r.contains(d)),
+                (Fallback::Derived(why), _) => !why.is_empty(),
+                _ => false,
+            };
+            assert!(fits, "{}: default {:?} for a {}", k.key, k.default, k.value_type.name());
+            assert_eq!(KEYS.iter().filter(|o| o.key == k.key).count(), 1, "{} listed twice", k.key);
         }
-        known.extend(super::super::models::HEAD_FIELDS.iter().map(|f| format!("heads.<name>.{f}")));
-        let table: Vec<String> = KEYS.iter().map(|k| k.key.to_string()).collect();
-        let (mut a, mut b) = (known.clone(), table.clone());
-        a.sort();
-        b.sort();
-        assert_eq!(a, b);
-        assert_eq!(table.len(), known.len(), "a key listed twice");
+        assert_eq!(fields("colors").collect::<Vec<_>>(), ["palette", "overlay_alpha", "overrides"]);
+        assert_eq!(fields("heads.<name>").collect::<Vec<_>>(), ["type", "checkpoint", "source", "outputs", "labels"]);
+        let want = ["backbone", "heads", "input", "resize", "thresholds", "outputs", "colors", "node"];
+        assert_eq!(sections(), want);
     }
 }

@@ -205,10 +205,10 @@ impl Runner<'_> {
 fn folder_outputs(p: &Params) -> FolderOutputs {
     let o = p.outputs();
     FolderOutputs {
-        semantic: o.semantic,
-        semantic_color: o.semantic_color,
-        overlay: o.overlay,
-        instances: o.instances || o.instance_ids,
+        semantic: o.contains(Output::Semantic),
+        semantic_color: o.contains(Output::SemanticColor),
+        overlay: o.contains(Output::Overlay),
+        instances: o.contains(Output::Instances) || o.contains(Output::InstanceIds),
     }
 }
 
@@ -278,7 +278,7 @@ fn run_inner(
     if let Some(dir) = &opts.files {
         sinks.push(folder(dir)?);
     }
-    let enabled = params.outputs().enabled();
+    let enabled = params.outputs().iter().collect();
     let mut runner = Runner { params: &params, model, sinks, stats, enabled };
     let result = match (&input, &bag) {
         (Input::Images(files), _) => run_images(&mut runner, files, &params, opts.max_frames),

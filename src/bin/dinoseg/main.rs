@@ -142,7 +142,7 @@ fn main() -> ExitCode {
         }
         Command::CheckParams { file } => match dinoseg::params::check_file(&file) {
             Ok(p) => {
-                println!("{}: ok ({} head(s), outputs: {:?})", file.display(), p.heads.len(), p.outputs().enabled());
+                println!("{}: ok ({} head(s), outputs: {:?})", file.display(), p.heads.len(), p.outputs());
                 Ok(())
             }
             Err(errors) => Err(dinoseg::Error::Input(format!("{}:\n{errors}", file.display()))),

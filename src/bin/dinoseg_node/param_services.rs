@@ -120,27 +120,17 @@ fn describe(state: &ParamState, name: &str) -> ParameterDescriptor {
         return d;
     };
     d.description = info.description.to_string();
-    let mut constraints = Vec::new();
     match info.range {
         Some(Range::Int { from, to, step }) => {
             d.integer_range = vec![IntegerRange { from_value: from, to_value: to, step }];
         }
-        Some(r @ Range::Double { from, to, step, exclusive }) => {
+        Some(Range::Double { from, to, step, .. }) => {
             d.floating_point_range = vec![FloatingPointRange { from_value: from, to_value: to, step }];
-            if exclusive {
-                constraints.push(format!("in {} (ends excluded)", r.text()));
-            }
         }
         None => {}
     }
-    match info.restart_reason(name) {
-        Some(why) => {
-            d.read_only = true;
-            constraints.push(why);
-        }
-        None => constraints.push("live: takes effect on the next frame".into()),
-    }
-    d.additional_constraints = constraints.join("; ");
+    d.read_only = !info.is_live();
+    d.additional_constraints = info.constraints(name);
     d
 }
 
