@@ -438,3 +438,32 @@ fn the_file_layout_is_checked() {
     let e = Params::from_yaml_str("/**:\n  ros__parameters:\n    device: cpu\n").expect_err("no heads");
     assert!(e.to_string().starts_with("/**.ros__parameters.heads: no heads"), "{e}");
 }
+
+/// The head plan start-up builds is checked with the file: the main semantic head named by
+/// `outputs.semantic_from`, and a head whose results would go nowhere refused with the reason.
+#[test]
+fn the_head_plan_is_part_of_the_validation() {
+    let fx = common::eomt_fixtures();
+    let dir = common::temp_dir("head-plan");
+    let heads = |scene_outputs: &str| {
+        format!(
+            "device: cpu\nheads:\n  scene: {{type: eomt, checkpoint: {}, outputs: {scene_outputs}}}\n  \
+             semantic: {{type: linear, checkpoint: {}, source: eomt}}\n",
+            fx.join("eomt_p0").display(),
+            fx.join("eomt_linear_dense4.safetensors").display()
+        )
+    };
+    let p = parse_in(&dir, &heads("panoptic")).unwrap_or_else(|e| panic!("{e}"));
+    let plan = p.head_plan().expect("plan");
+    assert_eq!(plan.extra_semantic_names(), vec!["scene"], "default: the linear head is the main one");
+    let p = parse_in(&dir, &format!("{}outputs: {{semantic_from: scene}}", heads("panoptic")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.head_plan().expect("plan").extra_semantic_names(), vec!["semantic"]);
+    assert_eq!(p.segmenter_config().expect("config").semantic_from.as_deref(), Some("scene"));
+    // EoMT gives a semantic map only, the linear head is the main one, and its own topics are off.
+    let body = format!("{}outputs: {{semantic: false, semantic_color: false, overlay: true}}", heads("semantic"));
+    let e = errors_in(&dir, &body);
+    let msg = the_error(&e, "heads.scene", ErrorKind::Conflict);
+    assert!(msg.contains("its results go nowhere") && msg.contains("semantic_color are off"), "{msg}");
+    assert_eq!(e.len(), 1, "{e}");
+}
