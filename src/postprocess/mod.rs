@@ -26,10 +26,12 @@
 //!   (tests/postprocess.rs `device_*`: no pixel differs on the reference cases).
 
 pub mod device;
+mod device_kernels;
 pub mod instances;
 pub mod labels;
 pub mod panoptic;
 pub mod resample;
+mod segments;
 pub mod semantic;
 mod simd;
 pub mod types;
