@@ -93,7 +93,7 @@ impl Error {
                 ErrorKind::Checkpoint
             }
             Error::UnknownVariant(_) | Error::Device(_) | Error::Parameter { .. } => ErrorKind::Parameter,
-            Error::Input(_) | Error::File { .. } | Error::Decode(_) | Error::Message(_) => ErrorKind::Input,
+            Error::Input { .. } | Error::File { .. } | Error::Decode(_) | Error::Message(_) => ErrorKind::Input,
             Error::Bag(crate::bag::BagError::Io { .. }) => ErrorKind::Io,
             Error::Bag(_) => ErrorKind::Input,
             Error::Preprocess(Pre::InvalidPolicy { .. } | Pre::UnsupportedKind { .. }) => ErrorKind::Parameter,

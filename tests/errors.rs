@@ -100,3 +100,17 @@ fn guarded_panics_print_nothing_and_other_panics_reach_the_previous_hook() {
     let _ = catch_quiet(|| std::thread::spawn(|| panic!("a bug on a worker thread")).join());
     assert_eq!(seen_now(), vec!["a bug outside".to_string(), "a bug on a worker thread".to_string()]);
 }
+
+#[test]
+fn unusable_files_are_typed_file_errors_naming_the_path() {
+    let dir = std::env::temp_dir();
+    let e = dinoseg::files::read_text_capped(&dir, 10, "params file").err().expect("a folder is not a params file");
+    assert_eq!(e.kind(), ErrorKind::Input, "{e}");
+    let Error::File { path, message } = &e else { panic!("expected Error::File, got {e:?}") };
+    assert_eq!(path, &dir);
+    assert!(message.starts_with("params file must be a regular file"), "{message}");
+    assert_eq!(e.to_string(), format!("{}: {message}", dir.display()));
+    // A missing file is the operating system's answer: an I/O error.
+    let e = dinoseg::files::check_regular(&dir.join("no such file.yaml"), "params file").err();
+    assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Io));
+}

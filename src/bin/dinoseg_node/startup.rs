@@ -20,11 +20,8 @@ pub fn check_params_files(files: &[String]) -> Result<(), String> {
 fn check_params_file(path: &Path) -> Result<(), String> {
     let shown = path.display();
     // A FIFO or device is refused by type before it is opened (opening a FIFO blocks); the size is capped.
-    let text =
-        dinoseg::files::read_text_capped(path, dinoseg::files::caps::PARAMS, "params file").map_err(|e| match e {
-            dinoseg::Error::Input(m) => m,
-            other => other.to_string(),
-        })?;
+    let text = dinoseg::files::read_text_capped(path, dinoseg::files::caps::PARAMS, "params file")
+        .map_err(|e| e.to_string())?;
     let layout = dinoseg::params::ros_layout_problems(&text);
     if !layout.is_empty() {
         return Err(format!("{shown}: {}", layout.join(&format!("\n  {shown}: "))));
