@@ -86,8 +86,7 @@ fn guarded_panics_print_nothing_and_other_panics_reach_the_previous_hook() {
         assert!(inner.is_err());
         panic!("outer failure")
     })
-    .err()
-    .expect("the closure panicked");
+    .expect_err("the closure panicked");
     assert_eq!(caught.text(), "outer failure");
     assert!(caught.location.as_deref().is_some_and(|l| l.starts_with("tests/errors.rs:")), "{caught:?}");
     let e = Error::model_panic(&caught);
@@ -104,7 +103,7 @@ fn guarded_panics_print_nothing_and_other_panics_reach_the_previous_hook() {
 #[test]
 fn unusable_files_are_typed_file_errors_naming_the_path() {
     let dir = std::env::temp_dir();
-    let e = dinoseg::files::read_text_capped(&dir, 10, "params file").err().expect("a folder is not a params file");
+    let e = dinoseg::files::read_text_capped(&dir, 10, "params file").expect_err("a folder is not a params file");
     assert_eq!(e.kind(), ErrorKind::Input, "{e}");
     let Error::File { path, message } = &e else { panic!("expected Error::File, got {e:?}") };
     assert_eq!(path, &dir);
