@@ -2,9 +2,16 @@
 //! errors (a real CPU allocation failure, CUDA's wording), callers match `ErrorKind`, and a panic inside a guarded
 //! section prints nothing while every other panic still reaches the hook installed before.
 
+mod common;
+
+use common::node_fixtures::{config, frame, MS};
 use dinoseg::error::{catch_quiet, install_quiet_panic_hook, ErrorKind};
+use dinoseg::node::{Core, FrameModel, ManualClock, MemoryTransport, Worker};
 use dinoseg::pipeline::preprocess::PreprocessError;
+use dinoseg::pipeline::RgbImage;
+use dinoseg::postprocess::FrameSegmentation;
 use dinoseg::postprocess::PostprocessError;
+use dinoseg::topics::Output;
 use dinoseg::Error;
 use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
@@ -112,4 +119,32 @@ fn unusable_files_are_typed_file_errors_naming_the_path() {
     // A missing file is the operating system's answer: an I/O error.
     let e = dinoseg::files::check_regular(&dir.join("no such file.yaml"), "params file").err();
     assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Io));
+}
+
+/// A model whose forward pass asks libtorch for more memory than there is (tch raises it as a panic).
+struct Greedy;
+
+impl FrameModel for Greedy {
+    fn segment(&mut self, _frames: &[&RgbImage]) -> dinoseg::Result<Vec<FrameSegmentation>> {
+        let _ = Tensor::zeros([TOO_MANY], (Kind::Float, Device::Cpu));
+        Ok(vec![])
+    }
+    fn produces_instances(&self) -> bool {
+        false
+    }
+}
+
+/// The node drops a frame the model ran out of memory on with one warning that says so and how to avoid it.
+#[test]
+fn an_out_of_memory_panic_in_the_model_is_one_warning_with_the_hint() {
+    let clock = Arc::new(ManualClock::new(1_000 * MS));
+    let core = Core::new(config(1, 1, &[Output::Semantic]), clock.clone());
+    let mut worker = Worker::new(core.clone(), Greedy, MemoryTransport::new(clock.clone()));
+    core.submit(0, frame(0, 1_000 * MS, 4, 4));
+    assert_eq!(worker.poll(), 0);
+    assert_eq!(core.totals(0).failed, 1);
+    let w = &worker.transport().warnings;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("frame ") && w[0].contains("dropped: out of memory on cpu: "), "{}", w[0]);
+    assert!(w[0].contains("lower resize or node.max_batch"), "{}", w[0]);
 }
