@@ -48,7 +48,7 @@ pub fn install_quiet_panic_hook() {
 }
 
 /// The hook [`install_quiet_panic_hook`] installs: silent inside [`catch_quiet`], `previous` everywhere else.
-pub fn quiet_hook(
+fn quiet_hook(
     previous: Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>,
 ) -> Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static> {
     Box::new(move |info| {
@@ -63,7 +63,7 @@ pub fn quiet_hook(
 }
 
 /// Whether this thread is inside [`catch_quiet`] now.
-pub fn is_guarded() -> bool {
+fn is_guarded() -> bool {
     GUARDED.try_with(|g| g.get() > 0).unwrap_or(false)
 }
 
