@@ -1,6 +1,7 @@
 //! Typed errors and the quiet panic hook: out of memory is recognised where libtorch errors and panics become
-//! errors (a real CPU allocation failure, CUDA's wording), callers match `ErrorKind`, and a panic inside a guarded
-//! section prints nothing while every other panic still reaches the hook installed before.
+//! errors (a real CPU allocation failure, CUDA's wording), callers match `ErrorKind` (the node's warning hint),
+//! unusable files are `Error::File`, and a panic inside a guarded section prints nothing while every other panic
+//! still reaches the hook installed before.
 
 mod common;
 
