@@ -121,6 +121,7 @@ impl Error {
     /// was raised.
     pub fn model_panic(caught: &Caught) -> Error {
         Error::from_panic(caught, |text| {
+            let text = first_line(&text);
             Error::Panic(match &caught.location {
                 Some(at) => format!("{text} (at {at})"),
                 None => text,
@@ -169,11 +170,13 @@ fn gpu_index(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The first line of a libtorch message (the rest is a C++ backtrace), also when a panic shows it escaped (`\n`),
-/// cut to 300 characters.
+/// The first line of a libtorch message (the rest is a C++ backtrace), also when a panic shows it escaped (`\n`)
+/// inside tch's ``called `Result::unwrap()` on an `Err` value: Torch("...")``, cut to 300 characters.
 pub(crate) fn first_line(text: &str) -> String {
+    let text = text.split_once("Torch(\"").map_or(text, |(_, inner)| inner);
     let line = text.lines().next().unwrap_or_default();
-    shorten(line.split("\\n").next().unwrap_or_default(), 300)
+    let line = line.split("\\n").next().unwrap_or_default();
+    shorten(line.strip_suffix("\")").unwrap_or(line), 300)
 }
 
 impl From<tch::TchError> for Error {

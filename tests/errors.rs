@@ -34,7 +34,8 @@ fn a_real_libtorch_allocation_failure_is_out_of_memory() {
     let e = dinoseg::model::guarded(|| Tensor::zeros([TOO_MANY], (Kind::Float, Device::Cpu))).err();
     let e = e.expect("allocating 4 PiB should fail");
     assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e}");
-    assert!(e.to_string().starts_with("out of memory on cpu: "), "{e}");
+    assert!(e.to_string().starts_with("out of memory on cpu: [enforce fail at "), "{e}");
+    assert!(!e.to_string().contains("Exception raised"), "{e}");
 }
 
 #[test]
@@ -59,7 +60,7 @@ fn other_failures_are_not_out_of_memory() {
     let e = dinoseg::model::guarded(|| Tensor::zeros([7], (Kind::Float, Device::Cpu)).view([2, 3])).err();
     let e = e.expect("a view of the wrong size should fail");
     assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
-    assert!(e.to_string().starts_with("libtorch failed: "), "{e}");
+    assert!(e.to_string().starts_with("libtorch failed: shape '[2, 3]' is invalid for input of size 7"), "{e}");
     // A message that merely mentions memory in another sense is not the allocator's.
     let e = Error::Runtime("out of range: memory_format".into());
     assert_eq!(e.kind(), ErrorKind::Internal);
@@ -103,6 +104,12 @@ fn guarded_panics_print_nothing_and_other_panics_reach_the_previous_hook() {
     assert_eq!(seen_now(), Vec::<String>::new(), "guarded panics reached the previous hook");
 
     // Outside a guarded section (after one ended, or on another thread of one) panics print as before.
+    // A libtorch panic caught around the model: its message, without tch's wrapping or the C++ backtrace.
+    let caught = catch_quiet(|| Tensor::zeros([7], (Kind::Float, Device::Cpu)).view([2, 3])).expect_err("bad view");
+    let e = Error::model_panic(&caught).to_string();
+    assert!(e.starts_with("the model panicked: shape '[2, 3]' is invalid for input of size 7 (at "), "{e}");
+    assert_eq!(seen_now(), Vec::<String>::new(), "guarded panics reached the previous hook");
+
     let _ = std::panic::catch_unwind(|| panic!("a bug outside"));
     let _ = catch_quiet(|| std::thread::spawn(|| panic!("a bug on a worker thread")).join());
     assert_eq!(seen_now(), vec!["a bug outside".to_string(), "a bug on a worker thread".to_string()]);
