@@ -42,7 +42,7 @@ pub fn kind_of(meta: &Metadata) -> &'static str {
 }
 
 fn not_regular(path: &Path, what: &str, meta: &Metadata) -> Error {
-    Error::Input(format!("{}: {what} must be a regular file, this is {}", path.display(), kind_of(meta)))
+    Error::file(path, format!("{what} must be a regular file, this is {}", kind_of(meta)))
 }
 
 /// Checks that `path` is a regular file (following links) without opening it; `what` names the role ("params
@@ -87,16 +87,12 @@ pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
 pub fn read_text_capped(path: &Path, cap: u64, what: &str) -> Result<String> {
     let bytes = read_capped(path, cap, what)?;
     String::from_utf8(bytes).map_err(|e| {
-        Error::Input(format!(
-            "{}: {what} is not UTF-8 text (byte offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
+        Error::file(path, format!("{what} is not UTF-8 text (byte offset {})", e.utf8_error().valid_up_to()))
     })
 }
 
 fn too_large(path: &Path, what: &str, len: u64, cap: u64) -> Error {
-    Error::Input(format!("{}: {what} of {len} bytes is larger than the {cap}-byte limit", path.display()))
+    Error::file(path, format!("{what} of {len} bytes is larger than the {cap}-byte limit"))
 }
 
 /// True when `a` and `b` are the same file or folder (same device and inode: the same path, a symbolic link to
@@ -113,11 +109,8 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 pub fn refuse_overwrite(target: &Path, inputs: &[&Path], what: &str) -> Result<()> {
     for input in inputs {
         if same_file(target, input) {
-            return Err(Error::Input(format!(
-                "{what} {} is the input {}: refusing to overwrite an input",
-                target.display(),
-                input.display()
-            )));
+            let message = format!("{what} is the input {}: refusing to overwrite an input", input.display());
+            return Err(Error::file(target, message));
         }
     }
     Ok(())
@@ -135,10 +128,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates the temporary file (refusing to follow or reuse an existing one).
     pub fn create(target: &Path) -> Result<Self> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::Input(format!("{}: not a file name", target.display())))?
-            .to_string_lossy();
+        let name = target.file_name().ok_or_else(|| Error::file(target, "not a file name"))?.to_string_lossy();
         let temp = target.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_file(&temp);
         let file =

@@ -9,7 +9,7 @@ pub mod layers;
 pub mod rope;
 pub mod vit;
 
-use crate::error::{Error, Result};
+use crate::error::{first_line, Error, Result};
 use config::BackboneConfig;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -151,16 +151,11 @@ impl Backbone {
     }
 }
 
-/// Runs libtorch work, turning a libtorch exception (which tch raises as a panic) into an error.
+/// Runs libtorch work, turning a libtorch exception (which tch raises as a panic) into an error: out of memory
+/// as [`Error::OutOfMemory`], anything else as [`Error::Runtime`] of its first line. The panic prints nothing
+/// once [`crate::error::install_quiet_panic_hook`] is in place: the caller reports the error.
 pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|e| {
-        let msg = e
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown libtorch failure".into());
-        Error::Runtime(msg.lines().next().unwrap_or_default().to_string())
-    })
+    crate::error::catch_quiet(f).map_err(|caught| Error::from_panic(&caught, |t| Error::Runtime(first_line(&t))))
 }
 
 /// A backbone with its weights, device and precision.

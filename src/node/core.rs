@@ -14,7 +14,7 @@
 use super::clock::Clock;
 use super::slots::{Incoming, Slots};
 use super::stats::{diagnostic_array, CameraStats, Throttle, Totals};
-use crate::error::panic_text;
+use crate::error::{catch_quiet, panic_text, Error, ErrorKind};
 use crate::messages::{Header, RosMessage};
 use crate::params::{Palette, Params};
 use crate::pipeline::{decode_message, RgbImage};
@@ -308,9 +308,9 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
         if let Some(pp) = self.live.postprocess.filter(|pp| self.postprocess != Some(*pp)) {
             self.postprocess = Some(pp);
             let model = &mut self.model;
-            let result = match catch_unwind(AssertUnwindSafe(|| model.set_postprocess(pp))) {
+            let result = match catch_quiet(|| model.set_postprocess(pp)) {
                 Ok(r) => r.map_err(|e| e.to_string()),
-                Err(p) => Err(format!("the model panicked: {}", panic_text(p.as_ref()))),
+                Err(p) => Err(Error::model_panic(&p).to_string()),
             };
             if let Err(e) = result {
                 self.transport.warn(&format!("new thresholds not applied, the previous ones stay: {e}"));
@@ -442,11 +442,13 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     fn run_batch(&mut self, group: Vec<Frame>) -> usize {
         let images: Vec<&RgbImage> = group.iter().map(|f| &f.rgb).collect();
         let model = &mut self.model;
-        let result = match catch_unwind(AssertUnwindSafe(|| model.segment(&images))) {
+        let result = match catch_quiet(|| model.segment(&images)) {
             Ok(Ok(segs)) if segs.len() == group.len() => Ok(segs),
-            Ok(Ok(segs)) => Err(format!("the model returned {} results for {} frames", segs.len(), group.len())),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(p) => Err(format!("the model panicked: {}", panic_text(p.as_ref()))),
+            Ok(Ok(segs)) => {
+                Err(Error::Internal(format!("the model returned {} results for {} frames", segs.len(), group.len())))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(p) => Err(Error::model_panic(&p)),
         };
         match result {
             Ok(segs) => {
@@ -457,11 +459,11 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
                 n
             }
             Err(e) => {
-                let hint = if e.contains("out of memory") {
-                    " (GPU out of memory: lower resize or node.max_batch)"
-                } else {
-                    ""
+                let hint = match e.kind() {
+                    ErrorKind::OutOfMemory => " (GPU out of memory: lower resize or node.max_batch)",
+                    _ => "",
                 };
+                let e = e.to_string();
                 for f in group {
                     let topic = self.core.cfg.cameras[f.camera].topic.clone();
                     if let Some(s) = self.core.stats().get_mut(f.camera) {

@@ -349,6 +349,7 @@ impl Params {
             let key = path.display().to_string();
             let message = match e {
                 Error::Io { source, .. } => format!("cannot read: {source}"),
+                Error::File { message, .. } => message,
                 Error::Input(m) => m.strip_prefix(&format!("{key}: ")).unwrap_or(&m).to_string(),
                 other => other.to_string(),
             };

@@ -23,8 +23,8 @@
 //! transferred ([`super::device`]).
 
 use super::labels::Labels;
-use super::panoptic::threshold_logit;
 use super::resample::{lerp, par_map, sigmoid, slack, Axis, Plan};
+use super::segments::{threshold_logit, QueryMask};
 use super::types::{BBox, BinaryMask, Instance};
 use super::{check_mask_outputs, image_boxes, to_vec_f32, PostprocessConfig, PostprocessError};
 use crate::pipeline::preprocess::Letterbox;
@@ -40,7 +40,7 @@ pub fn instances_from_masks(
     labels: &Labels,
     cfg: &PostprocessConfig,
 ) -> Result<Vec<Vec<Instance>>, PostprocessError> {
-    instances_impl(class_logits, mask_logits, boxes, labels, cfg, super::device::DEVICE_CHUNK_ELEMENTS)
+    instances_impl(class_logits, mask_logits, boxes, labels, cfg, super::device_kernels::DEVICE_CHUNK_ELEMENTS)
 }
 
 /// [`instances_from_masks`], with at most `chunk_elements` resampled values per query chunk on the device path.
@@ -86,7 +86,7 @@ pub(crate) fn instances_impl(
                         let m = QueryMask { area, prob_sum, ..QueryMask::empty() };
                         pairs.iter().any(|&(p, q, _)| Some(&q) == queries.get(j) && passes(p, &m, cfg.score_threshold))
                     };
-                    super::device::query_masks(&cropped, &plan, thr, chunk_elements, needed)?
+                    super::device_kernels::query_masks(&cropped, &plan, thr, chunk_elements, needed)?
                 } else {
                     let logits = to_vec_f32(&plan.shrink(&cropped)?)?;
                     let (rows, cols) = plan.prepared_hw();
@@ -135,20 +135,6 @@ fn score(p: f64, m: &QueryMask) -> f64 {
 /// Step 3's test.
 fn passes(p: f64, m: &QueryMask, score_threshold: f64) -> bool {
     m.area > 0 && score(p, m) >= score_threshold
-}
-
-/// One query's mask at the output resolution, cropped to its box, with the sum of its probabilities.
-pub(crate) struct QueryMask {
-    pub bbox: BBox,
-    pub mask: BinaryMask,
-    pub area: u64,
-    pub prob_sum: f64,
-}
-
-impl QueryMask {
-    pub fn empty() -> Self {
-        QueryMask { bbox: BBox::default(), mask: BinaryMask::default(), area: 0, prob_sum: 0.0 }
-    }
 }
 
 /// Resamples one `[rows, cols]` logit map and thresholds it (`> thr`), visiting only cells the mask reaches.

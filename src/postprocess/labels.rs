@@ -201,13 +201,7 @@ fn split_marker(rest: &str) -> Result<(&str, bool), String> {
 fn read(path: &Path, cap: u64, what: &str) -> Result<String, PostprocessError> {
     crate::files::read_text_capped(path, cap, what).map_err(|e| match e {
         crate::Error::Io { source, .. } => PostprocessError::Io { path: PathBuf::from(path), source },
-        other => {
-            let m = match other {
-                crate::Error::Input(m) => m,
-                other => other.to_string(),
-            };
-            let shown = format!("{}: ", path.display());
-            PostprocessError::Labels { path: path.to_path_buf(), message: m.strip_prefix(&shown).unwrap_or(&m).into() }
-        }
+        crate::Error::File { message, .. } => PostprocessError::Labels { path: path.to_path_buf(), message },
+        other => PostprocessError::Labels { path: path.to_path_buf(), message: other.to_string() },
     })
 }

@@ -24,12 +24,18 @@
 //!   cost several times the forward pass (panoptic on an H200: 31 ms against an 8 ms ViT-S forward); the device
 //!   path is what transformers does. Its results equal the CPU kernels' except at float32 near-ties
 //!   (tests/postprocess.rs `device_*`: no pixel differs on the reference cases).
+//!
+//! The segment selection both paths share (mask threshold as a logit, overlap rule, stuff merging, a query's
+//! mask) is in `segments`, the device kernels in `device_kernels`: `panoptic` and `instances` use both, [`device`]
+//! (their forced-device entry points) uses `panoptic` and `instances`, and none imports one that imports it.
 
 pub mod device;
+mod device_kernels;
 pub mod instances;
 pub mod labels;
 pub mod panoptic;
 pub mod resample;
+mod segments;
 pub mod semantic;
 mod simd;
 pub mod types;

@@ -41,8 +41,9 @@
 
 use super::labels::Labels;
 use super::resample::{in_row_bands, lerp, par_map, sigmoid, slack, Axis, Plan};
+use super::segments::{finish, keeps, select_segments, threshold_logit, Queries};
 use super::simd::{approx_inverse, count_at_most, first_at_most, has_avx2, max_f32, min_f32, scaled_sigmoid, PAD};
-use super::types::{PanopticMap, SegmentInfo};
+use super::types::PanopticMap;
 use super::{check_mask_outputs, image_boxes, to_vec_f32, PostprocessConfig, PostprocessError};
 use crate::pipeline::preprocess::Letterbox;
 use tch::{Device, Kind, Tensor};
@@ -56,7 +57,7 @@ pub fn panoptic_from_masks(
     labels: &Labels,
     cfg: &PostprocessConfig,
 ) -> Result<Vec<PanopticMap>, PostprocessError> {
-    panoptic_impl(class_logits, mask_logits, boxes, labels, cfg, super::device::DEVICE_CHUNK_ELEMENTS)
+    panoptic_impl(class_logits, mask_logits, boxes, labels, cfg, super::device_kernels::DEVICE_CHUNK_ELEMENTS)
 }
 
 /// [`panoptic_from_masks`], with at most `chunk_elements` resampled values per query chunk on the device path.
@@ -91,74 +92,12 @@ pub(crate) fn panoptic_impl(
             }
             let cropped = plan.crop(&ml.f_get(b)?.f_index_select(0, &index)?)?;
             if on_device {
-                super::device::panoptic_image(&cropped, &score_t, &plan, thr, &queries, chunk_elements)
+                super::device_kernels::panoptic_image(&cropped, &score_t, &plan, thr, &queries, chunk_elements)
             } else {
                 cpu_image(&cropped, &plan, thr, &queries)
             }
         })
         .collect()
-}
-
-/// `ln(t / (1 - t))`: `sigmoid(u) >= t` exactly when `u >= threshold_logit(t)` (0 for 0.5).
-pub(crate) fn threshold_logit(t: f64) -> f64 {
-    (t / (1.0 - t)).ln()
-}
-
-/// One image's kept queries (in query order) and what steps 3 and 4 need to know about them.
-pub(crate) struct Queries<'a> {
-    pub classes: &'a [i64],
-    pub scores: &'a [f32],
-    pub labels: &'a Labels,
-    pub overlap: f64,
-}
-
-/// Step 3's test: whether a query with these won, own-mask and final areas keeps its segment. For fixed `won`,
-/// `fin` it is monotone in `own` (non-increasing), which lets bounds on `own` decide it.
-pub(crate) fn keeps(won: u64, own: u64, fin: u64, overlap: f64) -> bool {
-    let ratio = won as f32 / own.max(1) as f32;
-    won > 0 && own > 0 && fin > 0 && f64::from(ratio) > overlap
-}
-
-/// Steps 3 and 4 on the per-query areas: each kept query's segment id (0: none) and the segments (areas 0).
-pub(crate) fn select_segments(won: &[u64], own: &[u64], fin: &[u64], q: &Queries) -> (Vec<u16>, Vec<SegmentInfo>) {
-    let mut seg_of = vec![0u16; won.len()];
-    let mut segments: Vec<SegmentInfo> = Vec::new();
-    let mut stuff_segment = std::collections::HashMap::new();
-    for j in 0..won.len() {
-        if !keeps(won[j], own[j], fin[j], q.overlap) {
-            continue;
-        }
-        let class = q.classes.get(j).copied().unwrap_or(0).max(0) as usize;
-        let is_thing = q.labels.is_thing(class);
-        if !is_thing {
-            if let Some(&id) = stuff_segment.get(&class) {
-                seg_of[j] = id;
-                continue;
-            }
-        }
-        let id = segments.len() as u16 + 1;
-        if !is_thing {
-            stuff_segment.insert(class, id);
-        }
-        seg_of[j] = id;
-        let score = q.scores.get(j).copied().unwrap_or(0.0);
-        segments.push(SegmentInfo { id: u32::from(id), class_id: class as u32, is_thing, score, area: 0 });
-    }
-    (seg_of, segments)
-}
-
-/// The map from its ids, with the segments' areas counted.
-pub(crate) fn finish(ids: Vec<u16>, mut segments: Vec<SegmentInfo>, out_h: usize, out_w: usize) -> PanopticMap {
-    let mut area = vec![0u32; segments.len() + 1];
-    for &id in &ids {
-        if let Some(a) = area.get_mut(id as usize) {
-            *a += 1;
-        }
-    }
-    for s in &mut segments {
-        s.area = area.get(s.id as usize).copied().unwrap_or(0);
-    }
-    PanopticMap { height: out_h as u32, width: out_w as u32, ids, segments }
 }
 
 /// The exact CPU kernel for one image: cropped kept logits `[n, crop_h, crop_w]` to the panoptic map.

@@ -15,7 +15,7 @@ use super::inputs::{classify, Input};
 use super::signals::interrupted;
 use super::stats::RunStats;
 use crate::bag::{BagError, BagReader, BagWriter};
-use crate::error::{panic_text, Error, Result};
+use crate::error::{catch_quiet, Error, ErrorKind, Result};
 use crate::messages::{Header, Time};
 use crate::params::Params;
 use crate::pipeline::{decode_message, RgbImage};
@@ -24,7 +24,6 @@ use crate::publish::Encoder;
 use crate::segmenter::{Segmenter, StageTimes};
 use crate::topics::{stream_topic, Output, Stream};
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -124,10 +123,9 @@ impl Runner<'_> {
     fn process(&mut self, f: &Frame<'_>, rgb: RgbImage, decode: Duration) -> Result<()> {
         self.stats.record(0, decode);
         let model = &self.model;
-        let result = match catch_unwind(AssertUnwindSafe(|| model.segment_timed(&[&rgb]))) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(p) => Err(format!("the model panicked: {}", panic_text(p.as_ref()))),
+        let result = match catch_quiet(|| model.segment_timed(&[&rgb])) {
+            Ok(r) => r,
+            Err(p) => Err(Error::model_panic(&p)),
         };
         let (frames, times) = match result {
             Ok(v) => v,
@@ -135,10 +133,10 @@ impl Runner<'_> {
                 let c = self.stats.counts(f.counted_as);
                 c.failed += 1;
                 if c.failed <= WARNINGS_PER_TOPIC {
-                    let oom = e.contains("out of memory") || e.contains("allocate memory");
+                    let oom = e.kind() == ErrorKind::OutOfMemory;
                     let hint = if oom { " (out of memory: lower resize.max_long_side)" } else { "" };
                     // libtorch errors carry a C++ backtrace: the first line says what failed.
-                    let e = crate::error::shorten(e.lines().next().unwrap_or_default(), 300);
+                    let e = crate::error::first_line(&e.to_string());
                     eprintln!("warning: {}: frame {} dropped: the model failed: {e}{hint}", f.counted_as, f.name);
                 }
                 return Ok(());

@@ -94,9 +94,10 @@ impl FrameModel for FakeModel {
         };
         match behaviour {
             Behaviour::OutOfMemory => {
-                return Err(dinoseg::Error::Runtime(
-                    "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)".into(),
-                ))
+                return Err(dinoseg::Error::OutOfMemory {
+                    device: "cuda:0".into(),
+                    message: "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)".into(),
+                })
             }
             Behaviour::Panic => panic!("fake model panicked"),
             Behaviour::Ok => {}

@@ -109,6 +109,7 @@ mod demo;
 mod flags;
 
 fn main() -> ExitCode {
+    dinoseg::error::install_quiet_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backbones { config, random_weights } => backbones(config, random_weights),

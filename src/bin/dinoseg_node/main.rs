@@ -337,6 +337,7 @@ fn on_signal(flag: Arc<AtomicBool>) {
 }
 
 fn main() -> ExitCode {
+    dinoseg::error::install_quiet_panic_hook();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

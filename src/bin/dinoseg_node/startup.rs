@@ -20,11 +20,8 @@ pub fn check_params_files(files: &[String]) -> Result<(), String> {
 fn check_params_file(path: &Path) -> Result<(), String> {
     let shown = path.display();
     // A FIFO or device is refused by type before it is opened (opening a FIFO blocks); the size is capped.
-    let text =
-        dinoseg::files::read_text_capped(path, dinoseg::files::caps::PARAMS, "params file").map_err(|e| match e {
-            dinoseg::Error::Input(m) => m,
-            other => other.to_string(),
-        })?;
+    let text = dinoseg::files::read_text_capped(path, dinoseg::files::caps::PARAMS, "params file")
+        .map_err(|e| e.to_string())?;
     let layout = dinoseg::params::ros_layout_problems(&text);
     if !layout.is_empty() {
         return Err(format!("{shown}: {}", layout.join(&format!("\n  {shown}: "))));
@@ -62,23 +59,13 @@ fn rcl_parse(path: &CStr) -> Result<(), String> {
     }
 }
 
-/// Creates the ROS context (`rcl_init`) and turns r2r's panic on a failure into an error.
+/// Creates the ROS context (`rcl_init`) and turns r2r's panic on a failure into an error (quietly: the panic hook
+/// installed by `main` ([`dinoseg::error::install_quiet_panic_hook`]) prints nothing inside `catch_quiet`).
 pub fn create_context() -> Result<r2r::Context, String> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(r2r::Context::create);
-    std::panic::set_hook(hook);
-    match result {
+    match dinoseg::error::catch_quiet(r2r::Context::create) {
         Ok(Ok(ctx)) => Ok(ctx),
         Ok(Err(e)) => Err(format!("ROS context: {e}")),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(format!("rcl_init failed (check the --ros-args): {msg}"))
-        }
+        Err(p) => Err(format!("rcl_init failed (check the --ros-args): {}", p.text())),
     }
 }
 
