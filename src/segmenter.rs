@@ -143,7 +143,7 @@ fn view(out: &BackboneOutput, layers: &[i64]) -> Result<BackboneOutput> {
                 .ok()
                 .and_then(|i| out.feature(i))
                 .map(|f| FeatureMap { index: f.index, stride: f.stride, tensor: f.tensor.shallow_clone() })
-                .ok_or_else(|| Error::Input(format!("the feature map of level {i} was not computed")))
+                .ok_or_else(|| Error::Internal(format!("the feature map of level {i} was not computed")))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(BackboneOutput {
@@ -168,7 +168,7 @@ fn same_normalization(a: &Normalization, b: &Normalization) -> bool {
 impl Segmenter {
     /// Builds the head plan, loads every model and checks that the heads fit their backbones.
     pub fn new(cfg: SegmenterConfig) -> Result<Self> {
-        cfg.postprocess.validate().map_err(|e| Error::Input(e.to_string()))?;
+        cfg.postprocess.validate().map_err(Error::from)?;
         let descs: Vec<HeadDesc> = cfg.heads.iter().map(HeadSpec::describe).collect();
         let mut available = Vec::new();
         if cfg.heads.iter().any(|h| matches!(h.kind, HeadSpecKind::Eomt(_))) {
@@ -178,7 +178,7 @@ impl Segmenter {
             available.push(Pass::Backbone);
         }
         let plan = HeadPlan::new(descs, &available, cfg.semantic_from.as_deref(), cfg.outputs)
-            .map_err(|e| Error::Input(e.to_string()))?;
+            .map_err(|e| Error::parameter(e.key, e.message))?;
         let backbone = match &cfg.backbone {
             Some(spec) => Some(checkpoint::load_backbone(spec, cfg.variant.as_deref(), cfg.device, cfg.kind)?),
             None => None,
@@ -189,10 +189,10 @@ impl Segmenter {
                 match checkpoint::load_model(&spec.model, None, cfg.device, cfg.kind)? {
                     (LoadedModel::Eomt(m), n) => eomt = Some((*m, n)),
                     _ => {
-                        return Err(Error::Input(format!(
-                            "heads.{}: `{}` is not an EoMT (eomt_dinov3) model",
-                            h.name, spec.model
-                        )))
+                        return Err(Error::parameter(
+                            format!("heads.{}.checkpoint", h.name),
+                            format!("`{}` is not an EoMT (eomt_dinov3) model", spec.model),
+                        ))
                     }
                 }
             }
@@ -200,11 +200,14 @@ impl Segmenter {
         // One preprocessing feeds every pass: the models must normalise pixels alike.
         if let (Some((_, nb)), Some((_, ne))) = (&backbone, &eomt) {
             if !same_normalization(nb, ne) {
-                return Err(Error::Input(format!(
-                    "the backbone normalises pixels with mean {:?} std {:?} and the EoMT model with mean {:?} std \
+                return Err(Error::parameter(
+                    "backbone.checkpoint",
+                    format!(
+                        "the backbone normalises pixels with mean {:?} std {:?} and the EoMT model with mean {:?} std \
                      {:?}; they share one preprocessing: use weights trained with the same normalisation",
-                    nb.mean, nb.std, ne.mean, ne.std
-                )));
+                        nb.mean, nb.std, ne.mean, ne.std
+                    ),
+                ));
             }
         }
         let mut heads = Vec::new();
@@ -232,7 +235,10 @@ impl Segmenter {
         }
         if let (Some((b, _)), Some((m, _))) = (&backbone, &eomt) {
             if b.backbone.size_multiple() != m.model.config.vit.patch_size {
-                return Err(Error::Input("the backbone and the EoMT model need different input multiples".into()));
+                return Err(Error::parameter(
+                    "backbone.checkpoint",
+                    "the backbone and the EoMT model need different input multiples",
+                ));
             }
         }
         let norm = match (&backbone, &eomt) {
@@ -268,7 +274,7 @@ impl Segmenter {
     /// Replaces the post-processing thresholds for the next frames (live parameters); an invalid configuration
     /// is refused and the current one kept.
     pub fn set_postprocess(&mut self, cfg: PostprocessConfig) -> Result<()> {
-        cfg.validate().map_err(|e| Error::Input(e.to_string()))?;
+        cfg.validate().map_err(Error::from)?;
         self.cfg.postprocess = cfg;
         Ok(())
     }
@@ -354,19 +360,24 @@ impl Segmenter {
             want.sort_unstable();
             want.dedup();
             let t = Instant::now();
-            let (shared, masks) = match pass {
-                Pass::Eomt => {
-                    let m = self.eomt.as_ref().ok_or_else(|| Error::Input("no EoMT model loaded".into()))?;
-                    let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
-                    (features, Some(out))
-                }
-                Pass::Backbone => {
-                    let b = self.backbone.as_ref().ok_or_else(|| Error::Input("no backbone loaded".into()))?;
-                    let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
-                    let (out, _) = b.backbone.forward(pixels, &opts)?;
-                    (out.features, None)
-                }
-            };
+            let (shared, masks) =
+                match pass {
+                    Pass::Eomt => {
+                        let m = self.eomt.as_ref().ok_or_else(|| {
+                            Error::Internal("the plan runs an EoMT pass without an EoMT model".into())
+                        })?;
+                        let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
+                        (features, Some(out))
+                    }
+                    Pass::Backbone => {
+                        let b = self.backbone.as_ref().ok_or_else(|| {
+                            Error::Internal("the plan runs a backbone pass without a backbone".into())
+                        })?;
+                        let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
+                        let (out, _) = b.backbone.forward(pixels, &opts)?;
+                        (out.features, None)
+                    }
+                };
             self.sync();
             times.model += t.elapsed();
             self.passes[pass_index(*pass)].fetch_add(1, Ordering::Relaxed);
@@ -381,7 +392,7 @@ impl Segmenter {
                     Loaded::Linear(l) => self.run_linear(l, &shared, boxes, &mut times)?,
                     Loaded::Eomt { outputs, labels } => {
                         let out =
-                            masks.as_ref().ok_or_else(|| Error::Input("the EoMT head has no EoMT pass".into()))?;
+                            masks.as_ref().ok_or_else(|| Error::Internal("the EoMT head has no EoMT pass".into()))?;
                         let t = Instant::now();
                         let frames = eomt_frames(out, boxes, labels, &self.cfg.postprocess, *outputs)?;
                         times.postprocess += t.elapsed();
@@ -445,7 +456,7 @@ impl Segmenter {
         times.model += t.elapsed();
         let t = Instant::now();
         let maps = postprocess::postprocess_semantic_logits(&logits, boxes, &l.labels, &self.cfg.postprocess)
-            .map_err(|e| Error::Input(format!("post-processing: {e}")))?;
+            .map_err(Error::from)?;
         times.postprocess += t.elapsed();
         Ok(maps)
     }
@@ -468,7 +479,7 @@ fn eomt_frames(
         cfg,
         outputs,
     )
-    .map_err(|e| Error::Input(format!("post-processing: {e}")))?;
+    .map_err(Error::from)?;
     for f in &mut frames {
         if f.instances.iter().any(|i| !i.is_thing) {
             f.instances.retain(|i| i.is_thing);
@@ -491,21 +502,16 @@ fn load_linear(
     let (info, what) = match (&spec.source, backbone, eomt) {
         (LinearHeadSource::Backbone, Some(b), _) => (b.backbone.feature_info(), "the backbone"),
         (LinearHeadSource::Eomt, _, Some(m)) => (m.model.config.feature_info(), "the EoMT encoder"),
-        (LinearHeadSource::Backbone, None, _) => {
-            return Err(Error::Input(format!(
-                "linear head {} reads the backbone, but no backbone is configured",
-                spec.checkpoint.display()
-            )))
-        }
-        (LinearHeadSource::Eomt, _, None) => {
-            return Err(Error::Input(format!(
-                "linear head {} reads the EoMT encoder, but no EoMT model is configured",
-                spec.checkpoint.display()
+        // The plan refused these before anything was loaded.
+        (source, _, _) => {
+            return Err(Error::Internal(format!(
+                "linear head {} reads {}, which is not loaded",
+                spec.checkpoint.display(),
+                source.describe()
             )))
         }
     };
-    let picked =
-        head.config.select(&info, what).map_err(|m| Error::Input(format!("{}: {m}", spec.checkpoint.display())))?;
+    let picked = head.config.select(&info, what).map_err(|m| Error::checkpoint(&spec.checkpoint, m))?;
     let layers = picked.iter().map(|f| f.index as i64).collect();
     let labels = spec.labels.clone().unwrap_or_else(|| Labels::from_names(head.config.class_names.clone()));
     Ok(Linear { head, _vs: vs, layers, labels })

@@ -119,7 +119,7 @@ impl RunModel for Flaky {
         let mut out = Vec::new();
         for img in images {
             match img.width() {
-                13 => return Err(dinoseg::Error::Runtime("CUDA out of memory (simulated)".into())),
+                13 => return Err(dinoseg::Error::OutOfMemory { device: "cuda:0".into(), message: "simulated".into() }),
                 14 => panic!("simulated libtorch failure"),
                 _ => out.push(FrameSegmentation {
                     semantic: Some(LabelMap {

@@ -405,7 +405,7 @@ impl Params {
     /// The segmenter configuration. Fails if the device is absent (e.g. `cuda` on a machine without a GPU) or a
     /// labels file became unreadable since validation.
     pub fn segmenter_config(&self) -> Result<SegmenterConfig> {
-        let device = parse_device(&self.device).map_err(|e| Error::Input(format!("device: {e}")))?;
+        let device = parse_device(&self.device).map_err(|e| Error::parameter("device", e.to_string()))?;
         let mut heads = Vec::new();
         for h in &self.heads {
             let kind = match &h.kind {
@@ -555,5 +555,6 @@ pub(crate) fn plan_of<'a>(
 
 /// A head's labels file, read (it was validated; it may have changed since).
 fn read_labels(path: Option<&std::path::Path>, head: &str) -> Result<Option<Labels>> {
-    path.map(|p| Labels::from_file(p).map_err(|e| Error::Input(format!("heads.{head}.labels: {e}")))).transpose()
+    path.map(|p| Labels::from_file(p).map_err(|e| Error::parameter(format!("heads.{head}.labels"), e.to_string())))
+        .transpose()
 }
