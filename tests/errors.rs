@@ -38,6 +38,26 @@ fn a_real_libtorch_allocation_failure_is_out_of_memory() {
     assert!(!e.to_string().contains("Exception raised"), "{e}");
 }
 
+/// On the GPU machine (`bench/gpu.sh tests`): CUDA's real allocator failure, returned and raised inside
+/// `guarded`, is out of memory on `cuda:0`, and the device stays usable for the next frame.
+#[test]
+fn a_real_cuda_allocation_failure_is_out_of_memory_when_a_gpu_exists() {
+    if !tch::Cuda::is_available() {
+        eprintln!("no CUDA device: skipped");
+        return;
+    }
+    let gpu = Device::Cuda(0);
+    let e = Tensor::f_zeros([TOO_MANY], (Kind::Float, gpu)).map_err(Error::from).err();
+    let e = e.expect("allocating 4 PiB on the GPU should fail");
+    assert!(matches!(&e, Error::OutOfMemory { device, .. } if device == "cuda:0"), "{e:?}");
+    let e = dinoseg::model::guarded(|| Tensor::zeros([TOO_MANY], (Kind::Float, gpu))).err();
+    let e = e.expect("allocating 4 PiB on the GPU should fail");
+    assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e}");
+    println!("cuda out of memory: {e}");
+    let ok = Tensor::ones([1024, 1024], (Kind::Float, gpu)).sum(Kind::Float).double_value(&[]);
+    assert_eq!(ok, 1024.0 * 1024.0, "the GPU is usable after the failure");
+}
+
 #[test]
 fn cuda_out_of_memory_names_the_gpu_and_drops_the_backtrace() {
     let e = Error::from(tch::TchError::Torch(CUDA_OOM.into()));

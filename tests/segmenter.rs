@@ -270,3 +270,43 @@ fn unused_heads_and_mixed_normalisation_are_refused() {
     .to_string();
     assert!(e.contains("normalises pixels with mean [0.5, 0.5, 0.5]") && e.contains("share one preprocessing"), "{e}");
 }
+
+/// On the GPU machine (`bench/gpu.sh tests`): the three-head plan on CUDA gives the CPU's maps (label agreement,
+/// argmax ties aside) and runs each encoder once per batch.
+#[test]
+fn the_head_plan_on_the_gpu_when_one_exists() {
+    if !tch::Cuda::is_available() {
+        eprintln!("no CUDA device: skipped");
+        return;
+    }
+    let imgs = [frame(48, 80, 7), frame(48, 80, 8)];
+    let refs: Vec<&RgbImage> = imgs.iter().collect();
+    let on = |device| {
+        Segmenter::new(SegmenterConfig {
+            device,
+            backbone: Some(vit_backbone()),
+            heads: vec![
+                eomt_head(eomt_spec()),
+                head("eomt_linear_dense4", LinearHeadSource::Eomt),
+                head("vit_linear_a", LinearHeadSource::Backbone),
+            ],
+            ..config()
+        })
+        .expect("segmenter")
+    };
+    let (cpu, gpu) = (on(tch::Device::Cpu), on(tch::Device::Cuda(0)));
+    let (a, b) = (cpu.segment(&refs).expect("cpu"), gpu.segment(&refs).expect("gpu"));
+    assert_eq!((gpu.passes(Pass::Backbone), gpu.passes(Pass::Eomt)), (1, 1));
+    let agree = |x: &[u16], y: &[u16]| x.iter().zip(y).filter(|(p, q)| p == q).count() as f64 / x.len() as f64;
+    for (f, g) in a.iter().zip(&b) {
+        let main = agree(&labels_of(f), &labels_of(g));
+        println!("cuda head plan: main map agreement {main:.4}");
+        assert!(main > 0.99, "main map agreement {main}");
+        for (h, k) in f.heads.iter().zip(&g.heads) {
+            assert_eq!(h.head, k.head);
+            let r = agree(&h.semantic.to_u16_vec(), &k.semantic.to_u16_vec());
+            println!("cuda head plan: {} agreement {r:.4}", h.head);
+            assert!(r > 0.99, "{}: agreement {r}", h.head);
+        }
+    }
+}
