@@ -6,9 +6,10 @@ use super::palette::{Palette, PaletteName};
 use super::reader::Reader;
 use super::table;
 use super::value::{Flat, ParamValue};
-use super::{HeadKind, InputParams, InputTopic, NodeParams, Params, Precision, Reliability};
+use super::{InputParams, InputTopic, NodeParams, Params, Precision, Reliability};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
-use crate::postprocess::{InstanceSource, PostprocessConfig, SemanticSource};
+use crate::plan::HeadDesc;
+use crate::postprocess::PostprocessConfig;
 use crate::topics::{Output, OutputSet};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -43,8 +44,8 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
     let input = read_input(&mut r);
     let resize = read_resize(&mut r);
     let thresholds = read_thresholds(&mut r);
-    let kinds: Vec<&HeadKind> = heads.iter().map(|h| &h.params.kind).collect();
-    let outputs = read_outputs(&mut r, &kinds, heads_complete);
+    let descs: Vec<HeadDesc> = heads.iter().map(|h| h.params.describe()).collect();
+    let outputs = read_outputs(&mut r, &descs, heads_complete);
     let semantic_from = read_semantic_from(&mut r, &heads, heads_complete);
     let colors = read_colors(&mut r);
     let node = read_node(&mut r, input.topics.len());
@@ -77,8 +78,8 @@ pub(crate) fn build(flat: &Flat, default_base: &Path) -> Result<Params, ParamErr
 pub(crate) fn rebuild_live(flat: &Flat, base: &Params, key: &str) -> Result<Params, ParamErrors> {
     let mut r = Reader { flat, used: BTreeSet::new(), errors: Vec::new() };
     let thresholds = read_thresholds(&mut r);
-    let kinds: Vec<&HeadKind> = base.heads.iter().map(|h| &h.kind).collect();
-    let outputs = read_outputs(&mut r, &kinds, true);
+    let descs: Vec<HeadDesc> = base.heads.iter().map(|h| h.describe()).collect();
+    let outputs = read_outputs(&mut r, &descs, true);
     let colors = read_colors(&mut r);
     let node = read_node(&mut r, base.input.topics.len());
     if !r.used.contains(key) {
@@ -267,18 +268,9 @@ fn read_thresholds(r: &mut Reader) -> PostprocessConfig {
     }
 }
 
-fn read_outputs(r: &mut Reader, heads: &[&HeadKind], heads_complete: bool) -> OutputSet {
-    let mut semantic_avail = false;
-    let mut instances_avail = false;
-    for h in heads {
-        match h {
-            HeadKind::Linear { .. } => semantic_avail = true,
-            HeadKind::Eomt { outputs, .. } => {
-                semantic_avail |= outputs.semantic != SemanticSource::Off;
-                instances_avail |= outputs.instances != InstanceSource::Off;
-            }
-        }
-    }
+fn read_outputs(r: &mut Reader, heads: &[HeadDesc], heads_complete: bool) -> OutputSet {
+    let semantic_avail = heads.iter().any(|h| h.semantic);
+    let instances_avail = heads.iter().any(|h| h.instances);
     let known = heads_complete && !heads.is_empty();
     let sem_why = "needs a linear head or an EoMT head with `outputs: semantic` or `panoptic`";
     let inst_why = "needs an EoMT head with `outputs: instances` or `panoptic`";
@@ -315,17 +307,14 @@ fn read_semantic_from(r: &mut Reader, heads: &[HeadInfo], heads_complete: bool) 
     if name.is_empty() {
         return None;
     }
-    let gives = |k: &HeadKind| match k {
-        HeadKind::Linear { .. } => true,
-        HeadKind::Eomt { outputs, .. } => outputs.semantic != SemanticSource::Off,
-    };
-    let could: Vec<&str> = heads.iter().filter(|h| gives(&h.params.kind)).map(|h| h.params.name.as_str()).collect();
+    let gives = |h: &HeadInfo| h.params.describe().semantic;
+    let could: Vec<&str> = heads.iter().filter(|h| gives(h)).map(|h| h.params.name.as_str()).collect();
     let could_text = match could.as_slice() {
         [] => "no configured head gives one".to_string(),
         list => format!("heads that give one: {}", one_of(list)),
     };
     match heads.iter().find(|h| h.params.name == name) {
-        Some(h) if gives(&h.params.kind) => return Some(name.to_string()),
+        Some(h) if gives(h) => return Some(name.to_string()),
         Some(_) => r.err(
             key,
             ErrorKind::Conflict,
