@@ -375,9 +375,20 @@ pub fn linear_head_meta(data: &[u8]) -> bool {
     if flags & 1 != 0 {
         scratch.write(&format!("{name}.json"), sidecar);
     }
+    let read = dinoseg::model::heads::linear::LinearHeadFile::read(&path);
     let loaded = dinoseg::model::heads::linear::LinearHead::load(&path, tch::Device::Cpu).is_ok();
     let params = scratch.write("params.yaml", LINEAR_PARAMS.replace("HEAD", name).as_bytes());
-    let _ = dinoseg::params::check_file(&params);
+    // check-params reads the head with the loader's reader: they refuse the same files, with the same words.
+    let refusal = match dinoseg::params::check_file(&params) {
+        Ok(_) => None,
+        Err(e) => e.errors().iter().find(|x| x.key.ends_with("heads.semantic.checkpoint")).map(|x| x.message.clone()),
+    };
+    match (&read, &refusal) {
+        (Ok(_), None) => {}
+        (Err(e), Some(m)) => assert!(e.to_string().contains(m.as_str()), "check-params said `{m}`, the loader `{e}`"),
+        (Ok(_), Some(m)) => panic!("check-params refused a head file the loader reads: {m}"),
+        (Err(e), None) => panic!("check-params passed a head file the loader refuses: {e}"),
+    }
     loaded
 }
 
