@@ -9,22 +9,15 @@
 use crate::error::{Error, Result};
 use crate::postprocess::{FrameSegmentation, LabelData, LabelMap};
 use crate::render;
+use crate::topics::{Output, OutputSet};
 use image::{ImageBuffer, Luma, Rgb};
 use std::path::{Path, PathBuf};
-
-/// Which files to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FolderOutputs {
-    pub semantic: bool,
-    pub semantic_color: bool,
-    pub overlay: bool,
-    pub instances: bool,
-}
 
 /// Writes frames' results into a folder.
 pub struct FolderWriter {
     dir: PathBuf,
-    outputs: FolderOutputs,
+    /// The outputs switched on: `instances` or `instance_ids` writes both instance files.
+    outputs: OutputSet,
 }
 
 fn save<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Primitive>(
@@ -42,9 +35,18 @@ where
 }
 
 impl FolderWriter {
-    pub fn create(dir: &Path, outputs: FolderOutputs) -> Result<Self> {
+    pub fn create(dir: &Path, outputs: OutputSet) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         Ok(FolderWriter { dir: dir.to_path_buf(), outputs })
+    }
+
+    fn on(&self, o: Output) -> bool {
+        self.outputs.contains(o)
+    }
+
+    /// Whether the instance files (`instance_ids.png`, `instances.json`) are written.
+    fn instances(&self) -> bool {
+        self.on(Output::Instances) || self.on(Output::InstanceIds)
     }
 
     /// `NAME_semantic.png` and `NAME_semantic_color.png` of one semantic map into `dir`, as switched on.
@@ -52,7 +54,7 @@ impl FolderWriter {
         let path = |suffix: &str| dir.join(format!("{name}_{suffix}"));
         let bad =
             || Error::Input(format!("{name}: the semantic map does not match its {}x{} size", sem.width, sem.height));
-        if self.outputs.semantic {
+        if self.on(Output::Semantic) {
             match &sem.data {
                 LabelData::U8(v) => save(
                     &ImageBuffer::<Luma<u8>, _>::from_raw(sem.width, sem.height, v.clone()).ok_or_else(bad)?,
@@ -64,7 +66,7 @@ impl FolderWriter {
                 )?,
             }
         }
-        if let Some(c) = colors.filter(|_| self.outputs.semantic_color) {
+        if let Some(c) = colors.filter(|_| self.on(Output::SemanticColor)) {
             let img = ImageBuffer::<Rgb<u8>, _>::from_raw(sem.width, sem.height, c.clone()).ok_or_else(bad)?;
             save(&img, &path("semantic_color.png"))?;
         }
@@ -86,27 +88,27 @@ impl FolderWriter {
         for h in &seg.heads {
             let dir = self.dir.join(crate::topics::head_token(&h.head));
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            let colors = self.outputs.semantic_color.then(|| render::semantic_color(&h.semantic, color));
+            let colors = self.on(Output::SemanticColor).then(|| render::semantic_color(&h.semantic, color));
             self.semantic_files(&dir, name, &h.semantic, colors.as_ref())?;
         }
         // Made once, shared by their own files and the overlay.
         let colors = seg
             .semantic
             .as_ref()
-            .filter(|_| self.outputs.semantic_color || self.outputs.overlay)
+            .filter(|_| self.on(Output::SemanticColor) || self.on(Output::Overlay))
             .map(|sem| render::semantic_color(sem, color));
-        let ids = (self.outputs.instances || self.outputs.overlay).then(|| render::instance_ids(seg, height, width));
+        let ids = (self.instances() || self.on(Output::Overlay)).then(|| render::instance_ids(seg, height, width));
         if let Some(sem) = seg.semantic.as_ref() {
             self.semantic_files(&self.dir, name, sem, colors.as_ref())?;
         }
-        if self.outputs.overlay {
+        if self.on(Output::Overlay) {
             let over = render::overlay_with(rgb, height, width, seg, colors.as_deref(), ids.as_deref(), color, 0.5);
             save(
                 &ImageBuffer::<Rgb<u8>, _>::from_raw(width, height, over).ok_or_else(|| bad("overlay"))?,
                 &path("overlay.png"),
             )?;
         }
-        if let Some(ids) = ids.filter(|_| self.outputs.instances) {
+        if let Some(ids) = ids.filter(|_| self.instances()) {
             save(
                 &ImageBuffer::<Luma<u16>, _>::from_raw(width, height, ids).ok_or_else(|| bad("instance ids"))?,
                 &path("instance_ids.png"),

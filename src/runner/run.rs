@@ -9,7 +9,7 @@
 //! failed frames, an error of the run, SIGINT/SIGTERM ([`super::signals`]). The statistics (and `--stats-json`)
 //! are written on every exit path too; [`RunStats::exit_code`] says how the run ended.
 
-use super::folder::{FolderOutputs, FolderWriter};
+use super::folder::FolderWriter;
 use super::guard;
 use super::inputs::{classify, Input};
 use super::signals::interrupted;
@@ -154,7 +154,7 @@ impl Runner<'_> {
                 Sink::Folder { writer, root, per_topic } => {
                     if *per_topic {
                         let dir = root.join(f.topic.trim_matches('/').replace('/', "__"));
-                        let writer = FolderWriter::create(&dir, folder_outputs(self.params))?;
+                        let writer = FolderWriter::create(&dir, self.params.outputs())?;
                         writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
                     } else {
                         writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
@@ -197,16 +197,6 @@ impl Runner<'_> {
         self.stats.record(4, t.elapsed());
         self.stats.counts(f.counted_as).frames_out += 1;
         Ok(())
-    }
-}
-
-fn folder_outputs(p: &Params) -> FolderOutputs {
-    let o = p.outputs();
-    FolderOutputs {
-        semantic: o.contains(Output::Semantic),
-        semantic_color: o.contains(Output::SemanticColor),
-        overlay: o.contains(Output::Overlay),
-        instances: o.contains(Output::Instances) || o.contains(Output::InstanceIds),
     }
 }
 
@@ -258,11 +248,7 @@ fn run_inner(
     let is_bag_out = opts.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("mcap"));
     let per_topic = bag.as_ref().is_some_and(|(_, t)| t.len() > 1);
     let folder = |dir: &Path| -> Result<Sink> {
-        Ok(Sink::Folder {
-            writer: FolderWriter::create(dir, folder_outputs(&params))?,
-            root: dir.to_path_buf(),
-            per_topic,
-        })
+        Ok(Sink::Folder { writer: FolderWriter::create(dir, params.outputs())?, root: dir.to_path_buf(), per_topic })
     };
     let mut sinks = vec![if is_bag_out {
         if let Some(parent) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
