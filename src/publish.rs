@@ -8,12 +8,12 @@ use crate::messages::{
 };
 use crate::postprocess::{FrameSegmentation, LabelData, LabelMap};
 use crate::render;
-use crate::topics::{Output, Stream};
+use crate::topics::{Output, OutputSet, Stream};
 
 /// What to encode and how.
 pub struct Encoder<'a> {
     /// Outputs switched on.
-    pub enabled: &'a [Output],
+    pub enabled: OutputSet,
     /// Colour of a class id (`semantic_color`, `overlay`).
     pub color: &'a dyn Fn(u16) -> [u8; 3],
     /// `vision_msgs/LabelInfo.threshold`: the score threshold results were filtered with.
@@ -43,7 +43,7 @@ fn u16_bytes(v: &[u16]) -> Vec<u8> {
 
 impl Encoder<'_> {
     fn on(&self, o: Output) -> bool {
-        self.enabled.contains(&o)
+        self.enabled.contains(o)
     }
 
     /// `semantic` and `semantic_color` of one semantic map (`colors`: its colour picture, when made).

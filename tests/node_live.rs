@@ -35,7 +35,7 @@ fn live_outputs_and_colours_take_effect_on_the_next_frame() {
     assert_eq!(published(&mut worker), vec![(0, Output::Semantic), (1, Output::Semantic)]);
 
     let mut live = core.live().as_ref().clone();
-    live.outputs = vec![Output::SemanticColor, Output::LabelInfo];
+    live.outputs = [Output::SemanticColor, Output::LabelInfo].into_iter().collect();
     for class in 0..4 {
         live.palette.overrides.insert(class, [1, 2, 3]);
     }
@@ -55,7 +55,7 @@ fn live_outputs_and_colours_take_effect_on_the_next_frame() {
     assert!(img.data.chunks(3).all(|p| p == [1, 2, 3]), "the colour overrides are used: {:?}", &img.data[..6]);
 
     // Off and on again: label_info was sent to both cameras already.
-    live.outputs = vec![Output::Semantic, Output::LabelInfo];
+    live.outputs = [Output::Semantic, Output::LabelInfo].into_iter().collect();
     core.set_live(live);
     both(&core);
     worker.poll();
@@ -77,7 +77,7 @@ fn live_thresholds_reach_the_model_on_the_next_frame() {
 
     let pp = PostprocessConfig { score_threshold: 0.3, top_k: 7, ..Default::default() };
     let live = LiveConfig {
-        outputs: vec![Output::Semantic, Output::LabelInfo],
+        outputs: [Output::Semantic, Output::LabelInfo].into_iter().collect(),
         score_threshold: 0.3,
         postprocess: Some(pp),
         ..core.live().as_ref().clone()
@@ -163,7 +163,10 @@ fn live_update_from_another_thread_while_the_worker_runs() {
     };
     std::thread::sleep(Duration::from_millis(150));
     let switched_ns = clock.now_ns();
-    core.set_live(LiveConfig { outputs: vec![Output::Semantic, Output::Overlay], ..core.live().as_ref().clone() });
+    core.set_live(LiveConfig {
+        outputs: [Output::Semantic, Output::Overlay].into_iter().collect(),
+        ..core.live().as_ref().clone()
+    });
     producer.join().unwrap();
     std::thread::sleep(Duration::from_millis(50));
     core.close();

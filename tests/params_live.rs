@@ -55,7 +55,7 @@ fn set_live_accepts_every_live_key() {
     // What the core takes from them.
     let q = p.set_live("outputs.overlay", &Bool(true)).and_then(|q| q.set_live("thresholds.score", &Double(0.25)));
     let live = dinoseg::node::LiveConfig::from_params(&q.expect("valid"));
-    assert!(live.outputs.contains(&dinoseg::topics::Output::Overlay));
+    assert!(live.outputs.contains(dinoseg::topics::Output::Overlay));
     assert_eq!((live.score_threshold, live.postprocess.map(|t| t.score_threshold)), (0.25, Some(0.25)));
 }
 

@@ -21,7 +21,7 @@ use crate::pipeline::{decode_message, RgbImage};
 use crate::postprocess::{FrameSegmentation, PostprocessConfig};
 use crate::publish::Encoder;
 use crate::segmenter::Segmenter;
-use crate::topics::{Output, Stream};
+use crate::topics::{Output, OutputSet, Stream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -86,7 +86,7 @@ pub struct CoreConfig {
     /// Most frames in one forward pass.
     pub max_batch: usize,
     /// Outputs to publish. `LabelInfo` is published once per camera (transient local), with its first frame.
-    pub outputs: Vec<Output>,
+    pub outputs: OutputSet,
     /// Reported as the diagnostics' hardware id.
     pub device: String,
     pub palette: Palette,
@@ -119,7 +119,7 @@ impl CoreConfig {
     pub fn live(&self) -> LiveConfig {
         LiveConfig {
             max_batch: self.max_batch.max(1),
-            outputs: self.outputs.clone(),
+            outputs: self.outputs,
             palette: self.palette.clone(),
             score_threshold: self.score_threshold,
             diagnostics_period_ns: self.diagnostics_period_ns,
@@ -136,7 +136,7 @@ pub struct LiveConfig {
     /// Most frames in one forward pass.
     pub max_batch: usize,
     /// Outputs to publish. `LabelInfo` is published once per camera, with the first frame after it is on.
-    pub outputs: Vec<Output>,
+    pub outputs: OutputSet,
     pub palette: Palette,
     /// Instance score threshold the encoder filters with and `LabelInfo` reports.
     pub score_threshold: f32,
@@ -152,7 +152,7 @@ impl LiveConfig {
         let ns = |s: f64| (s * 1e9) as u64;
         LiveConfig {
             max_batch: p.node.max_batch.max(1),
-            outputs: p.outputs().iter().collect(),
+            outputs: p.outputs(),
             palette: p.colors.clone(),
             score_threshold: p.thresholds.score_threshold as f32,
             diagnostics_period_ns: ns(p.node.diagnostics_period),
@@ -270,14 +270,8 @@ pub struct Worker<M: FrameModel, T: Transport> {
     last_diagnostics_ns: u64,
     /// The live configuration of the current batch.
     live: Arc<LiveConfig>,
-    /// Its outputs published with every frame (all but `LabelInfo`).
-    per_frame: Vec<Output>,
     /// The thresholds last handed to the model.
     postprocess: Option<PostprocessConfig>,
-}
-
-fn per_frame(live: &LiveConfig) -> Vec<Output> {
-    live.outputs.iter().copied().filter(|o| *o != Output::LabelInfo).collect()
 }
 
 impl<M: FrameModel, T: Transport> Worker<M, T> {
@@ -286,7 +280,6 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
         let now = core.now_ns();
         let live = core.live();
         Worker {
-            per_frame: per_frame(&live),
             live,
             core,
             model,
@@ -302,7 +295,6 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
     fn refresh_live(&mut self) {
         let live = self.core.live();
         if !Arc::ptr_eq(&live, &self.live) {
-            self.per_frame = per_frame(&live);
             self.live = live;
         }
         if let Some(pp) = self.live.postprocess.filter(|pp| self.postprocess != Some(*pp)) {
@@ -482,7 +474,8 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
         let palette = &live.palette;
         let color = |c: u16| palette.color(c);
         let mut encoder = Encoder {
-            enabled: &self.per_frame,
+            // `LabelInfo` goes out once per camera, below.
+            enabled: live.outputs.with(Output::LabelInfo, false),
             color: &color,
             threshold: live.score_threshold,
             overlay_alpha: palette.overlay_alpha as f32,
@@ -490,9 +483,8 @@ impl<M: FrameModel, T: Transport> Worker<M, T> {
         };
         let (h, w) = (f.rgb.height(), f.rgb.width());
         let mut messages = encoder.encode(&f.header, f.rgb.as_raw(), h, w, seg);
-        let label_info = [Output::LabelInfo];
-        if live.outputs.contains(&Output::LabelInfo) && !self.label_info_sent[f.camera] {
-            encoder.enabled = &label_info;
+        if live.outputs.contains(Output::LabelInfo) && !self.label_info_sent[f.camera] {
+            encoder.enabled = [Output::LabelInfo].into_iter().collect();
             messages.extend(encoder.encode(&f.header, f.rgb.as_raw(), h, w, seg));
             self.label_info_sent[f.camera] = true;
         }

@@ -17,7 +17,7 @@ pub fn config(cameras: usize, max_batch: usize, outputs: &[Output]) -> CoreConfi
         name: "dinoseg".into(),
         cameras: (0..cameras).map(|i| Camera { topic: format!("/cam{i}/image_raw"), compressed: false }).collect(),
         max_batch,
-        outputs: outputs.to_vec(),
+        outputs: outputs.iter().copied().collect(),
         device: "cpu".into(),
         palette: Palette::default(),
         score_threshold: 0.5,
