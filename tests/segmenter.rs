@@ -211,6 +211,31 @@ fn every_head_gives_its_own_result_and_each_encoder_runs_once() {
         assert_eq!(f.instances.len(), alone_eomt[k].instances.len(), "instances from EoMT");
         assert_eq!(f.panoptic, alone_eomt[k].panoptic);
     }
+    // Each head's result is published on its own streams: what the node and the bag writer send for the frame.
+    let encoder = dinoseg::publish::Encoder {
+        enabled: Output::ALL.into_iter().collect(),
+        color: &|c: u16| [c as u8, 0, 0],
+        threshold: 0.5,
+        overlay_alpha: 0.5,
+        instances_available: seg.produces_instances(),
+    };
+    let header = dinoseg::messages::Header::default();
+    let streams: Vec<String> =
+        encoder.encode(&header, imgs[0].as_raw(), 48, 80, &out[0]).iter().map(|(s, _)| s.name()).collect();
+    for want in [
+        "semantic",
+        "instances",
+        "label_info",
+        "eomt/semantic",
+        "eomt/semantic_color",
+        "eomt/label_info",
+        "eomt_linear_dense4/semantic",
+        "eomt_linear_dense4/semantic_color",
+        "eomt_linear_dense4/label_info",
+    ] {
+        assert!(streams.iter().any(|s| s == want), "no {want} in {streams:?}");
+    }
+    assert!(!streams.iter().any(|s| s.starts_with("vit_linear_a/")), "the main head has no streams of its own");
     // The default main head is the first linear head in configuration (name) order, whatever pass it reads.
     let seg = all(None);
     let out = seg.segment(&refs).expect("segment");
