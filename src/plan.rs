@@ -126,19 +126,26 @@ pub const HEAD_OUTPUTS: [Output; 3] = [Output::Semantic, Output::SemanticColor, 
 const INSTANCE_OUTPUTS: [Output; 4] = [Output::Instances, Output::InstanceIds, Output::Detections, Output::Overlay];
 
 impl HeadPlan {
-    /// Builds the plan. `available`: the passes whose model is configured (a backbone, an EoMT head);
-    /// `semantic_from`: the head named by `outputs.semantic_from`; `enabled`: the outputs switched on at
+    /// Builds the plan. `backbone`: whether a backbone is configured (the EoMT pass exists when an EoMT head
+    /// does); `semantic_from`: the head named by `outputs.semantic_from`; `enabled`: the outputs switched on at
     /// start-up. Refuses, naming the key: no head; a head reading a pass that is not configured; a configured
     /// pass no head reads; two heads giving instances; a `semantic_from` that names no head with a semantic map;
     /// a head whose every result would go nowhere.
     pub fn new(
         heads: Vec<HeadDesc>,
-        available: &[Pass],
+        backbone: bool,
         semantic_from: Option<&str>,
         enabled: OutputSet,
     ) -> Result<Self, PlanError> {
         if heads.is_empty() {
             return Err(refuse("heads", "no head configured: add a linear head or an EoMT model"));
+        }
+        let mut available = Vec::new();
+        if heads.iter().any(|h| h.kind == HeadType::Eomt) {
+            available.push(Pass::Eomt);
+        }
+        if backbone {
+            available.push(Pass::Backbone);
         }
         for h in &heads {
             if !available.contains(&h.pass) {
@@ -153,7 +160,7 @@ impl HeadPlan {
                 ));
             }
         }
-        for p in available {
+        for p in &available {
             if !heads.iter().any(|h| h.pass == *p) {
                 let key = if *p == Pass::Backbone { "backbone.checkpoint" } else { "heads" };
                 return Err(refuse(key, format!("no head reads {}: remove it", p.describe())));
@@ -289,7 +296,6 @@ mod tests {
     fn eomt(name: &str, semantic: bool, instances: bool) -> HeadDesc {
         HeadDesc { name: name.into(), kind: HeadType::Eomt, pass: Pass::Eomt, semantic, instances }
     }
-    const BOTH: [Pass; 2] = [Pass::Eomt, Pass::Backbone];
     fn all() -> OutputSet {
         Output::ALL.into_iter().collect()
     }
@@ -300,35 +306,34 @@ mod tests {
     #[test]
     fn routing_follows_names_not_passes() {
         let heads = vec![linear("a", Pass::Backbone), linear("b", Pass::Eomt), eomt("m", true, true)];
-        let p = HeadPlan::new(heads.clone(), &BOTH, None, all()).expect("plan");
+        let p = HeadPlan::new(heads.clone(), true, None, all()).expect("plan");
         assert_eq!(p.main_semantic(), Some(0), "the first linear head in name order");
         assert_eq!(p.instances(), Some(2));
         assert_eq!(p.extra_semantic_names(), vec!["b", "m"]);
         assert_eq!(p.passes(), &[(Pass::Eomt, vec![1, 2]), (Pass::Backbone, vec![0])]);
-        let p = HeadPlan::new(heads.clone(), &BOTH, Some("m"), all()).expect("plan");
+        let p = HeadPlan::new(heads.clone(), true, Some("m"), all()).expect("plan");
         assert_eq!((p.main_semantic(), p.extra_semantic_names()), (Some(2), vec!["a", "b"]));
-        let e = HeadPlan::new(heads, &BOTH, Some("x"), all()).expect_err("unknown");
+        let e = HeadPlan::new(heads, true, Some("x"), all()).expect_err("unknown");
         assert_eq!(e.key, "outputs.semantic_from");
         assert!(e.message.contains("a, b, m"), "{e}");
     }
 
     #[test]
     fn refusals_name_the_key_and_reason() {
-        let e = HeadPlan::new(vec![linear("a", Pass::Backbone)], &[Pass::Eomt], None, all()).expect_err("x");
+        let e = HeadPlan::new(vec![linear("a", Pass::Backbone)], false, None, all()).expect_err("x");
         assert_eq!(e.key, "heads.a");
-        let e = HeadPlan::new(vec![eomt("m", true, true)], &BOTH, None, all()).expect_err("unread");
+        let e = HeadPlan::new(vec![eomt("m", true, true)], true, None, all()).expect_err("unread");
         assert_eq!(e.key, "backbone.checkpoint");
         // An extra semantic head with its outputs off goes nowhere; the main one still has the overlay.
         let heads = vec![linear("a", Pass::Backbone), linear("b", Pass::Backbone)];
-        let e = HeadPlan::new(heads.clone(), &[Pass::Backbone], None, set(&[Output::Overlay])).expect_err("unused");
+        let e = HeadPlan::new(heads.clone(), true, None, set(&[Output::Overlay])).expect_err("unused");
         assert_eq!(e.key, "heads.b");
         assert!(e.message.contains("go nowhere"), "{e}");
-        assert!(HeadPlan::new(heads, &[Pass::Backbone], None, set(&[Output::SemanticColor])).is_ok());
-        let e =
-            HeadPlan::new(vec![eomt("m", false, true)], &[Pass::Eomt], None, set(&[Output::Semantic])).expect_err("x");
+        assert!(HeadPlan::new(heads, true, None, set(&[Output::SemanticColor])).is_ok());
+        let e = HeadPlan::new(vec![eomt("m", false, true)], false, None, set(&[Output::Semantic])).expect_err("x");
         assert!(e.message.contains("instances"), "{e}");
-        let e = HeadPlan::new(vec![eomt("m", false, true)], &[Pass::Eomt], Some("m"), all()).expect_err("x");
+        let e = HeadPlan::new(vec![eomt("m", false, true)], false, Some("m"), all()).expect_err("x");
         assert!(e.message.contains("gives no semantic map"), "{e}");
-        assert_eq!(HeadPlan::new(vec![], &[], None, all()).expect_err("none").key, "heads");
+        assert_eq!(HeadPlan::new(vec![], false, None, all()).expect_err("none").key, "heads");
     }
 }

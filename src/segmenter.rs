@@ -1,6 +1,6 @@
-//! Frames in, typed results out: preprocessing, one backbone pass per frame shared by every head that reads
-//! the same backbone, and post-processing at the camera's resolution. The offline runner and the ROS node both
-//! call this.
+//! Frames in, typed results out: preprocessing, each encoder pass of the head plan ([`crate::plan`]) run once per
+//! batch for every head that reads it, post-processing at the camera's resolution, and the heads' results routed
+//! into frames as the plan says. The offline runner and the ROS node both call this.
 //!
 //! Sharing: all linear heads on one backbone run on a single forward that returns the union of their dense
 //! layers; linear heads declared on the EoMT model's encoder (`LinearHeadSource::Eomt`) read their features from
@@ -170,14 +170,7 @@ impl Segmenter {
     pub fn new(cfg: SegmenterConfig) -> Result<Self> {
         cfg.postprocess.validate().map_err(Error::from)?;
         let descs: Vec<HeadDesc> = cfg.heads.iter().map(HeadSpec::describe).collect();
-        let mut available = Vec::new();
-        if cfg.heads.iter().any(|h| matches!(h.kind, HeadSpecKind::Eomt(_))) {
-            available.push(Pass::Eomt);
-        }
-        if cfg.backbone.is_some() {
-            available.push(Pass::Backbone);
-        }
-        let plan = HeadPlan::new(descs, &available, cfg.semantic_from.as_deref(), cfg.outputs)
+        let plan = HeadPlan::new(descs, cfg.backbone.is_some(), cfg.semantic_from.as_deref(), cfg.outputs)
             .map_err(|e| Error::parameter(e.key, e.message))?;
         let backbone = match &cfg.backbone {
             Some(spec) => Some(checkpoint::load_backbone(spec, cfg.variant.as_deref(), cfg.device, cfg.kind)?),

@@ -119,7 +119,7 @@ pub use value::ParamValue;
 use crate::device::parse_device;
 use crate::error::{Error, Result};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
-use crate::plan::{HeadDesc, HeadPlan, HeadType, Pass, PlanError};
+use crate::plan::{HeadDesc, HeadPlan, HeadType, PlanError};
 use crate::postprocess::{Labels, MaskOutputs, PostprocessConfig};
 use crate::segmenter::{EomtSpec, HeadSpec, HeadSpecKind, LinearHeadSource, LinearHeadSpec, SegmenterConfig};
 use crate::topics::Output;
@@ -538,19 +538,12 @@ fn outputs_name(o: &MaskOutputs) -> &'static str {
 
 /// The head plan of `heads` (a backbone configured or not), the main semantic head and the outputs on.
 pub(crate) fn plan_of<'a>(
-    heads: impl Iterator<Item = &'a HeadParams> + Clone,
+    heads: impl Iterator<Item = &'a HeadParams>,
     backbone: bool,
     semantic_from: Option<&str>,
     outputs: OutputSet,
 ) -> std::result::Result<HeadPlan, PlanError> {
-    let mut available = Vec::new();
-    if heads.clone().any(|h| matches!(h.kind, HeadKind::Eomt { .. })) {
-        available.push(Pass::Eomt);
-    }
-    if backbone {
-        available.push(Pass::Backbone);
-    }
-    HeadPlan::new(heads.map(HeadParams::describe).collect(), &available, semantic_from, outputs)
+    HeadPlan::new(heads.map(HeadParams::describe).collect(), backbone, semantic_from, outputs)
 }
 
 /// A head's labels file, read (it was validated; it may have changed since).
