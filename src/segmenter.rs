@@ -130,8 +130,10 @@ pub struct Segmenter {
     eomt: Option<LoadedEomt>,
     /// In the plan's head order.
     heads: Vec<Loaded>,
-    /// Forward passes run so far, per [`Pass`] (index: `Pass::ALL` order).
+    /// Forward passes run so far, per [`Pass`] (index: [`pass_index`]).
     passes: [AtomicU64; 2],
+    /// The dense layers each pass computes: the union of those its linear heads read (index: [`pass_index`]).
+    dense_layers: [Vec<i64>; 2],
 }
 
 /// The part of a shared backbone output that one head reads (shallow copies, no tensor data copied).
@@ -238,6 +240,17 @@ impl Segmenter {
             (Some((_, n)), _) | (None, Some((_, n))) => *n,
             (None, None) => Normalization::IMAGENET,
         };
+        let mut dense_layers: [Vec<i64>; 2] = Default::default();
+        for (pass, on) in plan.passes() {
+            let layers = &mut dense_layers[pass_index(*pass)];
+            for &i in on {
+                if let Some(Loaded::Linear(l)) = heads.get(i) {
+                    layers.extend(&l.layers);
+                }
+            }
+            layers.sort_unstable();
+            layers.dedup();
+        }
         Ok(Segmenter {
             cfg,
             plan,
@@ -246,6 +259,7 @@ impl Segmenter {
             eomt: eomt.map(|(m, _)| m),
             heads,
             passes: [AtomicU64::new(0), AtomicU64::new(0)],
+            dense_layers,
         })
     }
 
@@ -341,17 +355,7 @@ impl Segmenter {
         let mut times = StageTimes::default();
         let mut results: Vec<Option<Vec<FrameSegmentation>>> = vec![None; self.heads.len()];
         for (pass, on) in self.plan.passes() {
-            // The dense layers every linear head on this pass reads: computed once.
-            let mut want: Vec<i64> = on
-                .iter()
-                .filter_map(|&i| match &self.heads[i] {
-                    Loaded::Linear(l) => Some(l.layers.clone()),
-                    Loaded::Eomt { .. } => None,
-                })
-                .flatten()
-                .collect();
-            want.sort_unstable();
-            want.dedup();
+            let want = &self.dense_layers[pass_index(*pass)];
             let t = Instant::now();
             let (shared, masks) =
                 match pass {
@@ -359,14 +363,14 @@ impl Segmenter {
                         let m = self.eomt.as_ref().ok_or_else(|| {
                             Error::Internal("the plan runs an EoMT pass without an EoMT model".into())
                         })?;
-                        let (out, features, _) = m.model.forward_with_features(pixels, &want)?;
+                        let (out, features, _) = m.model.forward_with_features(pixels, want)?;
                         (features, Some(out))
                     }
                     Pass::Backbone => {
                         let b = self.backbone.as_ref().ok_or_else(|| {
                             Error::Internal("the plan runs a backbone pass without a backbone".into())
                         })?;
-                        let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want) };
+                        let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want.clone()) };
                         let (out, _) = b.backbone.forward(pixels, &opts)?;
                         (out.features, None)
                     }

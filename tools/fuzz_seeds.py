@@ -46,7 +46,8 @@ CDR_TYPES = [
     "dinoseg_interfaces/msg/InstanceMask",
     "dinoseg_interfaces/msg/InstanceMaskArray",
 ]
-# The order of harness::ENCODINGS (the last two are the odd spelling and the unknown one) with bytes per pixel.
+# The order of the fuzz harness's encoding_name (Encoding::NAMES, then an odd spelling and an unknown one), with
+# bytes per pixel.
 ENCODINGS = [
     ("rgb8", 3), ("bgr8", 3), ("rgba8", 4), ("bgra8", 4), ("mono8", 1), ("mono16", 2), ("yuv422", 2), ("uyvy", 2),
     ("yuv422_yuy2", 2), ("yuyv", 2), ("yuy2", 2), ("bayer_rggb8", 1), ("bayer_bggr8", 1), ("bayer_gbrg8", 1),

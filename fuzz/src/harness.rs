@@ -176,26 +176,16 @@ pub fn cdr_messages(data: &[u8]) -> bool {
     }
 }
 
-/// Encoding names of [`image_decode`] (selected by the first byte; the last one is unknown on purpose).
-pub const ENCODINGS: &[&str] = &[
-    "rgb8",
-    "bgr8",
-    "rgba8",
-    "bgra8",
-    "mono8",
-    "mono16",
-    "yuv422",
-    "uyvy",
-    "yuv422_yuy2",
-    "yuyv",
-    "yuy2",
-    "bayer_rggb8",
-    "bayer_bggr8",
-    "bayer_gbrg8",
-    "bayer_grbg8",
-    " RGB8 ",
-    "32FC1",
-];
+/// Encoding names [`image_decode`] tries beside the library's own ([`Encoding::NAMES`]): a spaced upper-case
+/// spelling and one it does not decode.
+const EXTRA_ENCODINGS: [&str; 2] = [" RGB8 ", "32FC1"];
+
+/// The encoding name byte `selector` picks: the library's names in order, then [`EXTRA_ENCODINGS`].
+fn encoding_name(selector: u8) -> &'static str {
+    let names = &dinoseg::pipeline::decode::Encoding::NAMES;
+    let i = usize::from(selector) % (names.len() + EXTRA_ENCODINGS.len());
+    names.get(i).map_or_else(|| EXTRA_ENCODINGS[i - names.len()], |(n, _)| n)
+}
 
 /// Splits up to `n` bytes off.
 fn take(b: &[u8], n: usize) -> (&[u8], &[u8]) {
@@ -211,7 +201,7 @@ fn le_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes(a)
 }
 
-/// Raw `sensor_msgs/Image` frames to RGB8 ([`decode_image`]). Byte 0 picks the encoding ([`ENCODINGS`]); byte
+/// Raw `sensor_msgs/Image` frames to RGB8 ([`decode_image`]). Byte 0 picks the encoding ([`encoding_name`]); byte
 /// 1 holds flags: bit 0 big-endian, bit 1 a raw 32-bit step (else width x bytes per pixel + a padding byte),
 /// bit 2 raw 32-bit width and height (else one byte each), bit 7 the whole rest is a CDR `Image` message
 /// through the node's path ([`decode_message`]). The pixels follow the header fields.
@@ -221,7 +211,7 @@ pub fn image_decode(data: &[u8]) -> bool {
     if flags & 0x80 != 0 {
         return decode_message(rest, false).is_ok();
     }
-    let encoding = ENCODINGS[usize::from(selector) % ENCODINGS.len()];
+    let encoding = encoding_name(selector);
     let (width, height, rest) = if flags & 4 != 0 {
         let (w, rest) = take(rest, 4);
         let (h, rest) = take(rest, 4);

@@ -73,27 +73,29 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// Every ROS encoding name decoded, with what it decodes as.
+    pub const NAMES: [(&'static str, Encoding); 15] = [
+        ("rgb8", Encoding::Rgb8),
+        ("bgr8", Encoding::Bgr8),
+        ("rgba8", Encoding::Rgba8),
+        ("bgra8", Encoding::Bgra8),
+        ("mono8", Encoding::Mono8),
+        ("mono16", Encoding::Mono16),
+        ("yuv422", Encoding::Uyvy),
+        ("uyvy", Encoding::Uyvy),
+        ("yuv422_yuy2", Encoding::Yuyv),
+        ("yuyv", Encoding::Yuyv),
+        ("yuy2", Encoding::Yuyv),
+        ("bayer_rggb8", Encoding::BayerRggb8),
+        ("bayer_bggr8", Encoding::BayerBggr8),
+        ("bayer_gbrg8", Encoding::BayerGbrg8),
+        ("bayer_grbg8", Encoding::BayerGrbg8),
+    ];
+
     /// Parses a ROS encoding string (ASCII case and surrounding spaces are ignored).
     pub fn parse(encoding: &str) -> Result<Self, DecodeError> {
-        const NAMES: [(&str, Encoding); 15] = [
-            ("rgb8", Encoding::Rgb8),
-            ("bgr8", Encoding::Bgr8),
-            ("rgba8", Encoding::Rgba8),
-            ("bgra8", Encoding::Bgra8),
-            ("mono8", Encoding::Mono8),
-            ("mono16", Encoding::Mono16),
-            ("yuv422", Encoding::Uyvy),
-            ("uyvy", Encoding::Uyvy),
-            ("yuv422_yuy2", Encoding::Yuyv),
-            ("yuyv", Encoding::Yuyv),
-            ("yuy2", Encoding::Yuyv),
-            ("bayer_rggb8", Encoding::BayerRggb8),
-            ("bayer_bggr8", Encoding::BayerBggr8),
-            ("bayer_gbrg8", Encoding::BayerGbrg8),
-            ("bayer_grbg8", Encoding::BayerGrbg8),
-        ];
         let e = encoding.trim();
-        NAMES
+        Self::NAMES
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(e))
             .map(|&(_, enc)| enc)

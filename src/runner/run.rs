@@ -22,7 +22,7 @@ use crate::pipeline::{decode_message, RgbImage};
 use crate::postprocess::FrameSegmentation;
 use crate::publish::Encoder;
 use crate::segmenter::{Segmenter, StageTimes};
-use crate::topics::{stream_topic, OutputSet, Stream};
+use crate::topics::{stream_topic, Stream};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -78,7 +78,6 @@ struct Runner<'a> {
     model: Box<dyn RunModel>,
     sinks: Vec<Sink>,
     stats: &'a mut RunStats,
-    enabled: OutputSet,
 }
 
 /// A decoded frame with where it came from.
@@ -162,7 +161,7 @@ impl Runner<'_> {
                 }
                 Sink::Bag { writer, channels, inputs } => {
                     let encoder = Encoder {
-                        enabled: self.enabled,
+                        enabled: self.params.outputs(),
                         color: &color,
                         threshold: self.params.thresholds.score_threshold as f32,
                         overlay_alpha: self.params.colors.overlay_alpha as f32,
@@ -262,8 +261,7 @@ fn run_inner(
     if let Some(dir) = &opts.files {
         sinks.push(folder(dir)?);
     }
-    let enabled = params.outputs();
-    let mut runner = Runner { params: &params, model, sinks, stats, enabled };
+    let mut runner = Runner { params: &params, model, sinks, stats };
     let result = match (&input, &bag) {
         (Input::Images(files), _) => run_images(&mut runner, files, &params, opts.max_frames),
         (Input::Bag(_), Some((bag, topics))) => run_bag(&mut runner, bag, topics, opts.max_frames),
