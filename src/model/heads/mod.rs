@@ -3,3 +3,4 @@
 pub mod eomt;
 pub mod linear;
 pub mod linear_format;
+pub mod mask2former;

@@ -1,0 +1,1 @@
+//! The Mask2Former checkpoint forms (see the module doc of [`super`]).
