@@ -109,6 +109,9 @@ fn tiny() -> HeadConfig {
     c
 }
 
+/// A change to a valid config.
+type Mutation = Box<dyn Fn(&mut HeadConfig)>;
+
 fn build_err(c: &HeadConfig, channels: &[i64]) -> String {
     let vs = nn::VarStore::new(Device::Cpu);
     match Mask2FormerHead::new(&vs.root(), c, channels) {
@@ -123,7 +126,7 @@ fn bad_configs_are_errors_naming_the_key() {
     let vs = nn::VarStore::new(Device::Cpu);
     assert!(Mask2FormerHead::new(&vs.root(), &tiny(), &ch).is_ok());
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut HeadConfig)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         ("feature_size", Box::new(|c| c.feature_size = 48)),
         ("feature_size", Box::new(|c| c.feature_size = 0)),
         ("num_attention_heads", Box::new(|c| c.num_attention_heads = 3)),

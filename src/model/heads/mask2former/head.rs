@@ -1,8 +1,9 @@
-//! The Mask2Former head: pixel decoder (multi-scale deformable attention encoder over the last three feature maps
-//! + FPN lateral path to the mask features), masked-attention transformer decoder, class and mask predictors,
-//! following transformers' `Mask2FormerForUniversalSegmentation` (`models/mask2former/modeling_mask2former.py`)
-//! name for name, inference path only. [`pixel_decoder`] is `Mask2FormerPixelDecoder` (with the pure-PyTorch
-//! multi-scale deformable attention), [`decoder`] is `Mask2FormerTransformerModule`.
+//! The Mask2Former head: a pixel decoder (a multi-scale deformable-attention encoder over the last three feature
+//! maps, then an FPN lateral path to the mask features), the masked-attention transformer decoder, and the class
+//! and mask predictors. It follows transformers' `Mask2FormerForUniversalSegmentation`
+//! (`models/mask2former/modeling_mask2former.py`) name for name, inference path only: [`pixel_decoder`] is
+//! `Mask2FormerPixelDecoder` (with the pure-PyTorch multi-scale deformable attention), [`decoder`] is
+//! `Mask2FormerTransformerModule`.
 
 mod decoder;
 mod pixel_decoder;
