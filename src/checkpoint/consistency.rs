@@ -25,6 +25,8 @@ struct Check<'a> {
     shapes: BTreeMap<String, &'a TensorMeta>,
     config_path: &'a Path,
     origin: &'a Path,
+    /// Prefix of the names in `shapes` in the checkpoint (a sub-model's), for messages.
+    prefix: &'a str,
 }
 
 impl Check<'_> {
@@ -38,8 +40,13 @@ impl Check<'_> {
     /// When the tensor is present, its shape must be `want`; `keys` names the config values that say so.
     fn shape(&self, name: &str, want: &[i64], keys: &str) -> Result<()> {
         match self.shapes.get(name) {
-            Some(t) if t.shape != want => Err(self
-                .fail(format!("{keys} make tensor `{name}` {want:?}, but the checkpoint's `{name}` is {:?}", t.shape))),
+            Some(t) if t.shape != want => {
+                let name = format!("{}{name}", self.prefix);
+                Err(self.fail(format!(
+                    "{keys} make tensor `{name}` {want:?}, but the checkpoint's `{name}` is {:?}",
+                    t.shape
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -54,9 +61,10 @@ impl Check<'_> {
     fn layers(&self, prefix: &str, key: &str, want: i64) -> Result<()> {
         let have = self.count(prefix);
         if have != want {
-            return Err(
-                self.fail(format!("`{key}` is {want}, but the checkpoint has {have} of them (tensors `{prefix}N.*`)"))
-            );
+            return Err(self.fail(format!(
+                "`{key}` is {want}, but the checkpoint has {have} of them (tensors `{}{prefix}N.*`)",
+                self.prefix
+            )));
         }
         Ok(())
     }
@@ -66,7 +74,7 @@ impl Check<'_> {
 /// dtypes, key shapes, layer counts, and that the config's model is no larger than the checkpoint.
 pub fn check_config(config: &ModelConfig, tensors: &[TensorMeta], config_path: &Path, origin: &Path) -> Result<()> {
     let shapes = tensors.iter().map(|t| (crate::checkpoint::canonical_name(t.name.clone()), t)).collect();
-    let c = Check { shapes, config_path, origin };
+    let c = Check { shapes, config_path, origin, prefix: "" };
     if let Some(t) = tensors.iter().find(|t| !t.is_float) {
         return Err(Error::checkpoint(
             &t.file,
@@ -155,7 +163,8 @@ fn convnext(c: &Check, v: &ConvNextConfig) -> Result<f64> {
         let have = c.count(&format!("stages.{i}.layers."));
         if have != depth {
             return Err(c.fail(format!(
-                "`depths[{i}]` is {depth}, but the checkpoint has {have} layers in stage {i} (tensors `stages.{i}.layers.N.*`)"
+                "`depths[{i}]` is {depth}, but the checkpoint has {have} layers in stage {i} (tensors `{}stages.{i}.layers.N.*`)",
+                c.prefix
             )));
         }
         let (d, p) = (dim as f64, prev as f64);
@@ -170,10 +179,11 @@ fn convnext(c: &Check, v: &ConvNextConfig) -> Result<f64> {
 /// queries, classes and layer counts of the head; returns a lower bound of its parameter count.
 fn mask2former(c: &Check, m: &crate::model::heads::mask2former::config::Mask2FormerConfig) -> Result<f64> {
     use crate::model::heads::mask2former::config::{Form, ADAPTER_VIT, ENCODER};
-    let sub = |prefix: &str| Check {
+    let sub = |prefix: &'static str| Check {
         shapes: c.shapes.iter().filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), *v))).collect(),
         config_path: c.config_path,
         origin: c.origin,
+        prefix,
     };
     let backbone = match &m.form {
         Form::ConvNext { backbone, .. } => convnext(&sub(ENCODER), backbone)?,
