@@ -23,7 +23,7 @@ struct Pyramid {
 enum Net {
     ConvNext { net: Box<ConvNext>, out: Vec<i64> },
     Vit { net: Box<Vit>, out: Vec<i64>, apply_layernorm: bool },
-    Adapter { net: Box<Vit>, layers: Vec<i64>, projections: Vec<nn::Conv2D>, pyramid: Option<Pyramid> },
+    Adapter { net: Box<Vit>, layers: Vec<i64>, projections: Vec<nn::Conv2D>, pyramid: Option<Box<Pyramid>> },
 }
 
 /// The backbone (and adapter) of a Mask2Former checkpoint.
@@ -177,14 +177,14 @@ fn adapter(enc: &nn::Path, a: &AdapterConfig) -> Result<Net, String> {
     let pyramid = a.pyramid.then(|| {
         let r = &ad / "resamplers";
         let s0 = &r / 0;
-        Pyramid {
+        Box::new(Pyramid {
             up4: (
                 nn::conv_transpose2d(&s0 / 0, d, d / 2, 2, t2),
                 nn::group_norm(&s0 / 1, 32, d / 2, Default::default()),
                 nn::conv_transpose2d(&s0 / 3, d / 2, d / 4, 2, t2),
             ),
             up2: nn::conv_transpose2d(&r / 1, d, d / 2, 2, t2),
-        }
+        })
     });
     let dims: Vec<i64> = if a.pyramid { vec![d / 4, d / 2, d, d] } else { vec![d; a.out_channels.len()] };
     let projections = a
