@@ -4,8 +4,9 @@
 //! refuses what start-up would), and the node sizes its publishers from it.
 //!
 //! Routing: the frame's main semantic map (`semantic`, `semantic_color`, `label_info`, the overlay) comes from
-//! one head: `outputs.semantic_from` when set, else the first linear head in name order, else the EoMT head's
-//! semantic map. Instances (and the panoptic map) come from the one head that gives them (EoMT). Every other
+//! one head: `outputs.semantic_from` when set, else the first linear head in name order, else the mask model's
+//! semantic map. Instances (and the panoptic map) come from the one head that gives them (EoMT or Mask2Former:
+//! the mask model, one per configuration). Every other
 //! head with a semantic map publishes it on its own topics, `<ns>/dinoseg/<head>/semantic`,
 //! `.../semantic_color` and `.../label_info`, and in bags and folders the same way. A head none of whose results
 //! reaches an enabled output is refused, as is a configuration without heads or with a pass no head reads.
@@ -15,20 +16,20 @@ use crate::topics::{Output, OutputSet};
 /// An encoder forward: one per batch, shared by every head that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Pass {
-    /// The EoMT model (its ViT encoder and the query blocks); linear heads with `source: eomt` read its
-    /// encoder's dense layers.
-    Eomt,
+    /// The mask model (an EoMT or a Mask2Former head, with its encoder); linear heads with `source: eomt` or
+    /// `source: mask2former` read its encoder's dense layers.
+    Masks,
     /// The configured DINOv3 backbone (`backbone.checkpoint`).
     Backbone,
 }
 
 impl Pass {
-    pub const ALL: [Pass; 2] = [Pass::Eomt, Pass::Backbone];
+    pub const ALL: [Pass; 2] = [Pass::Masks, Pass::Backbone];
 
     /// What messages call it.
     pub fn describe(self) -> &'static str {
         match self {
-            Pass::Eomt => "the EoMT encoder",
+            Pass::Masks => "the mask model's encoder",
             Pass::Backbone => "the backbone",
         }
     }
@@ -41,20 +42,29 @@ pub enum HeadType {
     Linear,
     /// EoMT: queries in the last encoder blocks, masks and classes: panoptic, semantic or instances.
     Eomt,
+    /// Mask2Former: a pixel decoder and a masked-attention decoder on the backbone's maps, masks and classes as
+    /// EoMT's.
+    Mask2Former,
 }
 
 impl HeadType {
     /// Every kind (a new kind of head: one variant here and in `ALL`).
-    pub const ALL: [HeadType; 2] = [HeadType::Linear, HeadType::Eomt];
+    pub const ALL: [HeadType; 3] = [HeadType::Linear, HeadType::Eomt, HeadType::Mask2Former];
     /// Their names, as the parameters write them.
-    pub const NAMES: [&'static str; 2] = [HeadType::ALL[0].name(), HeadType::ALL[1].name()];
+    pub const NAMES: [&'static str; 3] = [HeadType::ALL[0].name(), HeadType::ALL[1].name(), HeadType::ALL[2].name()];
 
     /// The `type` value.
     pub const fn name(self) -> &'static str {
         match self {
             HeadType::Linear => "linear",
             HeadType::Eomt => "eomt",
+            HeadType::Mask2Former => "mask2former",
         }
+    }
+
+    /// A mask model: queries giving masks and classes (semantic, instances, panoptic), read by [`Pass::Masks`].
+    pub const fn is_mask_model(self) -> bool {
+        matches!(self, HeadType::Eomt | HeadType::Mask2Former)
     }
 
     /// Parses a `type` value (any case); None for any other text.
@@ -72,9 +82,9 @@ pub struct HeadDesc {
     pub kind: HeadType,
     /// The pass whose features it reads.
     pub pass: Pass,
-    /// It gives a semantic map (a linear head; EoMT with `outputs: panoptic` or `semantic`).
+    /// It gives a semantic map (a linear head; a mask model with `outputs: panoptic` or `semantic`).
     pub semantic: bool,
-    /// It gives instances (EoMT with `outputs: panoptic` or `instances`).
+    /// It gives instances (a mask model with `outputs: panoptic` or `instances`).
     pub instances: bool,
 }
 
@@ -84,13 +94,13 @@ impl HeadDesc {
         HeadDesc { name: name.into(), kind: HeadType::Linear, pass, semantic: true, instances: false }
     }
 
-    /// The EoMT head with its `outputs`.
-    pub fn eomt(name: impl Into<String>, outputs: &crate::postprocess::MaskOutputs) -> Self {
+    /// A mask model head (`kind`: EoMT or Mask2Former) with its `outputs`.
+    pub fn mask_model(name: impl Into<String>, kind: HeadType, outputs: &crate::postprocess::MaskOutputs) -> Self {
         use crate::postprocess::{InstanceSource, SemanticSource};
         HeadDesc {
             name: name.into(),
-            kind: HeadType::Eomt,
-            pass: Pass::Eomt,
+            kind,
+            pass: Pass::Masks,
             semantic: outputs.semantic != SemanticSource::Off,
             instances: outputs.instances != InstanceSource::Off,
         }
@@ -138,11 +148,21 @@ impl HeadPlan {
         enabled: OutputSet,
     ) -> Result<Self, PlanError> {
         if heads.is_empty() {
-            return Err(refuse("heads", "no head configured: add a linear head or an EoMT model"));
+            return Err(refuse("heads", "no head configured: add a linear head or a mask model (EoMT, Mask2Former)"));
+        }
+        let models: Vec<&HeadDesc> = heads.iter().filter(|h| h.kind.is_mask_model()).collect();
+        if let [first, second, ..] = models[..] {
+            return Err(refuse(
+                format!("heads.{}.type", second.name),
+                format!(
+                    "a second mask model (`{}` is the first): one EoMT or Mask2Former model per configuration",
+                    first.name
+                ),
+            ));
         }
         let mut available = Vec::new();
-        if heads.iter().any(|h| h.kind == HeadType::Eomt) {
-            available.push(Pass::Eomt);
+        if !models.is_empty() {
+            available.push(Pass::Masks);
         }
         if backbone {
             available.push(Pass::Backbone);
@@ -150,10 +170,14 @@ impl HeadPlan {
         for h in &heads {
             if !available.contains(&h.pass) {
                 let fix = match h.pass {
-                    Pass::Backbone => "set `backbone.checkpoint`, or `source: eomt` to read the EoMT encoder",
-                    Pass::Eomt => "add a head with `type: eomt`, or read the backbone (`source: backbone`)",
+                    Pass::Backbone => {
+                        "set `backbone.checkpoint`, or `source: eomt` / `mask2former` to read the mask model's encoder"
+                    }
+                    Pass::Masks => {
+                        "add a head with `type: eomt` or `mask2former`, or read the backbone (`source: backbone`)"
+                    }
                 };
-                let model = if h.pass == Pass::Backbone { "backbone" } else { "EoMT model" };
+                let model = if h.pass == Pass::Backbone { "backbone" } else { "mask model" };
                 return Err(refuse(
                     format!("heads.{}", h.name),
                     format!("reads {}, but no {model} is configured: {fix}", h.pass.describe()),
@@ -294,7 +318,7 @@ mod tests {
         HeadDesc { name: name.into(), kind: HeadType::Linear, pass, semantic: true, instances: false }
     }
     fn eomt(name: &str, semantic: bool, instances: bool) -> HeadDesc {
-        HeadDesc { name: name.into(), kind: HeadType::Eomt, pass: Pass::Eomt, semantic, instances }
+        HeadDesc { name: name.into(), kind: HeadType::Eomt, pass: Pass::Masks, semantic, instances }
     }
     fn all() -> OutputSet {
         Output::ALL.into_iter().collect()
@@ -305,12 +329,12 @@ mod tests {
 
     #[test]
     fn routing_follows_names_not_passes() {
-        let heads = vec![linear("a", Pass::Backbone), linear("b", Pass::Eomt), eomt("m", true, true)];
+        let heads = vec![linear("a", Pass::Backbone), linear("b", Pass::Masks), eomt("m", true, true)];
         let p = HeadPlan::new(heads.clone(), true, None, all()).expect("plan");
         assert_eq!(p.main_semantic(), Some(0), "the first linear head in name order");
         assert_eq!(p.instances(), Some(2));
         assert_eq!(p.extra_semantic_names(), vec!["b", "m"]);
-        assert_eq!(p.passes(), &[(Pass::Eomt, vec![1, 2]), (Pass::Backbone, vec![0])]);
+        assert_eq!(p.passes(), &[(Pass::Masks, vec![1, 2]), (Pass::Backbone, vec![0])]);
         let p = HeadPlan::new(heads.clone(), true, Some("m"), all()).expect("plan");
         assert_eq!((p.main_semantic(), p.extra_semantic_names()), (Some(2), vec!["a", "b"]));
         let e = HeadPlan::new(heads, true, Some("x"), all()).expect_err("unknown");
@@ -335,5 +359,12 @@ mod tests {
         let e = HeadPlan::new(vec![eomt("m", false, true)], false, Some("m"), all()).expect_err("x");
         assert!(e.message.contains("gives no semantic map"), "{e}");
         assert_eq!(HeadPlan::new(vec![], false, None, all()).expect_err("none").key, "heads");
+        let mut m2f = eomt("n", true, false);
+        m2f.kind = HeadType::Mask2Former;
+        let e = HeadPlan::new(vec![eomt("m", false, true), m2f.clone()], false, None, all()).expect_err("two");
+        assert_eq!(e.key, "heads.n.type");
+        assert!(e.message.contains("a second mask model (`m` is the first)"), "{e}");
+        let p = HeadPlan::new(vec![linear("a", Pass::Masks), m2f], false, None, all()).expect("mask2former pass");
+        assert_eq!(p.passes(), &[(Pass::Masks, vec![0, 1])]);
     }
 }

@@ -15,21 +15,7 @@ const CASES: [&str; 4] = ["convnext", "vit", "adapter_plain", "adapter_pyramid"]
 
 /// Fixtures generated once into the worktree's `target/fixtures_m2f` (or `DINOSEG_M2F_FIXTURES`).
 fn fixtures() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::var_os("DINOSEG_M2F_FIXTURES")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| common::root().join("target").join("fixtures_m2f"));
-        if !dir.join("M2F_DONE").is_file() {
-            let status = Command::new(common::python())
-                .arg(common::root().join("tools").join("make_mask2former_fixtures.py"))
-                .arg(&dir)
-                .status()
-                .expect("run tools/make_mask2former_fixtures.py");
-            assert!(status.success(), "tools/make_mask2former_fixtures.py failed");
-        }
-        dir
-    })
+    common::m2f_fixtures()
 }
 
 /// The options each case needs: the tiny ViTs are outside the catalog (heads), and adapter_plain names an

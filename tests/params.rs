@@ -19,7 +19,7 @@ fn a_valid_file_parses() {
     let p = parse_in(&dir, VALID).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.heads.len(), 2);
     assert_eq!(p.heads[0].name, "scene", "heads run in name order");
-    assert!(matches!(&p.heads[1].kind, HeadKind::Linear { source: LinearHeadSource::Eomt, .. }));
+    assert!(matches!(&p.heads[1].kind, HeadKind::Linear { source: LinearHeadSource::Masks, .. }));
     assert_eq!(format!("{:?}", p.outputs), "{semantic, semantic_color, instances, instance_ids, label_info}");
     assert_eq!(p.input_topics()[0].name, "camera/image_raw");
 }

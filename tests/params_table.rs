@@ -146,14 +146,15 @@ fn semantic_from_names_a_head_that_gives_a_semantic_map() {
 #[test]
 fn head_types_are_an_enum_and_an_unknown_one_lists_them() {
     let dir = valid_dir("head-type-enum");
-    let e = errors_in(&dir, &VALID.replace("type: eomt", "type: mask2former"));
+    let e = errors_in(&dir, &VALID.replace("type: eomt", "type: maskformer"));
     let line = the_error(&e, "heads.scene.type", ErrorKind::BadValue);
-    assert!(line.ends_with("unknown value `mask2former`: expected `linear` or `eomt`"), "{line}");
+    assert!(line.contains("unknown value `maskformer`: expected `linear`, `eomt` or `mask2former`"), "{line}");
     // Case and spaces do not matter, as for every other name.
     let p = parse_in(&dir, &VALID.replace("type: eomt", "type: ' EoMT'")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p, parse_in(&dir, VALID).unwrap_or_else(|e| panic!("{e}")));
     let e = errors_in(&dir, "device: cpu\nheads:\n  x: {checkpoint: models/eomt}");
-    assert!(the_error(&e, "heads.x.type", ErrorKind::MissingKey).ends_with("required: `linear` or `eomt`"), "{e}");
+    let line = the_error(&e, "heads.x.type", ErrorKind::MissingKey);
+    assert!(line.ends_with("required: `linear`, `eomt` or `mask2former`"), "{e}");
 }
 
 /// The outputs map of a file's text: what `OutputSet` holds, in `Output::ALL` order.
@@ -176,9 +177,15 @@ fn every_key_is_read_as_its_table_type() {
     use dinoseg::params::ValueType;
     let dir = valid_dir("table-types");
     let p = parse_in(&dir, VALID).unwrap_or_else(|e| panic!("{e}"));
+    let m2f = parse_in(&dir, &mask2former_set()).unwrap_or_else(|e| panic!("{e}"));
     for k in KEYS {
-        // `scene` is the EoMT head, `semantic` the linear one.
-        let head = if k.key.ends_with(".source") { "semantic" } else { "scene" };
+        // `scene` is the EoMT head, `semantic` the linear one, `objects` the Mask2Former one.
+        let m2f_key = k.key.ends_with(".layers") || k.key.ends_with(".num_heads");
+        let (p, head) = match () {
+            _ if m2f_key => (&m2f, "objects"),
+            _ if k.key.ends_with(".source") => (&p, "semantic"),
+            _ => (&p, "scene"),
+        };
         let key = k.key.replace("<name>", head).replace("<id>", "3");
         let wrong = match k.value_type {
             ValueType::Bool => ParamValue::Int(1),
@@ -199,6 +206,16 @@ fn every_key_is_read_as_its_table_type() {
     }
 }
 
+/// A parameter set with a Mask2Former head in the adapter layout (its `layers` and `num_heads` given).
+fn mask2former_set() -> String {
+    let dir = common::m2f_fixtures().join("m2f_adapter_plain");
+    format!(
+        "device: cpu\nheads:\n  objects: {{type: mask2former, checkpoint: {}, outputs: instances, layers: [0, 1, 2, 3], \
+         num_heads: 4}}\n",
+        dir.display()
+    )
+}
+
 /// `to_flat` gives every key of the table (each `<name>` for a head, `<id>` for an override) for parameter sets
 /// that use them all: a key added to the table but not to the flat view (so not to `ros2 param get`) fails.
 #[test]
@@ -210,7 +227,7 @@ fn to_flat_gives_every_key_of_the_table() {
                     resize: {mode: short_side, short_side: 256, max_long_side: 512}\n\
                     colors: {overrides: {3: [1, 2, 3]}}";
     let mut keys = std::collections::BTreeSet::new();
-    for body in [fixed.as_str(), backbone] {
+    for body in [fixed.as_str(), backbone, mask2former_set().as_str()] {
         let p = parse_in(&dir, body).unwrap_or_else(|e| panic!("{e}"));
         keys.extend(p.to_flat().into_keys());
     }

@@ -71,7 +71,7 @@ fn a_linear_head_beside_eomt_reads_the_eomt_pass() {
     let eomt = common::eomt_fixtures().join("eomt_p0").to_str().expect("utf-8").to_string();
     let spec = EomtSpec { model: eomt, outputs: MaskOutputs::panoptic(), labels: None };
     let seg = Segmenter::new(SegmenterConfig {
-        heads: vec![eomt_head(spec.clone()), head("eomt_linear_dense4", LinearHeadSource::Eomt)],
+        heads: vec![eomt_head(spec.clone()), head("eomt_linear_dense4", LinearHeadSource::Masks)],
         ..config()
     })
     .expect("segmenter");
@@ -101,14 +101,14 @@ fn heads_that_do_not_fit_are_refused() {
     let r = Segmenter::new(SegmenterConfig {
         heads: vec![
             eomt_head(EomtSpec { model: eomt, outputs: MaskOutputs::panoptic(), labels: None }),
-            head("vit_linear_a", LinearHeadSource::Eomt),
+            head("vit_linear_a", LinearHeadSource::Masks),
         ],
         ..config()
     });
     assert!(r.is_ok(), "a `last` head of 64 channels fits a width-64 encoder");
-    let r = Segmenter::new(SegmenterConfig { heads: vec![head("vit_linear_a", LinearHeadSource::Eomt)], ..config() });
+    let r = Segmenter::new(SegmenterConfig { heads: vec![head("vit_linear_a", LinearHeadSource::Masks)], ..config() });
     let e = r.err().expect("no EoMT model").to_string();
-    assert!(e.contains("no EoMT model is configured"), "{e}");
+    assert!(e.contains("no mask model is configured"), "{e}");
     let r = Segmenter::new(SegmenterConfig {
         backbone: Some(common::fixtures().join("vit_mlp").to_str().expect("utf-8").to_string()),
         heads: vec![head("eomt_linear_dense4", LinearHeadSource::Backbone)],
@@ -167,7 +167,7 @@ fn every_head_gives_its_own_result_and_each_encoder_runs_once() {
             backbone: Some(vit_backbone()),
             heads: vec![
                 eomt_head(eomt_spec()),
-                head("eomt_linear_dense4", LinearHeadSource::Eomt),
+                head("eomt_linear_dense4", LinearHeadSource::Masks),
                 head("vit_linear_a", LinearHeadSource::Backbone),
             ],
             semantic_from: semantic_from.map(String::from),
@@ -185,7 +185,7 @@ fn every_head_gives_its_own_result_and_each_encoder_runs_once() {
     .segment(&refs)
     .expect("segment");
     let alone_eomt_linear = Segmenter::new(SegmenterConfig {
-        heads: vec![eomt_head(eomt_spec()), head("eomt_linear_dense4", LinearHeadSource::Eomt)],
+        heads: vec![eomt_head(eomt_spec()), head("eomt_linear_dense4", LinearHeadSource::Masks)],
         ..config()
     })
     .expect("segmenter")
@@ -197,9 +197,9 @@ fn every_head_gives_its_own_result_and_each_encoder_runs_once() {
 
     let seg = all(Some("vit_linear_a"));
     let out = seg.segment(&refs).expect("segment");
-    assert_eq!((seg.passes(Pass::Backbone), seg.passes(Pass::Eomt)), (1, 1), "one pass of each encoder per batch");
+    assert_eq!((seg.passes(Pass::Backbone), seg.passes(Pass::Masks)), (1, 1), "one pass of each encoder per batch");
     seg.segment(&refs).expect("segment");
-    assert_eq!((seg.passes(Pass::Backbone), seg.passes(Pass::Eomt)), (2, 2));
+    assert_eq!((seg.passes(Pass::Backbone), seg.passes(Pass::Masks)), (2, 2));
     for (k, f) in out.iter().enumerate() {
         assert_eq!(labels_of(f), labels_of(&alone_backbone[k]), "the main map is the named head's");
         assert_eq!(f.class_names, alone_backbone[k].class_names);
@@ -312,7 +312,7 @@ fn the_head_plan_on_the_gpu_when_one_exists() {
             backbone: Some(vit_backbone()),
             heads: vec![
                 eomt_head(eomt_spec()),
-                head("eomt_linear_dense4", LinearHeadSource::Eomt),
+                head("eomt_linear_dense4", LinearHeadSource::Masks),
                 head("vit_linear_a", LinearHeadSource::Backbone),
             ],
             ..config()
@@ -321,7 +321,7 @@ fn the_head_plan_on_the_gpu_when_one_exists() {
     };
     let (cpu, gpu) = (on(tch::Device::Cpu), on(tch::Device::Cuda(0)));
     let (a, b) = (cpu.segment(&refs).expect("cpu"), gpu.segment(&refs).expect("gpu"));
-    assert_eq!((gpu.passes(Pass::Backbone), gpu.passes(Pass::Eomt)), (1, 1));
+    assert_eq!((gpu.passes(Pass::Backbone), gpu.passes(Pass::Masks)), (1, 1));
     let agree = |x: &[u16], y: &[u16]| x.iter().zip(y).filter(|(p, q)| p == q).count() as f64 / x.len() as f64;
     for (f, g) in a.iter().zip(&b) {
         let main = agree(&labels_of(f), &labels_of(g));

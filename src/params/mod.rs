@@ -26,11 +26,13 @@
 //! | `base_dir` | string | the params file's directory | no | directory relative paths resolve against (default: the params file's) |
 //! | `backbone.checkpoint` | string | none | no | DINOv3 backbone of linear heads with source backbone: directory, file or hub id; a transformers directory, `.safetensors` (official names, or transformers names with `backbone.variant`), official `.pth`, or hub id `org/name[@rev]` |
 //! | `backbone.variant` | string | none | no | catalog variant of a bare .safetensors backbone in transformers names; `vits16` ... `vit7b16`, `convnext_*` (`dinoseg backbones`) |
-//! | `heads.<name>.type` | string | required | no | linear or eomt |
-//! | `heads.<name>.checkpoint` | string | required | no | linear: a .safetensors head; eomt: an eomt_dinov3 directory or hub id; a linear head may also be an official `.pth` with its sidecar |
-//! | `heads.<name>.source` | string | `backbone` | no | linear heads: the features they read, backbone or eomt; `eomt` reads the EoMT encoder's pass |
-//! | `heads.<name>.outputs` | string | `panoptic` | no | eomt heads: panoptic, semantic or instances; `panoptic`: panoptic map, semantic map and thing instances from it; `semantic`: class scores; `instances`: top-k |
+//! | `heads.<name>.type` | string | required | no | linear, eomt or mask2former |
+//! | `heads.<name>.checkpoint` | string | required | no | linear: a .safetensors head; eomt: an eomt_dinov3 directory or hub id; mask2former: a mask2former directory; a linear head may also be an official `.pth` with its sidecar; a mask2former directory has a dinov3_convnext or dinov3_vit `backbone_config`, or is in the DINOv3-Mask2former adapter layout |
+//! | `heads.<name>.source` | string | `backbone` | no | linear heads: the features they read, backbone, eomt or mask2former; `eomt` / `mask2former` read the mask model's encoder in its own pass (no second backbone) |
+//! | `heads.<name>.outputs` | string | `panoptic` | no | eomt and mask2former heads: panoptic, semantic or instances; `panoptic`: panoptic map, semantic map and thing instances from it; `semantic`: class scores; `instances`: top-k |
 //! | `heads.<name>.labels` | string | the checkpoint's names | no | labels file replacing the checkpoint's class names; format: `src/postprocess/labels.rs`; its class count must match the checkpoint's |
+//! | `heads.<name>.layers` | int list | the variant file named in dinov3_backbone_config.json | no | mask2former adapter layout: the DINOv3 blocks (0-based) the adapter taps; known: `mask2former_dinov3_vitsmallplus*` [2, 5, 8, 11], `mask2former_dinov3_vitlarge*` [5, 11, 17, 23] |
+//! | `heads.<name>.num_heads` | int in 1..=1024 | the catalog variant of the ViT's size | no | mask2former adapter layout: the DINOv3 ViT's attention heads |
 //! | `input.topics` | string list | `["camera/image_raw"]` | no | camera topics (a name ending in /compressed: CompressedImage); cameras share one model; other names are `sensor_msgs/Image`. Relative names (no leading `/`) follow the node's namespace and remapping (`-r __ns:=/robot1` gives `/robot1/camera/image_raw`); the runner reads them in the root namespace |
 //! | `input.reliability` | string | `best_effort` | no | QoS of the camera subscriptions: best_effort or reliable; `best_effort` is the sensor-data QoS |
 //! | `resize.mode` | string | `keep` | no | keep, short_side or fixed: the model input size |
@@ -46,8 +48,8 @@
 //! | `thresholds.top_k` | int in 1..=100000 | 100 | yes | instances: (query, class) pairs considered per image |
 //! | `outputs.semantic` | bool | true if a head gives a semantic map | yes | publish the label image (mono8/mono16) |
 //! | `outputs.semantic_color` | bool | true if a head gives a semantic map | yes | publish the label image in colour |
-//! | `outputs.instances` | bool | true if an EoMT head gives instances | yes | publish the instance masks |
-//! | `outputs.instance_ids` | bool | true if an EoMT head gives instances | yes | publish the instance-id image |
+//! | `outputs.instances` | bool | true if a mask model (EoMT, Mask2Former) gives instances | yes | publish the instance masks |
+//! | `outputs.instance_ids` | bool | true if a mask model (EoMT, Mask2Former) gives instances | yes | publish the instance-id image |
 //! | `outputs.detections` | bool | false | yes | publish the instances' boxes |
 //! | `outputs.label_info` | bool | true | yes | publish the class names (once per camera, latched) |
 //! | `outputs.overlay` | bool | false | yes | publish the camera image with the segmentation blended in |
@@ -116,12 +118,15 @@ pub use palette::{Palette, PaletteName};
 pub use table::{describe, KeyInfo, Live, Range, ValueType};
 pub use value::ParamValue;
 
+use crate::checkpoint::Mask2FormerOptions;
 use crate::device::parse_device;
 use crate::error::{Error, Result};
 use crate::pipeline::preprocess::{PadMode, Resize, ResizePolicy};
 use crate::plan::{HeadDesc, HeadPlan, HeadType, PlanError};
 use crate::postprocess::{Labels, MaskOutputs, PostprocessConfig};
-use crate::segmenter::{EomtSpec, HeadSpec, HeadSpecKind, LinearHeadSource, LinearHeadSpec, SegmenterConfig};
+use crate::segmenter::{
+    EomtSpec, HeadSpec, HeadSpecKind, LinearHeadSource, LinearHeadSpec, Mask2FormerSpec, SegmenterConfig,
+};
 use crate::topics::Output;
 pub use crate::topics::OutputSet;
 use std::collections::BTreeMap;
@@ -204,15 +209,32 @@ impl HeadParams {
     pub fn describe(&self) -> HeadDesc {
         match &self.kind {
             HeadKind::Linear { source, .. } => HeadDesc::linear(&self.name, *source),
-            HeadKind::Eomt { outputs, .. } => HeadDesc::eomt(&self.name, outputs),
+            HeadKind::Eomt { outputs, .. } => HeadDesc::mask_model(&self.name, HeadType::Eomt, outputs),
+            HeadKind::Mask2Former { outputs, .. } => HeadDesc::mask_model(&self.name, HeadType::Mask2Former, outputs),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeadKind {
-    Linear { checkpoint: PathBuf, source: LinearHeadSource, labels: Option<PathBuf> },
-    Eomt { model: ModelRef, outputs: MaskOutputs, labels: Option<PathBuf> },
+    Linear {
+        checkpoint: PathBuf,
+        source: LinearHeadSource,
+        labels: Option<PathBuf>,
+    },
+    Eomt {
+        model: ModelRef,
+        outputs: MaskOutputs,
+        labels: Option<PathBuf>,
+    },
+    /// `layers` and `num_heads`: for the DINOv3-Mask2former adapter layout (see [`Mask2FormerOptions`]).
+    Mask2Former {
+        model: ModelRef,
+        outputs: MaskOutputs,
+        labels: Option<PathBuf>,
+        layers: Option<Vec<i64>>,
+        num_heads: Option<i64>,
+    },
 }
 
 /// QoS reliability of the camera subscriptions.
@@ -417,6 +439,16 @@ impl Params {
                     let labels = read_labels(labels.as_deref(), &h.name)?;
                     HeadSpecKind::Eomt(EomtSpec { model: model.spec()?, outputs: *outputs, labels })
                 }
+                HeadKind::Mask2Former { model, outputs, labels, layers, num_heads } => {
+                    let labels = read_labels(labels.as_deref(), &h.name)?;
+                    let options = Mask2FormerOptions { layers: layers.clone(), num_heads: *num_heads };
+                    HeadSpecKind::Mask2Former(Mask2FormerSpec {
+                        model: model.spec()?,
+                        outputs: *outputs,
+                        labels,
+                        options,
+                    })
+                }
             };
             heads.push(HeadSpec { name: h.name.clone(), kind });
         }
@@ -461,13 +493,17 @@ impl Params {
                 m.insert("backbone.variant".into(), s(v));
             }
         }
+        let model_kind = self.heads.iter().map(HeadParams::describe).find(|d| d.kind.is_mask_model()).map(|d| d.kind);
         for h in &self.heads {
             let k = |f: &str| format!("heads.{}.{f}", h.name);
             let labels = match &h.kind {
                 HeadKind::Linear { checkpoint, source, labels } => {
                     m.insert(k("type"), s(HeadType::Linear.name()));
                     m.insert(k("checkpoint"), path(checkpoint));
-                    let source = if *source == LinearHeadSource::Eomt { "eomt" } else { "backbone" };
+                    let source = match source {
+                        LinearHeadSource::Masks => model_kind.unwrap_or(HeadType::Eomt).name(),
+                        LinearHeadSource::Backbone => "backbone",
+                    };
                     m.insert(k("source"), s(source));
                     labels
                 }
@@ -475,6 +511,18 @@ impl Params {
                     m.insert(k("type"), s(HeadType::Eomt.name()));
                     m.insert(k("checkpoint"), model(r));
                     m.insert(k("outputs"), s(outputs_name(outputs)));
+                    labels
+                }
+                HeadKind::Mask2Former { model: r, outputs, labels, layers, num_heads } => {
+                    m.insert(k("type"), s(HeadType::Mask2Former.name()));
+                    m.insert(k("checkpoint"), model(r));
+                    m.insert(k("outputs"), s(outputs_name(outputs)));
+                    if let Some(l) = layers {
+                        m.insert(k("layers"), ParamValue::IntArray(l.clone()));
+                    }
+                    if let Some(n) = num_heads {
+                        m.insert(k("num_heads"), ParamValue::Int(*n));
+                    }
                     labels
                 }
             };

@@ -9,10 +9,13 @@ use super::value::valid_head_name;
 use super::{BackboneParams, HeadKind, HeadParams, ModelRef};
 use crate::catalog;
 use crate::checkpoint::source::official_names;
+use crate::checkpoint::Mask2FormerOptions;
 use crate::checkpoint::ModelConfig;
 use crate::model::config::BackboneConfig;
 use crate::model::heads::eomt::EomtConfig;
 use crate::model::heads::linear::{LinearHeadConfig, LinearHeadFile};
+use crate::model::heads::mask2former::config::Mask2FormerConfig;
+use crate::model::FeatureInfo;
 use crate::postprocess::{Labels, MaskOutputs};
 use crate::segmenter::LinearHeadSource;
 use std::collections::BTreeSet;
@@ -32,7 +35,10 @@ pub(crate) struct HeadInfo {
     pub params: HeadParams,
     /// Linear heads: the config their file declares ([`LinearHeadFile::read`]).
     pub linear: Option<LinearHeadConfig>,
-    pub eomt_config: Option<EomtConfig>,
+    /// Mask models: their architecture, when it could be read.
+    pub mask_config: Option<MaskConfig>,
+    /// Linear heads reading the mask model's pass: the kind their `source` names (`eomt` or `mask2former`).
+    pub source_type: Option<HeadType>,
 }
 
 /// `backbone.*`: the spec, its variant, and its architecture where it can be known cheaply.
@@ -264,15 +270,19 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                     );
                 }
                 r.raw(&k("outputs"));
-                let source = r
-                    .choice(&k("source"), &["backbone", "eomt"], |s| match s.trim().to_ascii_lowercase().as_str() {
-                        "backbone" => Some(LinearHeadSource::Backbone),
-                        "eomt" => Some(LinearHeadSource::Eomt),
-                        _ => None,
+                mask2former_only(r, &k("layers"), &k("num_heads"));
+                let (source, source_type) = r
+                    .choice(&k("source"), &["backbone", "eomt", "mask2former"], |s| {
+                        match s.trim().to_ascii_lowercase().as_str() {
+                            "backbone" => Some((LinearHeadSource::Backbone, None)),
+                            other => HeadType::parse(other)
+                                .filter(|t| t.is_mask_model())
+                                .map(|t| (LinearHeadSource::Masks, Some(t))),
+                        }
                     })
                     .unwrap_or_else(|| {
                         complete &= !r.given(&k("source"));
-                        LinearHeadSource::Backbone
+                        (LinearHeadSource::Backbone, None)
                     });
                 let written = checkpoint.unwrap_or_default();
                 let path =
@@ -300,17 +310,24 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                 let labels = labels.map(|(p, _, _)| p);
                 let checkpoint = path.unwrap_or_default();
                 let params = HeadParams { name: name.clone(), kind: HeadKind::Linear { checkpoint, source, labels } };
-                heads.push(HeadInfo { params, linear: info, eomt_config: None });
+                heads.push(HeadInfo { params, linear: info, mask_config: None, source_type });
             }
-            Some(HeadType::Eomt) => {
+            Some(ty @ (HeadType::Eomt | HeadType::Mask2Former)) => {
                 if r.given(&k("source")) {
                     r.err(&k("source"), ErrorKind::BadValue, "only `type: linear` heads have a source");
                 }
                 r.raw(&k("source"));
+                let m2f = ty == HeadType::Mask2Former;
+                let options = Mask2FormerOptions {
+                    layers: if m2f { r.ints(&k("layers"), 0, 1023) } else { None },
+                    num_heads: if m2f { r.ranged_int(&k("num_heads")) } else { None },
+                };
+                if !m2f {
+                    mask2former_only(r, &k("layers"), &k("num_heads"));
+                }
                 let outputs = r
                     .choice(&k("outputs"), &EOMT_OUTPUTS.map(|(n, _)| n), |s| {
-                        let s = s.trim();
-                        let s = if s.eq_ignore_ascii_case("instance") { "instances" } else { s };
+                        let s = if s.trim().eq_ignore_ascii_case("instance") { "instances" } else { s.trim() };
                         EOMT_OUTPUTS.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|(_, o)| o())
                     })
                     .unwrap_or_else(|| {
@@ -318,60 +335,39 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
                         MaskOutputs::panoptic()
                     });
                 let written = checkpoint.unwrap_or_default();
-                let key = k("checkpoint");
-                let located = if written.is_empty() {
-                    Located::Missing(PathBuf::new())
-                } else {
-                    checks::locate(&written, base, true)
-                };
-                let (model, config) = match located {
-                    Located::Local(p) if p.is_dir() => {
-                        let c = dir_config(r, &key, &p, false).and_then(|c| eomt_only(r, &key, c));
-                        (ModelRef::Path(p), c)
-                    }
-                    Located::Local(p) => {
-                        r.err(
-                            &key,
-                            ErrorKind::BadCheckpoint,
-                            format!(
-                                "{written} is a file: an EoMT checkpoint is a transformers directory (config.json + \
-                                 model.safetensors) or a hub id; convert the authors' checkpoints with `dinoseg \
-                                 convert DELTA.bin OUT_DIR --base BASE`"
-                            ),
-                        );
-                        (ModelRef::Path(p), None)
-                    }
-                    Located::Hub { id, cached } => {
-                        let c = cached.and_then(|s| dir_config(r, &key, &s, true)).and_then(|c| eomt_only(r, &key, c));
-                        (ModelRef::Hub(id), c)
-                    }
-                    Located::Missing(p) => {
-                        if !written.is_empty() {
-                            r.err(&key, ErrorKind::MissingFile, missing(&written, base, "directory"));
-                        }
-                        (ModelRef::Path(p), None)
-                    }
-                };
+                let (model, config) = read_mask_model(r, &k("checkpoint"), &written, base, ty, &options);
                 if let (Some((_, l, s)), Some(c)) = (&labels, &config) {
                     if l.len() as i64 != c.num_labels() {
                         r.err(
                             &k("labels"),
                             ErrorKind::Mismatch,
                             format!(
-                                "{s} names {} classes but the EoMT model {written} has {} (config.json id2label)",
+                                "{s} names {} classes but the {} model {written} has {} (config.json id2label)",
                                 l.len(),
+                                c.what(),
                                 c.num_labels()
                             ),
                         );
                     }
                 }
                 let labels = labels.map(|(p, _, _)| p);
-                let params = HeadParams { name: name.clone(), kind: HeadKind::Eomt { model, outputs, labels } };
-                heads.push(HeadInfo { params, linear: None, eomt_config: config });
+                let kind = if m2f {
+                    HeadKind::Mask2Former {
+                        model,
+                        outputs,
+                        labels,
+                        layers: options.layers,
+                        num_heads: options.num_heads,
+                    }
+                } else {
+                    HeadKind::Eomt { model, outputs, labels }
+                };
+                let params = HeadParams { name: name.clone(), kind };
+                heads.push(HeadInfo { params, linear: None, mask_config: config, source_type: None });
             }
             None => {
                 complete = false;
-                for f in ["source", "outputs"] {
+                for f in ["source", "outputs", "layers", "num_heads"] {
                     r.raw(&k(f));
                 }
             }
@@ -380,19 +376,125 @@ pub(crate) fn read_heads(r: &mut Reader, base: &Path) -> (Vec<HeadInfo>, bool) {
     (heads, complete)
 }
 
-fn eomt_only(r: &mut Reader, key: &str, c: ModelConfig) -> Option<EomtConfig> {
-    match c {
-        ModelConfig::Eomt(c) => Some(c),
-        other => {
+/// `layers` and `num_heads` on a head of another type: read as their type (a wrong one is named as such), then
+/// refused.
+fn mask2former_only(r: &mut Reader, layers: &str, num_heads: &str) {
+    let given = [r.ints(layers, 0, 1023).is_some(), r.ranged_int(num_heads).is_some()];
+    for (key, given) in [layers, num_heads].into_iter().zip(given) {
+        if given {
+            r.err(key, ErrorKind::BadValue, "only `type: mask2former` heads have it");
+        }
+    }
+}
+
+/// A mask model's checkpoint (`type: eomt` or `mask2former`): where it is and its architecture, read by the
+/// loader's own readers (config.json and the weights' headers).
+fn read_mask_model(
+    r: &mut Reader,
+    key: &str,
+    written: &str,
+    base: &Path,
+    ty: HeadType,
+    options: &Mask2FormerOptions,
+) -> (ModelRef, Option<MaskConfig>) {
+    let located =
+        if written.is_empty() { Located::Missing(PathBuf::new()) } else { checks::locate(written, base, true) };
+    let read = |r: &mut Reader, dir: &Path, hub: bool| -> Option<MaskConfig> {
+        if ty == HeadType::Mask2Former {
+            return match crate::checkpoint::inspect_mask2former(dir, options) {
+                Ok(c) => Some(MaskConfig::Mask2Former(Box::new(c))),
+                Err(e) => {
+                    r.err(key, ErrorKind::BadCheckpoint, e.to_string());
+                    None
+                }
+            };
+        }
+        match dir_config(r, key, dir, hub)? {
+            ModelConfig::Eomt(c) => Some(MaskConfig::Eomt(c)),
+            other => {
+                let hint = match other {
+                    ModelConfig::Mask2Former(_) => "a Mask2Former model: declare it with `type: mask2former`",
+                    _ => "a DINOv3 backbone: use it as `backbone.checkpoint` with a linear head",
+                };
+                r.err(key, ErrorKind::BadCheckpoint, format!("{} ({}), not an EoMT model", hint, other.model_type()));
+                None
+            }
+        }
+    };
+    match located {
+        Located::Local(p) if p.is_dir() => {
+            let c = read(r, &p, false);
+            (ModelRef::Path(p), c)
+        }
+        Located::Local(p) => {
+            let fix = if ty == HeadType::Eomt {
+                "; convert the authors' checkpoints with `dinoseg convert DELTA.bin OUT_DIR --base BASE`"
+            } else {
+                ""
+            };
             r.err(
                 key,
                 ErrorKind::BadCheckpoint,
                 format!(
-                    "a DINOv3 backbone ({}), not an EoMT model: use it as `backbone.checkpoint` with a linear head",
-                    other.model_type()
+                    "{written} is a file: a {} checkpoint is a transformers directory (config.json + weights) or a \
+                     hub id{fix}",
+                    ty.name()
                 ),
             );
-            None
+            (ModelRef::Path(p), None)
+        }
+        Located::Hub { id, cached } => {
+            let c = cached.and_then(|dir| read(r, &dir, true));
+            (ModelRef::Hub(id), c)
+        }
+        Located::Missing(p) => {
+            if !written.is_empty() {
+                r.err(key, ErrorKind::MissingFile, missing(written, base, "directory"));
+            }
+            (ModelRef::Path(p), None)
+        }
+    }
+}
+
+/// A mask model's architecture, as validation reads it.
+pub(crate) enum MaskConfig {
+    Eomt(EomtConfig),
+    Mask2Former(Box<Mask2FormerConfig>),
+}
+
+impl MaskConfig {
+    fn num_labels(&self) -> i64 {
+        match self {
+            MaskConfig::Eomt(c) => c.num_labels(),
+            MaskConfig::Mask2Former(c) => c.num_labels(),
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self {
+            MaskConfig::Eomt(_) => "EoMT",
+            MaskConfig::Mask2Former(_) => "Mask2Former",
+        }
+    }
+
+    fn kind(&self) -> HeadType {
+        match self {
+            MaskConfig::Eomt(_) => HeadType::Eomt,
+            MaskConfig::Mask2Former(_) => HeadType::Mask2Former,
+        }
+    }
+
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        match self {
+            MaskConfig::Eomt(c) => c.feature_info(),
+            MaskConfig::Mask2Former(c) => c.feature_info(),
+        }
+    }
+
+    fn size_multiple(&self) -> i64 {
+        match self {
+            MaskConfig::Eomt(c) => c.vit.patch_size,
+            MaskConfig::Mask2Former(c) => c.size_multiple(),
         }
     }
 }
@@ -407,17 +509,21 @@ pub(crate) fn cross_check(
 ) {
     let has_heads = heads.len() + r.flat.entries.keys().filter(|k| k.starts_with("heads.")).count() > 0;
     if !has_heads {
-        r.err("heads", ErrorKind::Conflict, "no heads: add one (`heads.<name>.type: linear` or `eomt`)");
+        r.err("heads", ErrorKind::Conflict, "no heads: add one (`heads.<name>.type: linear`, `eomt` or `mask2former`)");
     }
-    let eomts: Vec<&HeadInfo> = heads.iter().filter(|h| matches!(h.params.kind, HeadKind::Eomt { .. })).collect();
-    for extra in eomts.iter().skip(1) {
+    let models: Vec<&HeadInfo> = heads.iter().filter(|h| h.params.describe().kind.is_mask_model()).collect();
+    for extra in models.iter().skip(1) {
         r.err(
             &format!("heads.{}.type", extra.params.name),
             ErrorKind::Conflict,
-            format!("a second EoMT head (`{}` is the first): one EoMT model per node", eomts[0].params.name),
+            format!(
+                "a second mask model (`{}` is the first): one EoMT or Mask2Former model per configuration",
+                models[0].params.name
+            ),
         );
     }
-    let eomt_cfg = eomts.first().and_then(|h| h.eomt_config.as_ref());
+    let model_kind = models.first().map(|h| h.params.describe().kind);
+    let model_cfg = models.first().and_then(|h| h.mask_config.as_ref());
     let mut backbone_read = false;
     for h in heads {
         let HeadKind::Linear { source, .. } = &h.params.kind else { continue };
@@ -430,20 +536,36 @@ pub(crate) fn cross_check(
                         &key,
                         ErrorKind::Conflict,
                         "the head reads the backbone (`source: backbone`, the default) but `backbone.checkpoint` is \
-                         not set: set it, or `source: eomt` to read the EoMT encoder",
+                         not set: set it, or `source: eomt` / `mask2former` to read the mask model's encoder",
                     );
                 }
                 backbone_cfg.map(|c| (c.feature_info(), "the backbone"))
             }
-            LinearHeadSource::Eomt => {
-                if eomts.is_empty() {
-                    r.err(
+            LinearHeadSource::Masks => {
+                let named = h.source_type.map_or("eomt", HeadType::name);
+                match model_kind {
+                    None => r.err(
                         &key,
                         ErrorKind::Conflict,
-                        "the head reads the EoMT encoder (`source: eomt`) but no head has `type: eomt`",
-                    );
+                        format!("the head reads the mask model's encoder (`source: {named}`) but no head has `type: {named}`"),
+                    ),
+                    Some(kind) if h.source_type.is_some_and(|t| t != kind) => r.err(
+                        &key,
+                        ErrorKind::Conflict,
+                        format!(
+                            "`source: {named}` but the mask model is `type: {}`: write `source: {}`",
+                            kind.name(),
+                            kind.name()
+                        ),
+                    ),
+                    Some(_) => {}
                 }
-                eomt_cfg.map(|c| (c.feature_info(), "the EoMT encoder"))
+                model_cfg.map(|c| {
+                    (
+                        c.feature_info(),
+                        if c.kind() == HeadType::Eomt { "the EoMT encoder" } else { "the Mask2Former backbone" },
+                    )
+                })
             }
         };
         // The loader's own rule (`LinearHeadConfig::select`), on the encoder's config.
@@ -460,18 +582,19 @@ pub(crate) fn cross_check(
             "no head reads the backbone (a linear head with `source: backbone`): remove it",
         );
     }
-    if let (Some(b), Some(e)) = (backbone_cfg, eomt_cfg) {
+    if let (Some(b), Some(e)) = (backbone_cfg, model_cfg) {
         let multiple = match b {
             BackboneConfig::Vit(v) => v.patch_size,
             BackboneConfig::ConvNext(_) => 32,
         };
-        if multiple != e.vit.patch_size {
+        if multiple != e.size_multiple() {
             r.err(
                 "backbone.checkpoint",
                 ErrorKind::Conflict,
                 format!(
-                    "the backbone needs input sides that are multiples of {multiple}, the EoMT model of {}",
-                    e.vit.patch_size
+                    "the backbone needs input sides that are multiples of {multiple}, the {} model of {}",
+                    e.what(),
+                    e.size_multiple()
                 ),
             );
         }

@@ -172,6 +172,23 @@ impl<'a> Reader<'a> {
         Some(v)
     }
 
+    /// A list of integers, each in `lo..=hi`.
+    pub fn ints(&mut self, key: &str, lo: i64, hi: i64) -> Option<Vec<i64>> {
+        let v = match self.raw(key)? {
+            ParamValue::IntArray(v) => v,
+            ParamValue::Int(i) => vec![i],
+            other => {
+                self.wrong(key, &format!("a list of integers in {lo}..={hi}"), &other);
+                return None;
+            }
+        };
+        if let Some(bad) = v.iter().find(|i| !(lo..=hi).contains(*i)) {
+            self.err(key, ErrorKind::BadValue, format!("each must be in {lo}..={hi}, got {bad}"));
+            return None;
+        }
+        Some(v)
+    }
+
     pub fn strings(&mut self, key: &str) -> Option<Vec<String>> {
         match self.raw(key)? {
             ParamValue::StringArray(v) => Some(v),

@@ -14,7 +14,7 @@
 //! A new key: one entry here, its reader in [`super::build`] (or `models`), its value in `Params::to_flat`; then
 //! `DINOSEG_BLESS=1 cargo test --release --locked --test params_table` rewrites the README's table.
 
-use ValueType::{Bool, Color, Double, Int, String as Str, StringList};
+use ValueType::{Bool, Color, Double, Int, IntList, String as Str, StringList};
 
 /// The type of a key's value, as ROS 2 parameters are typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub enum ValueType {
     Double,
     String,
     StringList,
+    /// A list of ROS integers.
+    IntList,
     /// A colour: an integer list `[r, g, b]` (0..=255) or a string `"#rrggbb"`.
     Color,
 }
@@ -39,6 +41,7 @@ impl ValueType {
             ValueType::Double => "double",
             ValueType::String => "string",
             ValueType::StringList => "string list",
+            ValueType::IntList => "int list",
             ValueType::Color => "int list [r, g, b] or \"#rrggbb\"",
         }
     }
@@ -183,7 +186,7 @@ const SIDE: Option<Range> = Some(Range::Int { from: 1, to: 16384, step: 1 });
 const SECONDS: Option<Range> = Some(Range::Double { from: 0.05, to: 3600.0, step: 0.0, exclusive: false });
 
 const SEMANTIC: Fallback = Fallback::Derived("true if a head gives a semantic map");
-const INSTANCES: Fallback = Fallback::Derived("true if an EoMT head gives instances");
+const INSTANCES: Fallback = Fallback::Derived("true if a mask model (EoMT, Mask2Former) gives instances");
 
 const fn text(s: &'static str) -> Fallback {
     Fallback::Str(s)
@@ -238,20 +241,29 @@ pub const KEYS: &[KeyInfo] = &[
         LOADED,
     )
     .more("`vits16` ... `vit7b16`, `convnext_*` (`dinoseg backbones`)"),
-    entry("heads.<name>.type", Str, "linear or eomt", None, LOADED).or(derived("required")),
+    entry("heads.<name>.type", Str, "linear, eomt or mask2former", None, LOADED).or(derived("required")),
     entry(
         "heads.<name>.checkpoint",
         Str,
-        "linear: a .safetensors head; eomt: an eomt_dinov3 directory or hub id",
+        "linear: a .safetensors head; eomt: an eomt_dinov3 directory or hub id; mask2former: a mask2former directory",
         None,
         CHECKPOINTS,
     )
     .or(derived("required"))
-    .more("a linear head may also be an official `.pth` with its sidecar"),
-    entry("heads.<name>.source", Str, "linear heads: the features they read, backbone or eomt", None, LOADED)
-        .or(text("backbone"))
-        .more("`eomt` reads the EoMT encoder's pass"),
-    entry("heads.<name>.outputs", Str, "eomt heads: panoptic, semantic or instances", None, LOADED)
+    .more(
+        "a linear head may also be an official `.pth` with its sidecar; a mask2former directory has a dinov3_convnext \
+         or dinov3_vit `backbone_config`, or is in the DINOv3-Mask2former adapter layout",
+    ),
+    entry(
+        "heads.<name>.source",
+        Str,
+        "linear heads: the features they read, backbone, eomt or mask2former",
+        None,
+        LOADED,
+    )
+    .or(text("backbone"))
+    .more("`eomt` / `mask2former` read the mask model's encoder in its own pass (no second backbone)"),
+    entry("heads.<name>.outputs", Str, "eomt and mask2former heads: panoptic, semantic or instances", None, LOADED)
         .or(text("panoptic"))
         .more(
             "`panoptic`: panoptic map, semantic map and thing instances from it; `semantic`: class scores; \
@@ -260,6 +272,23 @@ pub const KEYS: &[KeyInfo] = &[
     entry("heads.<name>.labels", Str, "labels file replacing the checkpoint's class names", None, LABELS)
         .or(derived("the checkpoint's names"))
         .more("format: `src/postprocess/labels.rs`; its class count must match the checkpoint's"),
+    entry(
+        "heads.<name>.layers",
+        IntList,
+        "mask2former adapter layout: the DINOv3 blocks (0-based) the adapter taps",
+        None,
+        LOADED,
+    )
+    .or(derived("the variant file named in dinov3_backbone_config.json"))
+    .more("known: `mask2former_dinov3_vitsmallplus*` [2, 5, 8, 11], `mask2former_dinov3_vitlarge*` [5, 11, 17, 23]"),
+    entry(
+        "heads.<name>.num_heads",
+        Int,
+        "mask2former adapter layout: the DINOv3 ViT's attention heads",
+        Some(Range::Int { from: 1, to: 1024, step: 1 }),
+        LOADED,
+    )
+    .or(derived("the catalog variant of the ViT's size")),
     entry(
         "input.topics",
         StringList,
@@ -454,7 +483,10 @@ mod tests {
             assert_eq!(KEYS.iter().filter(|o| o.key == k.key).count(), 1, "{} listed twice", k.key);
         }
         assert_eq!(fields("colors").collect::<Vec<_>>(), ["palette", "overlay_alpha", "overrides"]);
-        assert_eq!(fields("heads.<name>").collect::<Vec<_>>(), ["type", "checkpoint", "source", "outputs", "labels"]);
+        assert_eq!(
+            fields("heads.<name>").collect::<Vec<_>>(),
+            ["type", "checkpoint", "source", "outputs", "labels", "layers", "num_heads"]
+        );
         let want = ["backbone", "heads", "input", "resize", "thresholds", "outputs", "colors", "node"];
         assert_eq!(sections(), want);
     }

@@ -59,6 +59,26 @@ pub fn eomt_fixtures() -> &'static Path {
     })
 }
 
+/// Mask2Former fixtures from `tools/make_mask2former_fixtures.py`, generated on first use into
+/// `target/fixtures_m2f` (or read from `DINOSEG_M2F_FIXTURES`).
+pub fn m2f_fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var_os("DINOSEG_M2F_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target").join("fixtures_m2f"));
+        if !dir.join("M2F_DONE").is_file() {
+            let status = Command::new(python())
+                .arg(root().join("tools").join("make_mask2former_fixtures.py"))
+                .arg(&dir)
+                .status()
+                .expect("run tools/make_mask2former_fixtures.py with .venv/bin/python (run `make test` to set up)");
+            assert!(status.success(), "tools/make_mask2former_fixtures.py failed");
+        }
+        dir
+    })
+}
+
 /// Reads the named tensors of a safetensors file.
 pub fn read(path: &Path) -> Vec<(String, Tensor)> {
     Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -3,26 +3,30 @@
 //! into frames as the plan says. The offline runner and the ROS node both call this.
 //!
 //! Sharing: all linear heads on one backbone run on a single forward that returns the union of their dense
-//! layers; linear heads declared on the EoMT model's encoder (`LinearHeadSource::Eomt`) read their features from
-//! the EoMT pass itself. So a linear head beside an EoMT head costs one 1x1 conv, not a second backbone.
+//! layers; linear heads declared on the mask model's encoder (`LinearHeadSource::Masks`: `source: eomt` or
+//! `mask2former`) read their features from the mask model's pass itself. So a linear head beside an EoMT or
+//! Mask2Former head costs one 1x1 conv, not a second backbone.
+
+mod mask_model;
 
 use crate::catalog::Normalization;
-use crate::checkpoint::{self, LoadedEomt, LoadedModel};
+use crate::checkpoint::{self, Mask2FormerOptions};
 use crate::error::{Error, Result};
 use crate::model::heads::linear::LinearHead;
 use crate::model::{BackboneOutput, FeatureMap, ForwardOptions, LoadedBackbone};
 use crate::pipeline::preprocess::{preprocess_batch, Letterbox, ResizePolicy};
 use crate::pipeline::RgbImage;
-use crate::plan::{HeadDesc, HeadPlan, Pass};
+use crate::plan::{HeadDesc, HeadPlan, HeadType, Pass};
 use crate::postprocess::{self, FrameSegmentation, HeadSemantic, Labels, MaskOutputs, PostprocessConfig};
 use crate::topics::OutputSet;
+use mask_model::{mask_frames, MaskModel};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tch::{nn, Device, Kind, Tensor};
 
-/// Which encoder pass a linear head reads: the segmenter's backbone ([`Pass::Backbone`]) or the EoMT model's
-/// encoder ([`Pass::Eomt`], no extra backbone pass).
+/// Which encoder pass a linear head reads: the segmenter's backbone ([`Pass::Backbone`]) or the mask model's
+/// encoder ([`Pass::Masks`], no extra backbone pass).
 pub type LinearHeadSource = Pass;
 
 /// A linear semantic head to run.
@@ -44,11 +48,24 @@ pub struct EomtSpec {
     pub labels: Option<Labels>,
 }
 
+/// A Mask2Former head to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mask2FormerSpec {
+    /// A transformers `mask2former` directory (any of the three forms, see `checkpoint::mask2former`).
+    pub model: String,
+    pub outputs: MaskOutputs,
+    /// Class names and thing/stuff split; default: the checkpoint's `id2label`, every class a thing.
+    pub labels: Option<Labels>,
+    /// The adapter layout's tapped blocks and ViT head count, where the checkpoint does not say.
+    pub options: Mask2FormerOptions,
+}
+
 /// What one head is, by kind (the parameters' `heads.<name>.type`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeadSpecKind {
     Linear(LinearHeadSpec),
     Eomt(EomtSpec),
+    Mask2Former(Mask2FormerSpec),
 }
 
 /// One configured head.
@@ -66,12 +83,16 @@ impl HeadSpec {
     pub fn eomt(name: impl Into<String>, spec: EomtSpec) -> Self {
         HeadSpec { name: name.into(), kind: HeadSpecKind::Eomt(spec) }
     }
+    pub fn mask2former(name: impl Into<String>, spec: Mask2FormerSpec) -> Self {
+        HeadSpec { name: name.into(), kind: HeadSpecKind::Mask2Former(spec) }
+    }
 
     /// What the head plan needs to know of it.
     pub fn describe(&self) -> HeadDesc {
         match &self.kind {
             HeadSpecKind::Linear(l) => HeadDesc::linear(&self.name, l.source),
-            HeadSpecKind::Eomt(e) => HeadDesc::eomt(&self.name, &e.outputs),
+            HeadSpecKind::Eomt(e) => HeadDesc::mask_model(&self.name, HeadType::Eomt, &e.outputs),
+            HeadSpecKind::Mask2Former(m) => HeadDesc::mask_model(&self.name, HeadType::Mask2Former, &m.outputs),
         }
     }
 }
@@ -114,8 +135,8 @@ pub struct StageTimes {
 /// A loaded head.
 enum Loaded {
     Linear(Box<Linear>),
-    /// The EoMT head; its model is the EoMT pass's.
-    Eomt {
+    /// A mask head (EoMT or Mask2Former); its model is the mask pass's.
+    Masks {
         outputs: MaskOutputs,
         labels: Labels,
     },
@@ -127,7 +148,8 @@ pub struct Segmenter {
     plan: HeadPlan,
     norm: Normalization,
     backbone: Option<LoadedBackbone>,
-    eomt: Option<LoadedEomt>,
+    /// The mask model (EoMT or Mask2Former), if a head is one.
+    masks: Option<MaskModel>,
     /// In the plan's head order.
     heads: Vec<Loaded>,
     /// Forward passes run so far, per [`Pass`] (index: [`pass_index`]).
@@ -158,7 +180,7 @@ fn view(out: &BackboneOutput, layers: &[i64]) -> Result<BackboneOutput> {
 
 fn pass_index(p: Pass) -> usize {
     match p {
-        Pass::Eomt => 0,
+        Pass::Masks => 0,
         Pass::Backbone => 1,
     }
 }
@@ -178,29 +200,25 @@ impl Segmenter {
             Some(spec) => Some(checkpoint::load_backbone(spec, cfg.variant.as_deref(), cfg.device, cfg.kind)?),
             None => None,
         };
-        let mut eomt: Option<(LoadedEomt, Normalization)> = None;
+        let mut masks: Option<(MaskModel, Normalization)> = None;
         for h in &cfg.heads {
-            if let HeadSpecKind::Eomt(spec) = &h.kind {
-                match checkpoint::load_model(&spec.model, None, cfg.device, cfg.kind)? {
-                    (LoadedModel::Eomt(m), n) => eomt = Some((*m, n)),
-                    _ => {
-                        return Err(Error::parameter(
-                            format!("heads.{}.checkpoint", h.name),
-                            format!("`{}` is not an EoMT (eomt_dinov3) model", spec.model),
-                        ))
-                    }
-                }
+            if let Some(m) = MaskModel::load(h, cfg.device, cfg.kind)? {
+                masks = Some(m);
             }
         }
         // One preprocessing feeds every pass: the models must normalise pixels alike.
-        if let (Some((_, nb)), Some((_, ne))) = (&backbone, &eomt) {
+        if let (Some((_, nb)), Some((m, ne))) = (&backbone, &masks) {
             if !same_normalization(nb, ne) {
                 return Err(Error::parameter(
                     "backbone.checkpoint",
                     format!(
-                        "the backbone normalises pixels with mean {:?} std {:?} and the EoMT model with mean {:?} std \
-                     {:?}; they share one preprocessing: use weights trained with the same normalisation",
-                        nb.mean, nb.std, ne.mean, ne.std
+                        "the backbone normalises pixels with mean {:?} std {:?} and the mask model ({}) with mean \
+                         {:?} std {:?}; they share one preprocessing: use weights trained with the same normalisation",
+                        nb.mean,
+                        nb.std,
+                        m.encoder_name(),
+                        ne.mean,
+                        ne.std
                     ),
                 ));
             }
@@ -208,35 +226,35 @@ impl Segmenter {
         let mut heads = Vec::new();
         for h in &cfg.heads {
             let loaded = match &h.kind {
-                HeadSpecKind::Eomt(spec) => {
-                    let labels = match (&spec.labels, &eomt) {
+                HeadSpecKind::Eomt(EomtSpec { outputs, labels, .. })
+                | HeadSpecKind::Mask2Former(Mask2FormerSpec { outputs, labels, .. }) => {
+                    let labels = match (labels, &masks) {
                         (Some(l), _) => l.clone(),
-                        (None, Some((m, _))) => Labels::from_names(m.model.config.class_names()),
+                        (None, Some((m, _))) => Labels::from_names(m.class_names()),
                         (None, None) => Labels::from_names(Vec::new()),
                     };
-                    Loaded::Eomt { outputs: spec.outputs, labels }
+                    Loaded::Masks { outputs: *outputs, labels }
                 }
                 HeadSpecKind::Linear(spec) => {
-                    let eomt_model = eomt.as_ref().map(|(m, _)| m);
-                    Loaded::Linear(Box::new(load_linear(
-                        spec,
-                        backbone.as_ref().map(|(b, _)| b),
-                        eomt_model,
-                        cfg.device,
-                    )?))
+                    let model = masks.as_ref().map(|(m, _)| m);
+                    Loaded::Linear(Box::new(load_linear(spec, backbone.as_ref().map(|(b, _)| b), model, cfg.device)?))
                 }
             };
             heads.push(loaded);
         }
-        if let (Some((b, _)), Some((m, _))) = (&backbone, &eomt) {
-            if b.backbone.size_multiple() != m.model.config.vit.patch_size {
+        if let (Some((b, _)), Some((m, _))) = (&backbone, &masks) {
+            if b.backbone.size_multiple() != m.size_multiple() {
                 return Err(Error::parameter(
                     "backbone.checkpoint",
-                    "the backbone and the EoMT model need different input multiples",
+                    format!(
+                        "the backbone and the mask model need different input multiples ({} and {})",
+                        b.backbone.size_multiple(),
+                        m.size_multiple()
+                    ),
                 ));
             }
         }
-        let norm = match (&backbone, &eomt) {
+        let norm = match (&backbone, &masks) {
             (Some((_, n)), _) | (None, Some((_, n))) => *n,
             (None, None) => Normalization::IMAGENET,
         };
@@ -256,7 +274,7 @@ impl Segmenter {
             plan,
             norm,
             backbone: backbone.map(|(b, _)| b),
-            eomt: eomt.map(|(m, _)| m),
+            masks: masks.map(|(m, _)| m),
             heads,
             passes: [AtomicU64::new(0), AtomicU64::new(0)],
             dense_layers,
@@ -268,7 +286,7 @@ impl Segmenter {
         &self.plan
     }
 
-    /// Whether frames carry instances (an EoMT head whose outputs include them).
+    /// Whether frames carry instances (a mask head whose outputs include them).
     pub fn produces_instances(&self) -> bool {
         self.plan.instances().is_some()
     }
@@ -303,9 +321,9 @@ impl Segmenter {
 
     /// Input side multiple the models need.
     pub fn size_multiple(&self) -> u32 {
-        match (&self.backbone, &self.eomt) {
+        match (&self.backbone, &self.masks) {
             (Some(b), _) => b.backbone.size_multiple() as u32,
-            (None, Some(m)) => m.model.config.vit.patch_size as u32,
+            (None, Some(m)) => m.size_multiple() as u32,
             (None, None) => 16,
         }
     }
@@ -357,24 +375,25 @@ impl Segmenter {
         for (pass, on) in self.plan.passes() {
             let want = &self.dense_layers[pass_index(*pass)];
             let t = Instant::now();
-            let (shared, masks) =
-                match pass {
-                    Pass::Eomt => {
-                        let m = self.eomt.as_ref().ok_or_else(|| {
-                            Error::Internal("the plan runs an EoMT pass without an EoMT model".into())
-                        })?;
-                        let (out, features, _) = m.model.forward_with_features(pixels, want)?;
-                        (features, Some(out))
-                    }
-                    Pass::Backbone => {
-                        let b = self.backbone.as_ref().ok_or_else(|| {
-                            Error::Internal("the plan runs a backbone pass without a backbone".into())
-                        })?;
-                        let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want.clone()) };
-                        let (out, _) = b.backbone.forward(pixels, &opts)?;
-                        (out.features, None)
-                    }
-                };
+            let (shared, masks) = match pass {
+                Pass::Masks => {
+                    let m = self
+                        .masks
+                        .as_ref()
+                        .ok_or_else(|| Error::Internal("the plan runs a mask pass without a mask model".into()))?;
+                    let (out, features) = m.forward_with_features(pixels, want)?;
+                    (features, Some(out))
+                }
+                Pass::Backbone => {
+                    let b = self
+                        .backbone
+                        .as_ref()
+                        .ok_or_else(|| Error::Internal("the plan runs a backbone pass without a backbone".into()))?;
+                    let opts = ForwardOptions { hidden_states: false, dense_layers: Some(want.clone()) };
+                    let (out, _) = b.backbone.forward(pixels, &opts)?;
+                    (out.features, None)
+                }
+            };
             self.sync();
             times.model += t.elapsed();
             self.passes[pass_index(*pass)].fetch_add(1, Ordering::Relaxed);
@@ -387,11 +406,11 @@ impl Segmenter {
             for &i in on {
                 results[i] = Some(match &self.heads[i] {
                     Loaded::Linear(l) => self.run_linear(l, &shared, boxes, &mut times)?,
-                    Loaded::Eomt { outputs, labels } => {
+                    Loaded::Masks { outputs, labels } => {
                         let out =
-                            masks.as_ref().ok_or_else(|| Error::Internal("the EoMT head has no EoMT pass".into()))?;
+                            masks.as_ref().ok_or_else(|| Error::Internal("the mask head has no mask pass".into()))?;
                         let t = Instant::now();
-                        let frames = eomt_frames(out, boxes, labels, &self.cfg.postprocess, *outputs)?;
+                        let frames = mask_frames(out, boxes, labels, &self.cfg.postprocess, *outputs)?;
                         times.postprocess += t.elapsed();
                         frames
                     }
@@ -459,46 +478,17 @@ impl Segmenter {
     }
 }
 
-/// The EoMT head's frames: masks and classes post-processed; stuff classes (marked in the labels) are regions,
-/// not instances.
-fn eomt_frames(
-    out: &crate::model::heads::eomt::EomtOutput,
-    boxes: &[Letterbox],
-    labels: &Labels,
-    cfg: &PostprocessConfig,
-    outputs: MaskOutputs,
-) -> Result<Vec<FrameSegmentation>> {
-    let mut frames = postprocess::postprocess_masks(
-        &out.class_queries_logits,
-        &out.masks_queries_logits,
-        boxes,
-        labels,
-        cfg,
-        outputs,
-    )
-    .map_err(Error::from)?;
-    for f in &mut frames {
-        if f.instances.iter().any(|i| !i.is_thing) {
-            f.instances.retain(|i| i.is_thing);
-            for (k, i) in f.instances.iter_mut().enumerate() {
-                i.id = k as u32 + 1;
-            }
-        }
-    }
-    Ok(frames)
-}
-
 /// Loads a linear head and checks it against the pass it reads.
 fn load_linear(
     spec: &LinearHeadSpec,
     backbone: Option<&LoadedBackbone>,
-    eomt: Option<&LoadedEomt>,
+    masks: Option<&MaskModel>,
     device: Device,
 ) -> Result<Linear> {
     let (head, vs) = LinearHead::load(&spec.checkpoint, device)?;
-    let (info, what) = match (&spec.source, backbone, eomt) {
+    let (info, what) = match (&spec.source, backbone, masks) {
         (LinearHeadSource::Backbone, Some(b), _) => (b.backbone.feature_info(), "the backbone"),
-        (LinearHeadSource::Eomt, _, Some(m)) => (m.model.config.feature_info(), "the EoMT encoder"),
+        (LinearHeadSource::Masks, _, Some(m)) => (m.feature_info(), m.encoder_name()),
         // The plan refused these before anything was loaded.
         (source, _, _) => {
             return Err(Error::Internal(format!(
