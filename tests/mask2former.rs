@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
 const TOL: f64 = 1e-4;
-const CASES: [&str; 4] = ["convnext", "vit", "adapter_plain", "adapter_pyramid"];
+const CASES: [&str; 5] = ["convnext", "vit", "vit_raw", "adapter_plain", "adapter_pyramid"];
 
 /// Fixtures generated once into the worktree's `target/fixtures_m2f` (or `DINOSEG_M2F_FIXTURES`).
 fn fixtures() -> &'static Path {
@@ -88,6 +88,23 @@ fn outputs_match_transformers() {
             println!("{case}: {name} {:?} max abs diff {d:e}", ours.size());
             assert!(d < TOL, "{case}: {name} differs by {d:e}");
         }
+    }
+}
+
+#[test]
+fn half_precisions_run_close_to_float() {
+    let x = input();
+    let r = reference("adapter_pyramid");
+    for kind in [Kind::BFloat16, Kind::Half] {
+        let dir = fixtures().join("m2f_adapter_pyramid");
+        let (m, _) =
+            checkpoint::load_mask2former(dir.to_str().expect("utf-8"), &opts("adapter_pyramid"), Device::Cpu, kind)
+                .expect("load");
+        let (out, _) = m.model.forward(&x).expect("forward");
+        let c = out.class_queries_logits.to_kind(Kind::Float);
+        let d = common::max_abs_diff(&common::get(&r, "class_queries_logits"), &c);
+        println!("{kind:?}: class_queries_logits max abs diff {d:e}");
+        assert!(d.is_finite() && d < 0.5, "{kind:?}: {d:e}");
     }
 }
 
