@@ -5,13 +5,14 @@
 mod common;
 
 use dinoseg::checkpoint::{self, Mask2FormerOptions};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
 const TOL: f64 = 1e-4;
-const CASES: [&str; 4] = ["convnext", "vit", "adapter_plain", "adapter_pyramid"];
+const CASES: [&str; 5] = ["convnext", "vit", "vit_raw", "adapter_plain", "adapter_pyramid"];
 
 /// Fixtures generated once into the worktree's `target/fixtures_m2f` (or `DINOSEG_M2F_FIXTURES`).
 fn fixtures() -> &'static Path {
@@ -74,6 +75,23 @@ fn outputs_match_transformers() {
             println!("{case}: {name} {:?} max abs diff {d:e}", ours.size());
             assert!(d < TOL, "{case}: {name} differs by {d:e}");
         }
+    }
+}
+
+#[test]
+fn half_precisions_run_close_to_float() {
+    let x = input();
+    let r = reference("adapter_pyramid");
+    for kind in [Kind::BFloat16, Kind::Half] {
+        let dir = fixtures().join("m2f_adapter_pyramid");
+        let (m, _) =
+            checkpoint::load_mask2former(dir.to_str().expect("utf-8"), &opts("adapter_pyramid"), Device::Cpu, kind)
+                .expect("load");
+        let (out, _) = m.model.forward(&x).expect("forward");
+        let c = out.class_queries_logits.to_kind(Kind::Float);
+        let d = common::max_abs_diff(&common::get(&r, "class_queries_logits"), &c);
+        println!("{kind:?}: class_queries_logits max abs diff {d:e}");
+        assert!(d.is_finite() && d < 0.5, "{kind:?}: {d:e}");
     }
 }
 
@@ -298,4 +316,80 @@ fn dinoseg_forward_writes_both_outputs() {
         .expect("run dinoseg");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("set `layers`"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The adapter layout's shapes of a published DINOv3 (no tensor data needed): `hidden`, `depth`, FFN,
+/// registers 4, pyramid adapter to `out`.
+fn published_shapes(hidden: i64, depth: i64, ffn: i64, gated: bool, out: [i64; 4]) -> BTreeMap<String, Vec<i64>> {
+    let v = "model.pixel_level_module.encoder.model.";
+    let a = "model.pixel_level_module.encoder.adapter.";
+    let mut s = BTreeMap::new();
+    s.insert(format!("{v}embeddings.patch_embeddings.weight"), vec![hidden, 3, 16, 16]);
+    s.insert(format!("{v}embeddings.register_tokens"), vec![1, 4, hidden]);
+    for i in 0..depth {
+        for p in ["q_proj.bias", "v_proj.bias", "o_proj.bias"] {
+            s.insert(format!("{v}layer.{i}.attention.{p}"), vec![hidden]);
+        }
+        s.insert(format!("{v}layer.{i}.mlp.up_proj.weight"), vec![ffn, hidden]);
+        s.insert(format!("{v}layer.{i}.mlp.up_proj.bias"), vec![ffn]);
+        if gated {
+            s.insert(format!("{v}layer.{i}.mlp.gate_proj.weight"), vec![ffn, hidden]);
+        }
+    }
+    let dims = [hidden / 4, hidden / 2, hidden, hidden];
+    for (i, (c, d)) in out.iter().zip(dims).enumerate() {
+        s.insert(format!("{a}projections.{i}.weight"), vec![*c, d, 1, 1]);
+    }
+    s.insert(format!("{a}resamplers.1.weight"), vec![hidden, hidden / 2, 2, 2]);
+    s
+}
+
+#[test]
+fn published_variants_get_their_blocks_and_head_counts_from_the_catalog() {
+    use dinoseg::model::heads::mask2former::config::{AdapterInputs, Form, Mask2FormerConfig};
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("m2f_adapter_pyramid").join("config.json")).expect("read"),
+    )
+    .expect("json");
+    let infer = |v: &dinoseg::model::config::VitConfig| {
+        checkpoint::official::infer_heads(
+            v.hidden_size,
+            v.num_hidden_layers,
+            v.intermediate_size,
+            v.use_gated_mlp,
+            v.query_bias,
+            None,
+            None,
+        )
+    };
+    for (file, hidden, depth, ffn, gated, heads, layers) in [
+        ("models/mask2former_dinov3_vitsmallplus_pyramid.py", 384, 12, 1536, true, 6, [2, 5, 8, 11]),
+        ("models/mask2former_dinov3_vitlarge_pyramid.py", 1024, 24, 4096, false, 16, [5, 11, 17, 23]),
+    ] {
+        let shapes = published_shapes(hidden, depth, ffn, gated, [16, 32, 64, 128]);
+        let inputs = AdapterInputs {
+            shapes: &shapes,
+            model_file: Some(file.into()),
+            layers: None,
+            num_heads: None,
+            infer_heads: &infer,
+        };
+        let c = Mask2FormerConfig::from_json(&cfg, Some(&inputs)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let Form::Adapter(a) = &c.form else { panic!("{file}: not the adapter form") };
+        assert_eq!(a.layers, layers, "{file}");
+        assert_eq!(a.vit.num_attention_heads, heads, "{file}");
+        assert_eq!(a.vit.num_register_tokens, 4);
+        assert_eq!(a.vit.use_gated_mlp, gated);
+        assert!(a.pyramid);
+        assert_eq!(c.size_multiple(), 32);
+    }
+}
+
+#[test]
+fn not_a_mask2former_directory_is_refused_by_the_mask2former_loader() {
+    let dir = common::temp_dir("m2f-not").join("vit");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("config.json"), r#"{"model_type": "dinov3_vit"}"#).expect("write");
+    let e = checkpoint::inspect_mask2former(&dir, &Mask2FormerOptions::default()).expect_err("not m2f").to_string();
+    assert!(e.contains("not mask2former"), "{e}");
 }

@@ -3,7 +3,8 @@
 
 Usage: make_mask2former_fixtures.py OUT_DIR
 
-Writes, for each CASE in convnext, vit, adapter_plain, adapter_pyramid:
+Writes, for each CASE in convnext, vit, vit_raw (apply_layernorm false, the stem among the maps), adapter_plain,
+adapter_pyramid:
   OUT_DIR/m2f_CASE/               the model as `save_pretrained` writes it (config.json + model.safetensors), plus
                                   preprocessor_config.json; the adapter cases also dinov3_backbone_config.json
   OUT_DIR/m2f_CASE_ref.safetensors  transformers' class_queries_logits, masks_queries_logits and the backbone
@@ -101,6 +102,11 @@ def build(case):
     if case == "vit":
         bb = DINOv3ViTConfig(num_hidden_layers=6, out_indices=[1, 2, 4, 6], **VIT)
         return Mask2FormerForUniversalSegmentation(Mask2FormerConfig(backbone_config=bb, **HEAD)), None
+    if case == "vit_raw":
+        # The embeddings (stem) and raw block outputs; only the last block (stage4) is normed.
+        bb = DINOv3ViTConfig(num_hidden_layers=4, out_features=["stem", "stage2", "stage3", "stage4"],
+                             apply_layernorm=False, **VIT)
+        return Mask2FormerForUniversalSegmentation(Mask2FormerConfig(backbone_config=bb, **HEAD)), None
     pyramid = case == "adapter_pyramid"
     depth, layers = (12, [2, 5, 8, 11]) if pyramid else (4, [0, 1, 2, 3])
     swin = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8], window_size=4,
@@ -121,7 +127,7 @@ def main():
     x = torch.randn(2, 3, H, W, generator=g)
     save_file({"pixel_values": x}, os.path.join(tmp, "m2f_input.safetensors"))
     pre = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
-    for i, case in enumerate(["convnext", "vit", "adapter_plain", "adapter_pyramid"]):
+    for i, case in enumerate(["convnext", "vit", "vit_raw", "adapter_plain", "adapter_pyramid"]):
         model, extra = build(case)
         perturb(model, 100 + i)
         model.eval()

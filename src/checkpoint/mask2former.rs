@@ -101,6 +101,14 @@ pub fn inspect_mask2former(dir: &Path, opts: &Mask2FormerOptions) -> Result<Mask
     let text = files::read_text_capped(&path, files::caps::JSON, "config.json")?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+    let model_type = value.get("model_type").and_then(|m| m.as_str()).unwrap_or("<missing>");
+    if model_type != "mask2former" {
+        let shown: String = model_type.chars().take(80).collect();
+        return Err(Error::Config {
+            path,
+            message: format!("`model_type` is `{shown}`, not mask2former (layers / num_heads apply to Mask2Former)"),
+        });
+    }
     let mut metas = tensor_meta(dir)?;
     parse_with_weights(&value, &path, dir, &mut metas, opts)
 }
