@@ -90,6 +90,10 @@ fn post_norm_head_on_convnext_maps_matches_transformers() {
 #[test]
 fn pre_norm_head_with_input_projections_matches_transformers() {
     check_case("prenorm");
+    // This case also covers a query whose attention mask blocks every key (transformers then unblocks it).
+    let text = std::fs::read_to_string(fixtures().join("prenorm.json")).expect("case config");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert!(value["fully_blocked_rows_used"].as_i64().unwrap_or(0) > 0, "no fully blocked query in the prenorm case");
 }
 
 #[test]

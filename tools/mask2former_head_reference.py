@@ -12,6 +12,8 @@ Writes one `<case>.safetensors` per case, holding the head's state-dict entries 
 - `convnext`: a tiny random DINOv3 ConvNeXt backbone (strides 4..32), post-norm decoder, relu, on a
   2x3x96x160 input, through the full model (`output_hidden_states=True` gives the backbone maps);
 - `prenorm`: the same with `pre_norm=True`, `enforce_input_projection=True`, gelu and mask_feature_size != hidden;
+  its first attention mask blocks every key for one query (the json's `fully_blocked_rows_used` counts such rows),
+  so the rule that unblocks them is exercised;
 - `vit16`: four maps at stride 16 (as a ViT backbone gives), `feature_strides=[16]*4`, hidden_dim != feature_size,
   fed straight into the pixel decoder and transformer module.
 
@@ -63,11 +65,27 @@ def build(seed, hidden_sizes, head):
     return model, config
 
 
+def count_fully_blocked(model):
+    """Records, per mask prediction, how many (query, head) rows of its attention mask block every key (the rows
+    transformers' `where` trick unblocks). The last prediction's mask is never used."""
+    predictor = model.model.transformer_module.decoder.mask_predictor
+    counts = []
+    inner = predictor.forward
+
+    def forward(*args, **kwargs):
+        masks, attention = inner(*args, **kwargs)
+        counts.append(int(attention.all(-1).sum()))
+        return masks, attention
+
+    predictor.forward = forward
+    return counts
+
+
 def head_state(model):
     return {k: v.contiguous() for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIXES)}
 
 
-def save(out, name, model, config, features, class_logits, mask_logits):
+def save(out, name, model, config, features, class_logits, mask_logits, blocked):
     tensors = head_state(model)
     for i, f in enumerate(features):
         tensors[f"features.{i}"] = f.contiguous()
@@ -77,6 +95,7 @@ def save(out, name, model, config, features, class_logits, mask_logits):
     cfg = {k: getattr(config, k) for k in CONFIG_KEYS}
     cfg["id2label"] = {str(k): v for k, v in cfg["id2label"].items()}
     cfg["feature_channels"] = [int(f.shape[1]) for f in features]
+    cfg["fully_blocked_rows_used"] = sum(blocked[:-1])
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(cfg, f, indent=1)
 
@@ -85,15 +104,17 @@ def full_model_case(out, name, seed, head):
     model, config = build(seed, [32, 64, 128, 256], head)
     gen = torch.Generator().manual_seed(seed + 2)
     pixels = torch.randn(2, 3, 96, 160, generator=gen)
+    blocked = count_fully_blocked(model)
     with torch.no_grad():
         o = model(pixel_values=pixels, output_hidden_states=True)
-    save(out, name, model, config, o.encoder_hidden_states, o.class_queries_logits, o.masks_queries_logits)
+    save(out, name, model, config, o.encoder_hidden_states, o.class_queries_logits, o.masks_queries_logits, blocked)
 
 
 def stride16_case(out, name, seed, head):
     model, config = build(seed, [48, 48, 48, 48], head)
     gen = torch.Generator().manual_seed(seed + 2)
     features = [torch.randn(2, 48, 6, 10, generator=gen) for _ in range(4)]
+    blocked = count_fully_blocked(model)
     with torch.no_grad():
         pixel = model.model.pixel_level_module.decoder(features)
         dec = model.model.transformer_module(
@@ -101,7 +122,7 @@ def stride16_case(out, name, seed, head):
         )
         class_logits = model.class_predictor(dec.intermediate_hidden_states[-1].transpose(0, 1))
         mask_logits = dec.masks_queries_logits[-1]
-    save(out, name, model, config, features, class_logits, mask_logits)
+    save(out, name, model, config, features, class_logits, mask_logits, blocked)
 
 
 def main():
