@@ -52,9 +52,9 @@ fn wrong_type_is_named() {
 #[test]
 fn unknown_head_type_is_named() {
     let dir = valid_dir("headtype");
-    let e = errors_in(&dir, &VALID.replace("type: eomt", "type: mask2former"));
+    let e = errors_in(&dir, &VALID.replace("type: eomt", "type: maskformer"));
     let line = the_error(&e, "heads.scene.type", ErrorKind::BadValue);
-    assert!(line.contains("unknown value `mask2former`"), "{line}");
+    assert!(line.contains("unknown value `maskformer`"), "{line}");
     let e = errors_in(&dir, &VALID.replace("type: eomt", "type: eomtt"));
     assert!(the_error(&e, "heads.scene.type", ErrorKind::BadValue).contains("did you mean `eomt`?"));
 }
@@ -140,7 +140,7 @@ fn two_eomt_heads_and_no_heads_are_errors() {
         &dir,
         "device: cpu\nheads:\n  a: {type: eomt, checkpoint: models/eomt}\n  b: {type: eomt, checkpoint: models/eomt}",
     );
-    assert!(the_error(&e, "heads.b.type", ErrorKind::Conflict).contains("a second EoMT head"));
+    assert!(the_error(&e, "heads.b.type", ErrorKind::Conflict).contains("a second mask model (`a` is the first)"));
     let e = errors_in(&dir, "device: cpu");
     the_error(&e, "heads", ErrorKind::Conflict);
 }

@@ -7,7 +7,9 @@ use dinoseg::pipeline::preprocess::ResizePolicy;
 use dinoseg::pipeline::RgbImage;
 use dinoseg::plan::Pass;
 use dinoseg::postprocess::{MaskOutputs, PostprocessConfig};
-use dinoseg::segmenter::{EomtSpec, HeadSpec, LinearHeadSource, LinearHeadSpec, Segmenter, SegmenterConfig};
+use dinoseg::segmenter::{
+    EomtSpec, HeadSpec, LinearHeadSource, LinearHeadSpec, Mask2FormerSpec, Segmenter, SegmenterConfig,
+};
 use dinoseg::topics::Output;
 use tch::{Device, Kind};
 
@@ -92,6 +94,66 @@ fn a_linear_head_beside_eomt_reads_the_eomt_pass() {
         assert!(s.to_u16_vec().iter().all(|&v| v < 3), "labels of the linear head's 3 classes");
         assert_eq!(f.class_names, vec!["c0", "c1", "c2"]);
     }
+}
+
+/// A Mask2Former head runs as EoMT does: its raw outputs through the shared post-processing (the frames equal
+/// `postprocess_masks` on the model's own forward), and a linear head with `source: mask2former` reads the same
+/// pass (one forward per batch).
+#[test]
+fn a_mask2former_head_runs_like_eomt_and_shares_its_pass() {
+    use dinoseg::pipeline::preprocess::preprocess_batch;
+    use dinoseg::postprocess::{postprocess_masks, Labels};
+    let dir = common::m2f_fixtures().join("m2f_vit");
+    let spec = Mask2FormerSpec {
+        model: dir.to_str().expect("utf-8").to_string(),
+        outputs: MaskOutputs::panoptic(),
+        labels: None,
+        options: Default::default(),
+    };
+    let m2f = HeadSpec::mask2former("objects", spec.clone());
+    let seg = Segmenter::new(SegmenterConfig {
+        heads: vec![m2f.clone(), head("vit_linear_a", LinearHeadSource::Masks)],
+        semantic_from: Some("objects".into()),
+        ..config()
+    })
+    .expect("segmenter");
+    assert_eq!(seg.plan().passes(), &[(Pass::Masks, vec![0, 1])]);
+    let imgs = [frame(90, 150, 4), frame(90, 150, 5)];
+    let refs: Vec<&RgbImage> = imgs.iter().collect();
+    let out = seg.segment(&refs).expect("segment");
+    assert_eq!(seg.passes(Pass::Masks), 1, "Mask2Former and the linear head: one pass for the batch");
+    // The same frames from the model's forward and the post-processing directly.
+    let (model, norm) =
+        dinoseg::checkpoint::load_mask2former(&spec.model, &spec.options, Device::Cpu, Kind::Float).expect("load");
+    let policy = ResizePolicy::default().with_multiple(16);
+    let (pixels, boxes) = preprocess_batch(&refs, &policy, &norm, Device::Cpu, Kind::Float).expect("preprocess");
+    let (raw, _) = model.model.forward(&pixels).expect("forward");
+    let labels = Labels::from_names(model.model.class_names());
+    let direct = postprocess_masks(
+        &raw.class_queries_logits,
+        &raw.masks_queries_logits,
+        &boxes,
+        &labels,
+        &PostprocessConfig::default(),
+        MaskOutputs::panoptic(),
+    )
+    .expect("postprocess");
+    for (f, g) in out.iter().zip(&direct) {
+        assert_eq!(f.panoptic, g.panoptic);
+        assert_eq!(f.semantic.as_ref().map(|s| s.to_u16_vec()), g.semantic.as_ref().map(|s| s.to_u16_vec()));
+        assert_eq!(f.instances.len(), g.instances.len());
+        for (i, j) in f.instances.iter().zip(&g.instances) {
+            assert_eq!((i.class_id, i.bbox, i.score), (j.class_id, j.bbox, j.score));
+        }
+        assert_eq!(f.class_names, vec!["person", "car", "road", "sky", "tree"]);
+        assert_eq!(f.heads.len(), 1, "the linear head's map on its own topics");
+        let s = &f.heads[0].semantic;
+        assert_eq!((s.width, s.height), (150, 90));
+    }
+    // The kind is checked: `type: eomt` on a Mask2Former directory is refused with the fix.
+    let wrong = EomtSpec { model: spec.model.clone(), outputs: MaskOutputs::panoptic(), labels: None };
+    let e = Segmenter::new(SegmenterConfig { heads: vec![eomt_head(wrong)], ..config() }).err().expect("refused");
+    assert!(e.to_string().contains("declare it with `type: mask2former`"), "{e}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 """Tiny random-weight Mask2Former checkpoints on DINOv3 backbones, with transformers' reference outputs.
 
 Usage: make_mask2former_fixtures.py OUT_DIR
+       make_mask2former_fixtures.py --example DIR   (only the convnext case's checkpoint, into DIR: the small
+                                                     checkpoint config/mask2former_instances.yaml runs as shipped)
 
 Writes, for each CASE in convnext, vit, vit_raw (apply_layernorm false, the stem among the maps), adapter_plain,
 adapter_pyramid:
@@ -118,7 +120,20 @@ def build(case):
     return m, {"model_file": variant, "dinov3_model_name": "facebook/dinov3-vits16plus-pretrain-lvd1689m"}
 
 
+def example(d):
+    """The convnext case's checkpoint alone (random weights: it shows the wiring, not useful masks)."""
+    model, _ = build("convnext")
+    perturb(model, 100)
+    model.eval()
+    model.save_pretrained(d)
+    with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}, f, indent=2)
+
+
 def main():
+    if sys.argv[1] == "--example":
+        example(sys.argv[2])
+        return
     out = sys.argv[1]
     tmp = out + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
