@@ -317,11 +317,17 @@ def main():
     write("index_json", "second_shard.json", json.dumps(
         {"weight_map": {"x": "model-00002-of-00002.safetensors"}}, indent=2).encode())
 
-    for p in ["backbone", "eomt"]:
+    for p in ["backbone", "eomt", "mask2former"]:
         write("model_config", f"demo_{p}.json", (ROOT / "config" / "demo" / p / "config.json").read_bytes())
     write("model_config", "convnext.json", json.dumps({
         "model_type": "dinov3_convnext", "hidden_sizes": [8, 16, 32, 64], "depths": [1, 1, 1, 1],
         "image_size": 64, "layer_norm_eps": 1e-6}).encode())
+    # Mask2Former with a DINOv3 ViT backbone_config (the adapter layout's architecture is in its weights).
+    write("model_config", "mask2former_vit.json", json.dumps({
+        "model_type": "mask2former", "feature_size": 64, "mask_feature_size": 64, "hidden_dim": 64,
+        "num_attention_heads": 4, "decoder_layers": 4, "num_queries": 10, "id2label": {"0": "a", "1": "b"},
+        "backbone_config": {"model_type": "dinov3_vit", "hidden_size": 64, "num_attention_heads": 4,
+                            "intermediate_size": 128, "num_hidden_layers": 4, "out_indices": [1, 2, 3, 4]}}).encode())
 
     def pth(obj):
         out = io.BytesIO()

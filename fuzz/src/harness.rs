@@ -323,11 +323,19 @@ pub fn index_json(data: &[u8]) -> bool {
     dinoseg::checkpoint::read_transformers_weights(scratch.dir()).is_ok()
 }
 
-/// A transformers `config.json` ([`dinoseg::checkpoint::read_model_config`]: model type, sizes, validation).
+/// A transformers `config.json` ([`dinoseg::checkpoint::read_model_config`]: model type, sizes, validation;
+/// Mask2Former's through [`dinoseg::checkpoint::parse_model_config`], its weights being absent here).
 pub fn model_config(data: &[u8]) -> bool {
     let scratch = Scratch::new();
-    scratch.write("config.json", data);
-    match dinoseg::checkpoint::read_model_config(scratch.dir()) {
+    let path = scratch.write("config.json", data);
+    // A Mask2Former directory is read with its weights' headers; the config text alone goes to the text parser.
+    let read = if dinoseg::checkpoint::mask2former::is_mask2former_dir(scratch.dir()) {
+        let text = String::from_utf8_lossy(data);
+        dinoseg::checkpoint::parse_model_config(&text, &path)
+    } else {
+        dinoseg::checkpoint::read_model_config(scratch.dir())
+    };
+    match read {
         Ok(dinoseg::checkpoint::ModelConfig::Backbone(config)) => {
             let _ = config.to_json();
             config.validate().is_ok()
