@@ -94,6 +94,7 @@ pub fn check_config(config: &ModelConfig, tensors: &[TensorMeta], config_path: &
             let (d, q, up) = (d as f64, e.num_queries as f64, e.num_upscale_blocks as f64);
             base + q * d + k as f64 * d + 3.0 * d * d + up * 4.0 * d * d
         }
+        ModelConfig::Mask2Former(m) => mask2former(&c, m)?,
     };
     let numel: f64 = tensors.iter().map(|t| t.shape.iter().map(|&d| d as f64).product::<f64>()).sum();
     if at_least > numel {
@@ -162,4 +163,36 @@ fn convnext(c: &Check, v: &ConvNextConfig) -> Result<f64> {
         prev = dim;
     }
     Ok(total)
+}
+
+/// Checks a Mask2Former config (names as the model declares them, see
+/// [`crate::model::heads::mask2former::config::canonical_name`]): the backbone's shapes under its prefix, the
+/// queries, classes and layer counts of the head; returns a lower bound of its parameter count.
+fn mask2former(c: &Check, m: &crate::model::heads::mask2former::config::Mask2FormerConfig) -> Result<f64> {
+    use crate::model::heads::mask2former::config::{Form, ADAPTER_VIT, ENCODER};
+    let sub = |prefix: &str| Check {
+        shapes: c.shapes.iter().filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), *v))).collect(),
+        config_path: c.config_path,
+        origin: c.origin,
+    };
+    let backbone = match &m.form {
+        Form::ConvNext { backbone, .. } => convnext(&sub(ENCODER), backbone)?,
+        Form::Vit { backbone, .. } => vit(&sub(ENCODER), backbone, "layer")?,
+        Form::Adapter(a) => vit(&sub(ADAPTER_VIT), &a.vit, "layer")?,
+    };
+    let h = &m.head;
+    let d = h.hidden_dim;
+    c.shape(
+        "model.transformer_module.queries_embedder.weight",
+        &[h.num_queries, d],
+        &format!("`num_queries` {} and `hidden_dim` {d}", h.num_queries),
+    )?;
+    let k = h.num_labels() + 1;
+    c.shape("class_predictor.weight", &[k, d], &format!("{} labels (`id2label`) + 1 and `hidden_dim` {d}", k - 1))?;
+    c.layers("model.transformer_module.decoder.layers.", "decoder_layers - 1", h.decoder_layers - 1)?;
+    c.layers("model.pixel_level_module.decoder.encoder.layers.", "encoder_layers", h.encoder_layers)?;
+    let (d, f, q) = (d as f64, h.feature_size as f64, h.num_queries as f64);
+    let decoder = (h.decoder_layers - 1) as f64 * (8.0 * d * d + 2.0 * d * h.dim_feedforward as f64);
+    let encoder = h.encoder_layers as f64 * (2.0 * f * f + 2.0 * f * h.encoder_feedforward_dim as f64);
+    Ok(backbone + 2.0 * q * d + k as f64 * d + decoder + encoder)
 }

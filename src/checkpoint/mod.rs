@@ -8,6 +8,7 @@ pub mod eomt_delta;
 pub mod header;
 pub mod hub;
 pub mod index;
+pub mod mask2former;
 pub mod official;
 pub mod pickle;
 pub mod source;
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{nn, Tensor};
 
+pub use mask2former::{inspect_mask2former, load_mask2former, LoadedMask2Former, Mask2FormerOptions};
 pub use source::{
     inspect_dir, load_backbone, load_model, parse_model_config, read_model_config, resolve, LoadedEomt, LoadedModel,
     ModelConfig, ModelSource, ResolvedModel, IGNORED_TENSORS,

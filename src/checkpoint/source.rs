@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::model::config::BackboneConfig;
 use crate::model::heads::eomt::{Eomt, EomtConfig};
+use crate::model::heads::mask2former::config::Mask2FormerConfig;
 use crate::model::LoadedBackbone;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
@@ -67,6 +68,7 @@ impl ModelSource {
 pub enum ModelConfig {
     Backbone(BackboneConfig),
     Eomt(EomtConfig),
+    Mask2Former(Mask2FormerConfig),
 }
 
 impl ModelConfig {
@@ -74,12 +76,19 @@ impl ModelConfig {
         match self {
             ModelConfig::Backbone(c) => c.model_type(),
             ModelConfig::Eomt(_) => "eomt_dinov3",
+            ModelConfig::Mask2Former(_) => "mask2former",
         }
     }
 }
 
-/// Reads a transformers `config.json` (a regular file, size-capped); `model_type` selects the architecture.
+/// Reads a transformers `config.json` (a regular file, size-capped); `model_type` selects the architecture. A
+/// Mask2Former directory is read with its weights' headers and default options (see
+/// [`crate::checkpoint::mask2former::inspect_mask2former`]).
 pub fn read_model_config(dir: &Path) -> Result<ModelConfig> {
+    if crate::checkpoint::mask2former::is_mask2former_dir(dir) {
+        let opts = crate::checkpoint::mask2former::Mask2FormerOptions::default();
+        return crate::checkpoint::mask2former::inspect_mask2former(dir, &opts).map(ModelConfig::Mask2Former);
+    }
     let path = dir.join("config.json");
     let text = files::read_text_capped(&path, files::caps::JSON, "config.json")?;
     parse_model_config(&text, &path)
@@ -100,7 +109,11 @@ pub fn parse_model_config(text: &str, path: &Path) -> Result<ModelConfig> {
             Ok(ModelConfig::Backbone(config))
         }
         "eomt_dinov3" => Ok(ModelConfig::Eomt(EomtConfig::from_json(value).map_err(bad)?)),
-        other => Err(bad(format!("`model_type` is `{other}`; expected dinov3_vit, dinov3_convnext or eomt_dinov3"))),
+        // The adapter layout's architecture is in its weights: only a directory (`read_model_config`) reads it.
+        "mask2former" => Ok(ModelConfig::Mask2Former(Mask2FormerConfig::from_json(&value, None).map_err(bad)?)),
+        other => Err(bad(format!(
+            "`model_type` is `{other}`; expected dinov3_vit, dinov3_convnext, eomt_dinov3 or mask2former"
+        ))),
     }
 }
 
@@ -108,6 +121,9 @@ pub fn parse_model_config(text: &str, path: &Path) -> Result<ModelConfig> {
 /// (no tensor data read): what `check-params` and the loader both call before anything is allocated.
 pub fn inspect_dir(dir: &Path) -> Result<ModelConfig> {
     let config = read_model_config(dir)?;
+    if let ModelConfig::Mask2Former(_) = config {
+        return Ok(config); // checked against its weights by `read_model_config`
+    }
     let tensors = crate::checkpoint::transformers_tensor_meta(dir)?;
     consistency::check_config(&config, &tensors, &dir.join("config.json"), dir)?;
     Ok(config)
@@ -127,7 +143,7 @@ pub fn read_config(dir: &Path) -> Result<BackboneConfig> {
 /// Normalisation of a transformers directory: `preprocessor_config.json` if present (read capped; a special
 /// file, invalid JSON or a non-positive `image_std` is an error), else by the catalog entry the path names (a hub
 /// cache path contains the repo name), else ImageNet.
-fn dir_norm(dir: &Path) -> Result<Normalization> {
+pub(crate) fn dir_norm(dir: &Path) -> Result<Normalization> {
     let pre = dir.join("preprocessor_config.json");
     if std::fs::symlink_metadata(&pre).is_ok() {
         let text = files::read_text_capped(&pre, files::caps::JSON, "preprocessor config")?;
@@ -218,7 +234,10 @@ pub fn resolve(spec: &str, variant: Option<&str>) -> Result<ResolvedModel> {
 fn resolve_dir(dir: &Path) -> Result<ResolvedModel> {
     let config = inspect_dir(dir)?;
     let norm = dir_norm(dir)?;
-    let tensors = read_transformers_weights(dir)?;
+    let tensors = match &config {
+        ModelConfig::Mask2Former(c) => crate::checkpoint::mask2former::read_mask2former_weights(dir, c)?,
+        _ => read_transformers_weights(dir)?,
+    };
     Ok(ResolvedModel { config, tensors, norm, origin: dir.to_path_buf() })
 }
 
@@ -233,6 +252,9 @@ pub fn load_backbone(
         (LoadedModel::Backbone(b), norm) => Ok((*b, norm)),
         (LoadedModel::Eomt(_), _) => {
             Err(Error::Input(format!("`{spec}` is an EoMT model (eomt_dinov3), not a backbone")))
+        }
+        (LoadedModel::Mask2Former(_), _) => {
+            Err(Error::Input(format!("`{spec}` is a Mask2Former model (mask2former), not a backbone")))
         }
     }
 }
@@ -260,6 +282,7 @@ impl LoadedEomt {
 pub enum LoadedModel {
     Backbone(Box<LoadedBackbone>),
     Eomt(Box<LoadedEomt>),
+    Mask2Former(Box<crate::checkpoint::mask2former::LoadedMask2Former>),
 }
 
 /// Tensors of transformers checkpoints that inference does not use (training-only buffers).
@@ -292,6 +315,9 @@ pub fn load_model(
             }
             LoadedModel::Eomt(Box::new(model))
         }
+        ModelConfig::Mask2Former(c) => LoadedModel::Mask2Former(Box::new(crate::checkpoint::mask2former::load_built(
+            c, m.tensors, &m.origin, device, kind,
+        )?)),
     };
     Ok((model, m.norm))
 }

@@ -31,12 +31,19 @@ pub struct ConvNext {
     pub config: ConvNextConfig,
     act: Activation,
     stages: Vec<Stage>,
-    norm: nn::LayerNorm,
+    /// The final LayerNorm (absent in transformers' `DINOv3ConvNextBackbone`, e.g. inside Mask2Former).
+    norm: Option<nn::LayerNorm>,
 }
 
 impl ConvNext {
     /// Declares every parameter under transformers' names (`stages.N.*`, `layer_norm.*`: the names transformers writes to disk).
     pub fn new(p: &nn::Path, config: &ConvNextConfig) -> Result<Self, String> {
+        Self::with_final_norm(p, config, true)
+    }
+
+    /// Like [`Self::new`]; without the final norm when `final_norm` is false (transformers'
+    /// `DINOv3ConvNextBackbone`, which gives raw stage outputs and has no `layer_norm`).
+    pub fn with_final_norm(p: &nn::Path, config: &ConvNextConfig, final_norm: bool) -> Result<Self, String> {
         config.validate()?;
         let c = config;
         let eps = c.layer_norm_eps;
@@ -78,8 +85,42 @@ impl ConvNext {
             config: c.clone(),
             act: Activation::parse(&c.hidden_act)?,
             stages,
-            norm: layer_norm(p / "layer_norm", prev, eps),
+            norm: final_norm.then(|| layer_norm(p / "layer_norm", prev, eps)),
         })
+    }
+
+    /// Number of stages.
+    pub fn num_stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// Stage `i` (down-sampling and blocks) on `x` (the input pixels for stage 0, in the weights' kind).
+    pub fn stage(&self, i: usize, x: &Tensor) -> Tensor {
+        let Some(stage) = self.stages.get(i) else { return x.shallow_clone() };
+        let mut x = if stage.first {
+            layer_norm_channels_first(&stage.down_norm, &stage.down_conv.forward(x))
+        } else {
+            stage.down_conv.forward(&layer_norm_channels_first(&stage.down_norm, x))
+        };
+        for l in &stage.layers {
+            let y = l.dwconv.forward(&x).permute([0, 2, 3, 1]);
+            let y = l.pw2.forward(&self.act.apply(&l.pw1.forward(&l.norm.forward(&y)))) * &l.gamma;
+            x += y.permute([0, 3, 1, 2]);
+        }
+        x
+    }
+
+    /// The weights' kind.
+    pub fn kind(&self) -> tch::Kind {
+        self.stages.first().map_or(tch::Kind::Float, |s| s.down_conv.ws.kind())
+    }
+
+    /// The final LayerNorm over channels of an NCHW map, if the model has one.
+    fn final_norm(&self, x: &Tensor) -> Tensor {
+        match &self.norm {
+            Some(n) => layer_norm_channels_first(n, x),
+            None => x.shallow_clone(),
+        }
     }
 
     /// Pixel sides must be multiples of this (the total stride); other sizes are padded.
@@ -89,7 +130,7 @@ impl ConvNext {
 
     /// Runs the backbone on normalised pixels [B, C, H, W] already padded to a multiple of 32.
     pub fn forward(&self, pixels: &Tensor, opts: &ForwardOptions) -> BackboneOutput {
-        let kind = self.norm.ws.as_ref().map_or(tch::Kind::Float, |w| w.kind());
+        let kind = self.kind();
         let mut x = pixels.to_kind(kind);
         let mut hidden_states = Vec::new();
         let mut features = Vec::new();
@@ -97,17 +138,8 @@ impl ConvNext {
             hidden_states.push(x.shallow_clone());
         }
         let n = self.stages.len();
-        for (i, stage) in self.stages.iter().enumerate() {
-            x = if stage.first {
-                layer_norm_channels_first(&stage.down_norm, &stage.down_conv.forward(&x))
-            } else {
-                stage.down_conv.forward(&layer_norm_channels_first(&stage.down_norm, &x))
-            };
-            for l in &stage.layers {
-                let y = l.dwconv.forward(&x).permute([0, 2, 3, 1]);
-                let y = l.pw2.forward(&self.act.apply(&l.pw1.forward(&l.norm.forward(&y)))) * &l.gamma;
-                x += y.permute([0, 3, 1, 2]);
-            }
+        for i in 0..n {
+            x = self.stage(i, &x);
             if opts.hidden_states {
                 hidden_states.push(x.shallow_clone());
             }
@@ -115,14 +147,17 @@ impl ConvNext {
             let wanted = opts.dense_layers.as_ref().is_none_or(|w| w.contains(&(i as i64)));
             if wanted {
                 // The official dense features: stages 0-2 as they are, the last one through the final norm.
-                let map = if i + 1 == n { layer_norm_channels_first(&self.norm, &x) } else { x.shallow_clone() };
+                let map = if i + 1 == n { self.final_norm(&x) } else { x.shallow_clone() };
                 features.push(FeatureMap { index: i, stride, tensor: map });
             }
         }
         let (b, c, _, _) = x.size4().unwrap_or((0, 0, 0, 0));
         let pooled = x.mean_dim([2i64, 3].as_slice(), false, kind).view([b, 1, c]);
         let tokens = Tensor::cat(&[pooled, x.flatten(2, 3).transpose(1, 2)], 1);
-        let last = self.norm.forward(&tokens);
+        let last = match &self.norm {
+            Some(n) => n.forward(&tokens),
+            None => tokens,
+        };
         BackboneOutput { cls_token: last.select(1, 0), last_hidden_state: last, hidden_states, features }
     }
 }

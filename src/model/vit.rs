@@ -176,6 +176,11 @@ impl Vit {
         }
     }
 
+    /// The weights' kind.
+    pub fn kind(&self) -> tch::Kind {
+        self.cls_token.kind()
+    }
+
     /// Class token + registers: the tokens before the patches.
     pub fn num_prefix_tokens(&self) -> i64 {
         1 + self.config.num_register_tokens

@@ -71,6 +71,10 @@ pub(crate) fn read_backbone(r: &mut Reader, base: &Path) -> (Option<BackbonePara
                     );
                     None
                 }
+                ModelConfig::Mask2Former(_) => {
+                    r.err(key, ErrorKind::BadCheckpoint, "a Mask2Former model (mask2former): declare it as a head");
+                    None
+                }
             });
             ModelRef::Path(p)
         }
@@ -118,6 +122,14 @@ pub(crate) fn read_backbone(r: &mut Reader, base: &Path) -> (Option<BackbonePara
                             key,
                             ErrorKind::BadCheckpoint,
                             format!("{id} is an EoMT model: declare it as a head with `type: eomt`"),
+                        );
+                        None
+                    }
+                    ModelConfig::Mask2Former(_) => {
+                        r.err(
+                            key,
+                            ErrorKind::BadCheckpoint,
+                            format!("{id} is a Mask2Former model: declare it as a head"),
                         );
                         None
                     }

@@ -70,6 +70,12 @@ pub fn run(a: &BenchArgs) -> dinoseg::Result<()> {
                     sync();
                     times.push(format!("{:.3}", t0.elapsed().as_secs_f64() * 1e3));
                 }
+                LoadedModel::Mask2Former(m) => {
+                    let (out, _) = m.model.forward(&pixels)?;
+                    let _ = out.masks_queries_logits.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+                    sync();
+                    times.push(format!("{:.3}", t0.elapsed().as_secs_f64() * 1e3));
+                }
                 LoadedModel::Eomt(m) => {
                     let (out, _) = m.model.forward(&pixels)?;
                     let _ = out.masks_queries_logits.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);

@@ -44,6 +44,14 @@ enum Command {
         /// fp32, fp16 or bf16 (outputs are written as float32).
         #[arg(long, default_value = "fp32")]
         precision: String,
+        /// DINOv3-Mask2former adapter checkpoints: the 0-based ViT blocks the adapter taps (e.g. 2,5,8,11);
+        /// default: the known variant file's.
+        #[arg(long, value_delimiter = ',', value_parser = flags::int_i64(0, 1023))]
+        layers: Option<Vec<i64>>,
+        /// DINOv3-Mask2former adapter checkpoints: the ViT's attention heads, for sizes outside the catalog,
+        /// 1 to 1024.
+        #[arg(long, value_parser = flags::int_i64(1, 1024))]
+        num_heads: Option<i64>,
     },
     /// Convert an official DINOv3 .pth state dict, or an EoMT authors' checkpoint (with --base), into a
     /// transformers directory.
@@ -113,8 +121,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backbones { config, random_weights } => backbones(config, random_weights),
-        Command::Forward { model, variant, input, output, device, precision } => {
-            forward(&model, variant.as_deref(), &input, &output, &device, &precision)
+        Command::Forward { model, variant, input, output, device, precision, layers, num_heads } => {
+            let m2f = checkpoint::Mask2FormerOptions { layers, num_heads };
+            forward(&model, variant.as_deref(), &m2f, &input, &output, &device, &precision)
         }
         Command::Convert { src, out_dir, num_heads, base, image_size, labels } => match base {
             Some(base) => labels
@@ -193,6 +202,7 @@ fn backbones(config: Option<String>, random_weights: Option<Vec<String>>) -> din
 fn forward(
     model: &str,
     variant: Option<&str>,
+    m2f: &checkpoint::Mask2FormerOptions,
     input: &std::path::Path,
     output: &std::path::Path,
     device: &str,
@@ -200,7 +210,12 @@ fn forward(
 ) -> dinoseg::Result<()> {
     let device: Device = parse_device(device)?;
     let kind: Kind = parse_precision(precision)?;
-    let (model, _norm) = checkpoint::load_model(model, variant, device, kind)?;
+    let (model, _norm) = if *m2f != checkpoint::Mask2FormerOptions::default() {
+        let (m, norm) = checkpoint::load_mask2former(model, m2f, device, kind)?;
+        (checkpoint::LoadedModel::Mask2Former(Box::new(m)), norm)
+    } else {
+        checkpoint::load_model(model, variant, device, kind)?
+    };
     let inputs = checkpoint::read_safetensors(input)?;
     let pixels = inputs
         .into_iter()
@@ -224,6 +239,18 @@ fn forward(
                 ("class_queries_logits".to_string(), cpu(&out.class_queries_logits)),
                 ("masks_queries_logits".to_string(), cpu(&out.masks_queries_logits)),
             ]
+        }
+        checkpoint::LoadedModel::Mask2Former(model) => {
+            let (out, _padding) = model.model.forward(&pixels)?;
+            let (maps, _) = model.model.encoder_features(&pixels)?;
+            let mut named = vec![
+                ("class_queries_logits".to_string(), cpu(&out.class_queries_logits)),
+                ("masks_queries_logits".to_string(), cpu(&out.masks_queries_logits)),
+            ];
+            for (i, m) in maps.iter().enumerate() {
+                named.push((format!("encoder_hidden_states.{i}"), cpu(m)));
+            }
+            named
         }
     };
     Tensor::write_safetensors(&named, output).map_err(|e| dinoseg::Error::checkpoint_write(output, e))
