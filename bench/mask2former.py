@@ -9,7 +9,7 @@ loaded; this script interleaves one frame of ours with one of transformers' (ord
 medians. transformers' post-processing is its Mask2FormerImageProcessor's (which first resizes every mask to
 384x384), with our default thresholds (query threshold 0.8).
 
-  bench/mask2former.py [--threads 2] [--rounds 5] [--device cpu] [--precision fp32] [--confident 20]
+  bench/mask2former.py [--threads 2] [--rounds 5] [--device cpu] [--precision fp32] [--confident 20] [--margin 0.5]
 """
 import argparse
 import json
@@ -52,10 +52,32 @@ def make_model(tmp, args, x):
             logits = m(pixel_values=x).class_queries_logits[0]
             best = logits[:, :-1].max(-1).values
             cut = best.sort(descending=True).values[args.confident - 1].item()
-            m.class_predictor.bias[-1] = cut - 0.5
+            m.class_predictor.bias[-1] = cut - args.margin
     d = os.path.join(tmp, "mask2former")
     m.save_pretrained(d)
     return d, m
+
+
+def check_parity(tmp, model_dir, inp, ref, xd, args):
+    """Both sides compute the same thing: `dinoseg forward` on the input against transformers' outputs, in the
+    benchmark's precision and in float64 on the CPU (the exact answer, within float64 rounding)."""
+    import copy
+    from safetensors.torch import load_file
+    out = os.path.join(tmp, "ours.safetensors")
+    subprocess.run([DINOSEG, "forward", "--model", model_dir, "--input", inp, "--output", out, "--device",
+                    args.device, "--precision", args.precision], check=True, stdout=subprocess.DEVNULL)
+    ours = load_file(out)
+    with torch.inference_mode():
+        theirs = ref(pixel_values=xd)
+        exact = copy.deepcopy(ref).cpu().double()(pixel_values=xd.cpu().double())
+    lines = []
+    for n in ("class_queries_logits", "masks_queries_logits"):
+        e = getattr(exact, n)
+        ours_err = (ours[n].double() - e).abs().max().item()
+        theirs_err = (getattr(theirs, n).double().cpu() - e).abs().max().item()
+        lines.append(f"{n} (max |v| {e.abs().max().item():.1f}): max abs error vs float64 dinoseg {ours_err:.1e}, "
+                     f"transformers {theirs_err:.1e}")
+    return "; ".join(lines)
 
 
 def main():
@@ -72,6 +94,8 @@ def main():
     ap.add_argument("--size", type=int, default=640)
     ap.add_argument("--confident", type=int, default=20,
                     help="queries that predict an object with confidence (the rest predict no-object)")
+    ap.add_argument("--margin", type=float, default=0.5,
+                    help="the least confident of them beats no-object by this logit margin")
     ap.add_argument("--target", default="480x640", help="camera frame HxW the results are resized to")
     ap.add_argument("--ours-only", action="store_true")
     ap.add_argument("--json")
@@ -123,6 +147,10 @@ def main():
             t3 = time.perf_counter()
             return ((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
 
+        with torch.inference_mode():
+            probs = ref(pixel_values=xd).class_queries_logits.float().softmax(-1)[0]
+        kept = int(((probs.argmax(-1) != args.classes) & (probs.max(-1).values > 0.8)).sum())
+        parity = check_parity(tmp, model_dir, inp, ref, xd, args)
         for _ in range(args.warmup):
             ours()
             if not args.ours_only:
@@ -146,7 +174,8 @@ def main():
     rows = [("dinoseg", a)] + ([("transformers", b)] if b else [])
     print(f"\nMask2Former frame, {args.device} {args.precision}, {args.threads} threads, DINOv3 ConvNeXt "
           f"{args.hidden_sizes} x {args.depths}, {args.queries} queries, {args.classes} classes, "
-          f"{args.size}x{args.size} input, results at {tw}x{th}, {args.confident} confident queries, median of "
+          f"{args.size}x{args.size} input, results at {tw}x{th}, {args.confident} confident queries (margin "
+          f"{args.margin}; {kept} above the 0.8 query threshold), median of "
           f"{args.rounds} interleaved rounds, torch {torch.__version__}")
     print("| side | forward ms | semantic ms | panoptic ms | post-processing / forward |")
     print("|---|---|---|---|---|")
@@ -155,6 +184,7 @@ def main():
         f, s, p = med(data, 0), med(data, 1), med(data, 2)
         result[name] = {"forward_ms": f, "semantic_ms": s, "panoptic_ms": p}
         print(f"| {name} | {f:.1f} | {s:.1f} | {p:.1f} | {(s + p) / f:.3f} |")
+    print(f"outputs of the two sides: {parity}")
     if b:
         print(f"forward ratio dinoseg / transformers: {result['dinoseg']['forward_ms'] / result['transformers']['forward_ms']:.3f}")
     if args.json:
