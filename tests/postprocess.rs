@@ -1,104 +1,14 @@
 //! Post-processing: against tools/postprocess_reference.py (the same rules, dense float64: every label equal) and
-//! transformers' EoMT image processor where the rules coincide; the libtorch device paths against the CPU kernels;
-//! hand-made cases; labels; geometry.
+//! transformers' EoMT image processor where the rules coincide (Mask2Former's: tests/postprocess_mask2former.rs);
+//! the libtorch device paths against the CPU kernels; hand-made cases; labels; geometry.
 
 mod common;
 
+use common::postprocess_cases::{cases, differing, to_u16};
 use dinoseg::pipeline::preprocess::{Letterbox, ResizePolicy};
 use dinoseg::postprocess::resample::resample_to_input;
 use dinoseg::postprocess::*;
-use serde_json::Value;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use tch::{Kind, Tensor};
-
-/// Runs the reference once per test binary (again when the script changed).
-fn reference_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = common::root().join("target").join("fixtures_postprocess");
-        let script = common::root().join("tools").join("postprocess_reference.py");
-        let stamp = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let json = dir.join("postprocess.json");
-        if stamp(&json).is_none() || stamp(&script) > stamp(&json) {
-            let status = std::process::Command::new(common::python()).arg(&script).arg(&dir).status();
-            assert!(status.expect("run tools/postprocess_reference.py").success(), "reference script failed");
-        }
-        dir
-    })
-}
-
-struct Case {
-    name: String,
-    meta: Value,
-    tensors: Vec<(String, Tensor)>,
-}
-
-impl Case {
-    fn get(&self, name: &str) -> Tensor {
-        common::get(&self.tensors, &format!("{}.{name}", self.name))
-    }
-    fn has(&self, name: &str) -> bool {
-        self.tensors.iter().any(|(n, _)| *n == format!("{}.{name}", self.name))
-    }
-    fn boxes(&self) -> Vec<Letterbox> {
-        let lb = |v: &Value| {
-            let g = |k: &str| v[k].as_u64().expect("letterbox field") as u32;
-            let policy = ResizePolicy::fixed(g("resized_h"), g("resized_w"));
-            let mut lb = policy.plan(g("input_h"), g("input_w")).expect("plan");
-            (lb.padded_h, lb.padded_w) = (g("padded_h"), g("padded_w"));
-            lb
-        };
-        self.meta["letterboxes"].as_array().expect("letterboxes").iter().map(lb).collect()
-    }
-    fn config(&self) -> PostprocessConfig {
-        let c = &self.meta["config"];
-        let f = |k: &str| c[k].as_f64().expect("config field");
-        PostprocessConfig {
-            score_threshold: f("score_threshold"),
-            query_threshold: f("query_threshold"),
-            mask_threshold: f("mask_threshold"),
-            overlap_threshold: f("overlap_threshold"),
-            top_k: c["top_k"].as_u64().expect("top_k") as usize,
-            dense_resize: DenseResize::Cpu,
-        }
-    }
-    fn classes(&self) -> usize {
-        self.meta["classes"].as_u64().expect("classes") as usize
-    }
-    fn labels(&self) -> Labels {
-        let stuff = self.meta["stuff"].as_array().expect("stuff").iter().map(|v| v.as_u64().expect("id") as usize);
-        Labels::generic(self.classes()).with_stuff(stuff)
-    }
-    fn image(&self, b: usize) -> &Value {
-        &self.meta["images"][b]
-    }
-}
-
-fn cases() -> Vec<Case> {
-    let dir = reference_dir();
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("postprocess.json")).expect("json"))
-        .expect("parse json");
-    let tensors = common::read(&dir.join("postprocess.safetensors"));
-    let cases = meta["cases"].as_array().expect("cases");
-    cases
-        .iter()
-        .map(|m| Case {
-            name: m["name"].as_str().expect("name").to_string(),
-            meta: m.clone(),
-            tensors: tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
-        })
-        .collect()
-}
-
-fn to_u16(t: &Tensor) -> Vec<u16> {
-    Vec::<i32>::try_from(t.reshape([-1])).expect("labels").into_iter().map(|v| v as u16).collect()
-}
-
-fn differing(a: &[u16], b: &[u16]) -> usize {
-    assert_eq!(a.len(), b.len(), "sizes differ");
-    a.iter().zip(b).filter(|(x, y)| x != y).count()
-}
 
 #[test]
 fn semantic_matches_reference() {

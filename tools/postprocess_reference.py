@@ -11,7 +11,9 @@ and masks must agree bit for bit. Unlike the Rust kernels, nothing here skips a 
 
 The script also checks itself against transformers (EomtImageProcessor.post_process_panoptic_segmentation,
 post_process_instance_segmentation, post_process_semantic_segmentation) on inputs where the rules coincide (no
-padding, no resize; semantic at mask stride 1) and stores transformers' outputs for the Rust tests.
+padding, no resize; semantic at mask stride 1) and stores transformers' outputs for the Rust tests; likewise
+against Mask2FormerImageProcessor on the "m2f_*" cases (384 x 384 frames; where and why its panoptic rules differ
+from ours: the comment above M2F_CASES; tests/postprocess_mask2former.rs).
 """
 
 import json
@@ -285,7 +287,26 @@ def main():
         meta["cases"].append(entry)
         counts = [(len(im["segments"]), len(im["instances"])) for im in entry["images"]]
         print(f"{name}: (segments, instances) per image {counts}")
+    gen = torch.Generator().manual_seed(20251204)
+    for name, b, q, k, side, stuff, over, logits in M2F_CASES:
+        cfg = {**DEFAULT, **over, "top_k": q}
+        cl, ml = logits(gen)
+        assert tuple(cl.shape) == (b, q, k + 1) and tuple(ml.shape) == (b, q, side, side), name
+        tensors[f"{name}.class_logits"], tensors[f"{name}.mask_logits"] = cl, ml
+        entry = dict(name=name, letterboxes=[M2F_LB] * b, config=cfg, stuff=stuff, classes=k, images=[])
+        for i in range(b):
+            tensors[f"{name}.semantic.{i}"] = torch.from_numpy(semantic_masks(cl[i], ml[i], M2F_LB)).to(torch.int32)
+            ids, segments = panoptic(cl[i], ml[i], M2F_LB, stuff, cfg)
+            tensors[f"{name}.panoptic.{i}"] = torch.from_numpy(ids).to(torch.int32)
+            found = instances(cl[i], ml[i], M2F_LB, stuff, cfg)
+            for j, inst in enumerate(found):
+                tensors[f"{name}.inst.{i}.{j}"] = torch.from_numpy(inst.pop("mask"))
+            entry["images"].append(dict(segments=segments, instances=found))
+        check_against_mask2former(name, cl, ml, stuff, cfg, tensors, entry)
+        meta["cases"].append(entry)
     print(f"stuff queries merged into earlier segments: {MERGED[0]}")
+    print(f"m2f_tiles*: stuff queries fused by transformers' Mask2Former processor: {M2F_FUSED[0]}")
+    assert M2F_FUSED[0] > 0, "the m2f_tiles fixtures should fuse stuff"
     assert MERGED[0] > 0, "the fixtures should merge stuff"
     save_file({n: t.contiguous() for n, t in tensors.items()}, str(out_dir / "postprocess.safetensors"))
     (out_dir / "postprocess.json").write_text(json.dumps(meta, indent=1))
@@ -308,6 +329,175 @@ def check_against_transformers(name, cl, ml, stuff, cfg, tensors, entry):
             differ = int((sem_ours != sem_hf).sum())
             assert differ <= sem_ours.numel() // 1000, f"{name}[{b}]: semantic differs from transformers at {differ} px"
         print(f"{name}[{b}]: agrees with transformers (panoptic px differing: {int((pan_ours != pan_hf).sum())})")
+
+
+# ---- transformers' Mask2FormerImageProcessor ----
+#
+# Mask2FormerImageProcessor.post_process_{instance,panoptic,semantic}_segmentation first resize every mask logit to
+# a fixed 384 x 384 (bilinear, align_corners=False) and work there; with the camera frame 384 x 384 (no padding, no
+# resize) and masks at stride 4 (96 x 96) or 1, that resize is the one ours makes to the input, so the cases below
+# are 384 x 384 frames. Its rules then differ from ours (= EoMT's processor, = the Mask2Former authors' code) only
+# in panoptic, on purpose:
+#  1. the own-mask area it compares the won area with is taken on score-weighted probabilities (`mask_probs *=
+#     pred_scores` runs in place before `check_segment_validity`): `score * sigmoid >= mask_threshold`, ours
+#     `sigmoid >= mask_threshold`;
+#  2. a segment gets every pixel its query wins, also where its own mask is off (ours and the authors': won & own);
+#  3. after a stuff query is fused into an earlier segment, the running id is set back to that segment's id, so the
+#     next new segment reuses an id already given (ours: ids 1, 2, ... unique);
+#  4. segments_info has one entry per fused query (same id, `was_fused`), ours one per segment (the first query's);
+#  5. with no query kept the map is -1 everywhere, otherwise unassigned pixels are 0 (ours: 0, void, always).
+# Instances agree once its top-k (num_queries pairs, unsorted) is our top_k = Q, and mask_threshold is 0.5 (it
+# ignores the argument: `mask_pred > 0`). The "m2f_tiles*" cases are built so that rules 1 and 2 cannot bite
+# (saturated mask logits, every pixel inside some kept query's mask, scores well above 0.5) and 3 cannot
+# (fused stuff queries are consecutive): there labels and segments must agree. "m2f_soft" (round blobs with smooth
+# logits) compares instances and semantic only; "m2f_quirks" is made by hand so that 1, 2, 3 and 4 show, and
+# "m2f_none" shows 5.
+
+M2F_FRAME = 384
+M2F_LB = letterbox((M2F_FRAME, M2F_FRAME), (M2F_FRAME, M2F_FRAME), (M2F_FRAME, M2F_FRAME))
+M2F_FUSED = [0]  # stuff queries fused into an earlier segment in the "m2f_tiles*" cases (the fixtures must have some)
+SAT = 64.0  # mask logit magnitude of the saturated cases: bilinear x4 keeps |u| >= SAT / 16 = 4, sigmoid 0.982
+
+
+def disc(h, w, cy, cx, r):
+    yy = ((torch.arange(h) + 0.5) / h)[:, None]
+    xx = ((torch.arange(w) + 0.5) / w)[None, :]
+    return ((yy - cy) ** 2 + (xx - cx) ** 2) < r * r
+
+
+def m2f_tiles(gen, b, q, k, h, w, stuff, objects, low):
+    """Two stuff queries of class stuff[0] tile the image (top and bottom halves, fused), then `objects` round
+    blobs of higher probability (thing classes, and consecutive pairs of the other stuff classes, fused), `low`
+    blob queries below the query threshold, the rest "no object"; every mask logit is +-SAT."""
+    things = [c for c in range(k) if c not in stuff]
+    cl = torch.randn(b, q, k + 1, generator=gen)
+    cl[..., k] += 4.0
+    ml = torch.full((b, q, h, w), -SAT)
+    for i in range(b):
+        cl[i, :2, stuff[0]] += 8.0 + 0.5 * torch.rand(2, generator=gen)
+        ml[i, 0, : h // 2], ml[i, 1, h // 2:] = SAT, SAT
+        j, unused = 2, list(stuff[1:])  # each other stuff class fused once at most (rule 3)
+        while j < 2 + objects:
+            pair = j + 1 < 2 + objects and unused and torch.rand(1, generator=gen).item() < 0.4
+            cls = [unused.pop()] * 2 if pair else [things[int(torch.randint(0, len(things), (1,), generator=gen))]]
+            for c in cls:
+                cl[i, j, c] += 10.0 + 5.0 * torch.rand(1, generator=gen).item()
+                cy, cx, r = torch.rand(3, generator=gen).tolist()
+                ml[i, j][disc(h, w, cy, cx, 0.05 + 0.12 * r)] = SAT
+                j += 1
+        for j in range(2 + objects, 2 + objects + low):
+            cl[i, j, int(torch.randint(0, k, (1,), generator=gen))] += 2.0 + 2.0 * torch.rand(1, generator=gen).item()
+            cy, cx, r = torch.rand(3, generator=gen).tolist()
+            ml[i, j][disc(h, w, cy, cx, 0.1 + 0.2 * r)] = SAT
+        for j in range(2 + objects + low, q):  # "no object", masks anywhere
+            cy, cx, r = torch.rand(3, generator=gen).tolist()
+            ml[i, j][disc(h, w, cy, cx, 0.1 + 0.2 * r)] = SAT
+    return cl.contiguous(), ml.contiguous()
+
+
+def m2f_quirks():
+    """One image, 4 classes (0 stuff), masks 96 x 96 over the 384 x 384 frame, by hand:
+    q0 stuff 0 on rows 0-31, q1 thing 1 a disc lower left, q2 stuff 0 on rows 32-47 (fused into q0's segment),
+    q3 thing 2 a disc lower right (ours id 3; transformers reuses id 2, rule 3), q4 thing 3 with p ~ 0.85 and mask
+    logit +0.2 (sigmoid 0.55, x 0.85 < 0.5: transformers finds no own area and drops it, rule 1; ours keeps it)
+    on rows 80-95, columns 0-47; q5 "no object". Rows 48-79 outside the discs and rows 80-95 right are in no mask:
+    void for us, q1's id for transformers, which gives every pixel to its best weighted query (rule 2)."""
+    h = w = 96
+    k = 4
+    cl = torch.zeros(1, 6, k + 1)
+    for j, (c, v) in enumerate([(0, 6.0), (1, 9.0), (0, 6.2), (2, 8.0), (3, 3.2), (k, 9.0)]):
+        cl[0, j, c] = v
+    ml = torch.full((1, 6, h, w), -SAT)
+    ml[0, 0, :32] = SAT
+    ml[0, 1][disc(h, w, 0.67, 0.25, 0.12)] = SAT
+    ml[0, 2, 32:48] = SAT
+    ml[0, 3][disc(h, w, 0.67, 0.75, 0.12)] = SAT
+    ml[0, 4, 80:, :48] = 0.2
+    ml[0, 5] = SAT
+    return cl, ml
+
+
+M2F_CASES = [
+    # name, batch, queries, classes, mask side, stuff, config overrides, logits
+    ("m2f_tiles", 2, 30, 10, 96, [7, 8, 9], {}, lambda g: m2f_tiles(g, 2, 30, 10, 96, 96, [7, 8, 9], 12, 5)),
+    ("m2f_tiles_stride1", 1, 20, 8, 384, [6, 7], dict(overlap_threshold=0.6),
+     lambda g: m2f_tiles(g, 1, 20, 8, 384, 384, [6, 7], 8, 4)),
+    ("m2f_soft", 2, 24, 9, 96, [6, 7, 8], dict(score_threshold=0.5, query_threshold=0.5),
+     lambda g: make_logits(g, 2, 24, 9, 96, 96, 10)),
+    ("m2f_soft_stride1", 1, 16, 6, 384, [5], dict(score_threshold=0.5),
+     lambda g: make_logits(g, 1, 16, 6, 384, 384, 8)),
+    ("m2f_quirks", 1, 6, 4, 96, [0], {}, lambda g: m2f_quirks()),
+    ("m2f_none", 1, 10, 5, 96, [4], {}, lambda g: make_logits(g, 1, 10, 5, 96, 96, 0)),
+]
+
+
+def m2f_outputs(name, cl, ml, stuff, cfg, tensors, entry):
+    """transformers' Mask2FormerImageProcessor on a 384 x 384 case: panoptic maps as it gives them (-1 kept), its
+    segments_info as it gives them, instances (class, score, full-frame mask) sorted by score (near-equal scores in
+    our order), semantic maps."""
+    from transformers import Mask2FormerImageProcessorPil as Mask2FormerImageProcessor  # the same post-processing
+
+    proc = Mask2FormerImageProcessor()
+    out = SimpleNamespace(class_queries_logits=cl, masks_queries_logits=ml)
+    targets = [(M2F_FRAME, M2F_FRAME)] * cl.shape[0]
+    pan = proc.post_process_panoptic_segmentation(
+        out, threshold=cfg["query_threshold"], mask_threshold=cfg["mask_threshold"],
+        overlap_mask_area_threshold=cfg["overlap_threshold"], label_ids_to_fuse=set(stuff), target_sizes=targets)
+    inst = proc.post_process_instance_segmentation(out, threshold=cfg["score_threshold"], target_sizes=targets,
+                                                   return_binary_maps=True)
+    sem = proc.post_process_semantic_segmentation(out, target_sizes=targets)
+    for b in range(cl.shape[0]):
+        tensors[f"{name}.m2f_panoptic.{b}"] = pan[b]["segmentation"].to(torch.int32).contiguous()
+        tensors[f"{name}.m2f_semantic.{b}"] = sem[b].to(torch.int32).contiguous()
+        img = entry["images"][b]
+        img["m2f_segments"] = [dict(id=s["id"], class_id=s["label_id"], score=s["score"], was_fused=s["was_fused"])
+                               for s in pan[b]["segments_info"]]
+        segs = inst[b]["segments_info"]
+        order = sorted(range(len(segs)), key=lambda j: -segs[j]["score"])
+        ours = img["instances"]
+        for n in range(min(len(order), len(ours))):  # near-equal scores (within 1e-5) in our order
+            for m in range(n, len(order)):
+                s = segs[order[m]]
+                area = int((inst[b]["segmentation"][order[m]] > 0).sum())
+                if s["label_id"] == ours[n]["class_id"] and abs(s["score"] - ours[n]["score"]) < 1e-5 and \
+                        area == ours[n]["area"]:
+                    order[n], order[m] = order[m], order[n]
+                    break
+        img["m2f_instances"] = [[segs[j]["label_id"], segs[j]["score"]] for j in order]
+        for n, j in enumerate(order):
+            tensors[f"{name}.m2f_inst.{b}.{n}"] = (inst[b]["segmentation"][j] > 0).to(torch.uint8).mul(255).contiguous()
+
+
+def first_per_id(segments):
+    seen, out = set(), []
+    for s in segments:
+        if s["id"] not in seen:
+            seen.add(s["id"])
+            out.append(s)
+    return out
+
+
+def check_against_mask2former(name, cl, ml, stuff, cfg, tensors, entry):
+    """Instances agree on every case; panoptic on the "m2f_tiles*" cases; semantic where masks are 384 x 384."""
+    m2f_outputs(name, cl, ml, stuff, cfg, tensors, entry)
+    for b in range(cl.shape[0]):
+        img = entry["images"][b]
+        ours = [[i["class_id"], i["score"]] for i in img["instances"]]
+        assert [c for c, _ in ours] == [c for c, _ in img["m2f_instances"]], f"{name}[{b}]: instance classes differ"
+        assert all(abs(a[1] - t[1]) < 1e-5 for a, t in zip(ours, img["m2f_instances"])), f"{name}[{b}]: scores"
+        pan_ours, pan_m2f = tensors[f"{name}.panoptic.{b}"], tensors[f"{name}.m2f_panoptic.{b}"].clamp(min=0)
+        differ = int((pan_ours != pan_m2f).sum())
+        if name.startswith("m2f_tiles"):
+            assert differ == 0, f"{name}[{b}]: panoptic differs from transformers' Mask2Former at {differ} px"
+            theirs = [(s["id"], s["class_id"]) for s in first_per_id(img["m2f_segments"])]
+            assert [(s["id"], s["class_id"]) for s in img["segments"]] == theirs, f"{name}[{b}]: segments"
+            M2F_FUSED[0] += len(img["m2f_segments"]) - len(theirs)
+        if ml.shape[-1] == M2F_FRAME:
+            sem_ours, sem_m2f = tensors[f"{name}.semantic.{b}"], tensors[f"{name}.m2f_semantic.{b}"]
+            n = int((sem_ours != sem_m2f).sum())
+            assert n <= sem_ours.numel() // 1000, f"{name}[{b}]: semantic differs from transformers at {n} px"
+        print(f"{name}[{b}]: Mask2Former processor: {len(ours)} instances agree; panoptic px differing {differ}; "
+              f"segments ours {len(img['segments'])}, theirs {len(img['m2f_segments'])}")
 
 
 if __name__ == "__main__":

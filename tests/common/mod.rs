@@ -4,6 +4,7 @@
 
 pub mod node_fixtures;
 pub mod params_fixtures;
+pub mod postprocess_cases;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
