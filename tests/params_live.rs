@@ -146,9 +146,15 @@ fn the_key_table_agrees_with_the_validation() {
     let base = p.to_flat();
     let mut ranged = 0;
     for info in KEYS.iter().filter(|k| k.range.is_some()) {
-        let key = info.key;
+        // A head's key is tried on the head that reads it: `num_heads` on a Mask2Former head in the adapter layout.
+        let (key, mut flat) = if info.key.contains("<name>") {
+            let m2f = parse_in(&dir, &mask2former_set()).unwrap_or_else(|e| panic!("{e}"));
+            (info.key.replace("<name>", "objects"), m2f.to_flat())
+        } else {
+            (info.key.to_string(), base.clone())
+        };
+        let key = key.as_str();
         // The other keys a value of this one needs.
-        let mut flat = base.clone();
         let mode = match key {
             "resize.short_side" => "short_side",
             "resize.height" | "resize.width" => "fixed",
@@ -184,10 +190,18 @@ fn the_key_table_agrees_with_the_validation() {
             let file = Params::from_flat_in(&flat, &dir);
             match (&file, ok) {
                 (Ok(_), true) => {}
-                (Err(e), false) => assert!(!e.for_key(key).is_empty() && e.len() == 1, "{key} = {value:?}: {e}"),
+                // (A refused head key also leaves its checkpoint unread: `num_heads` refused, the checkpoint
+                // cannot be read without it.)
+                (Err(e), false) => assert!(
+                    !e.for_key(key).is_empty() && (e.len() == 1 || info.key.contains("<name>")),
+                    "{key} = {value:?}: {e}"
+                ),
                 (Ok(_), false) => {
                     panic!("{key} = {value:?} outside {} accepted", info.range.map(|r| r.text()).unwrap_or_default())
                 }
+                // The range's ends may not fit the fixture's checkpoint (1024 heads for a width of 64): the
+                // range check passes when the key itself has no error.
+                (Err(e), true) if info.key.contains("<name>") && e.for_key(key).is_empty() => {}
                 (Err(e), true) => panic!("{key} = {value:?} refused: {e}"),
             }
             if info.is_live() {

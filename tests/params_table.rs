@@ -206,16 +206,6 @@ fn every_key_is_read_as_its_table_type() {
     }
 }
 
-/// A parameter set with a Mask2Former head in the adapter layout (its `layers` and `num_heads` given).
-fn mask2former_set() -> String {
-    let dir = common::m2f_fixtures().join("m2f_adapter_plain");
-    format!(
-        "device: cpu\nheads:\n  objects: {{type: mask2former, checkpoint: {}, outputs: instances, layers: [0, 1, 2, 3], \
-         num_heads: 4}}\n",
-        dir.display()
-    )
-}
-
 /// `to_flat` gives every key of the table (each `<name>` for a head, `<id>` for an override) for parameter sets
 /// that use them all: a key added to the table but not to the flat view (so not to `ros2 param get`) fails.
 #[test]

@@ -93,3 +93,13 @@ heads:
   scene: {type: eomt, checkpoint: models/eomt, outputs: panoptic, labels: labels5.txt}
   semantic: {type: linear, checkpoint: heads/lin.safetensors, source: eomt}
 ";
+
+/// A parameter set with a Mask2Former head in the adapter layout (its `layers` and `num_heads` given).
+pub fn mask2former_set() -> String {
+    let dir = super::m2f_fixtures().join("m2f_adapter_plain");
+    format!(
+        "device: cpu\nheads:\n  objects: {{type: mask2former, checkpoint: {}, outputs: instances, layers: [0, 1, 2, 3], \
+         num_heads: 4}}\n",
+        dir.display()
+    )
+}
