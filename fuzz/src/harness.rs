@@ -324,10 +324,13 @@ pub fn index_json(data: &[u8]) -> bool {
 }
 
 /// A transformers `config.json` ([`dinoseg::checkpoint::read_model_config`]: model type, sizes, validation;
-/// Mask2Former's through [`dinoseg::checkpoint::parse_model_config`], its weights being absent here).
+/// Mask2Former's through [`dinoseg::checkpoint::parse_model_config`], its weights being absent here). The same
+/// bytes are also read as the adapter layout's `dinov3_backbone_config.json`.
 pub fn model_config(data: &[u8]) -> bool {
     let scratch = Scratch::new();
     let path = scratch.write("config.json", data);
+    scratch.write("dinov3_backbone_config.json", data);
+    let _ = dinoseg::checkpoint::mask2former::read_model_file(scratch.dir());
     // A Mask2Former directory is read with its weights' headers; the config text alone goes to the text parser.
     let read = if dinoseg::checkpoint::mask2former::is_mask2former_dir(scratch.dir()) {
         let text = String::from_utf8_lossy(data);

@@ -158,8 +158,9 @@ fn parse_with_weights(
     Ok(config)
 }
 
-/// `model_file` of `dinov3_backbone_config.json`, if the file exists.
-fn read_model_file(dir: &Path) -> Result<Option<String>> {
+/// `model_file` of `dinov3_backbone_config.json`, if the file exists (the DINOv3-Mask2former variant file the
+/// model came from; at most 400 characters of it are kept).
+pub fn read_model_file(dir: &Path) -> Result<Option<String>> {
     let path = dir.join("dinov3_backbone_config.json");
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(None);
