@@ -13,7 +13,8 @@ Cases: polygons (multi-part objects, vertices outside the image, repeated and cl
 sub-pixel shapes), uncompressed and compressed RLE ground truth, crowd regions, images without objects, false
 positives, detections of a class absent from the image, more than 100 detections in an image, tied scores, small,
 medium and large objects, an area range without ground truth (-1), results with a `bbox` (loadRes then takes the
-box's area), an annotation of a category that is not in `categories`. Seeded numpy, deterministic, no network.
+box's area), an annotation of a category that is not in `categories`, overlapping objects with crowd regions over
+them and a ground truth of id 0. Seeded numpy, deterministic, no network.
 """
 import contextlib
 import copy
@@ -214,6 +215,23 @@ def build(name, seed):
             iid, h, w = c.image(int(c.rng.integers(30, 200)), int(c.rng.integers(30, 200)))
             c.objects(iid, h, w, int(c.rng.integers(0, 8)), sizes=(2, 80), ties=bool(c.rng.uniform() < 0.5),
                       fp=int(c.rng.integers(0, 4)), wrong_cat=int(c.rng.integers(0, 2)))
+    elif name == "crowded":
+        # Overlapping objects of one class, crowd regions over them, a ground truth with id 0 (pycocotools then
+        # counts its match as a false positive: dtMatches holds the id), many near-duplicate detections.
+        for k in range(6):
+            iid, h, w = c.image(100, 100)
+            for j in range(6):
+                cx, cy = c.rng.uniform(30, 70), c.rng.uniform(30, 70)
+                polys = [star(c.rng, cx, cy, c.rng.uniform(6, 30))]
+                c.gt(iid, h, w, 1, polys, ann_id=0 if (k, j) == (0, 0) else None)
+                for _ in range(int(c.rng.integers(0, 4))):
+                    c.det(iid, 1, rle_of(jitter(c.rng, polys, c.rng.uniform(0.5, 6)), h, w), c.score(ties=k % 2 == 0))
+            if k % 2 == 0:
+                crowd = [star(c.rng, 50, 50, 35, n=8)]
+                c.gt(iid, h, w, 1, crowd, form="counts", crowd=1)
+                c.gt(iid, h, w, 2, crowd, form="rle", crowd=1)
+                for _ in range(3):
+                    c.det(iid, 2, rle_of([star(c.rng, 50, 50, 10)], h, w), c.score())
     else:
         raise ValueError(name)
     if name != "sizes":
@@ -223,7 +241,7 @@ def build(name, seed):
 
 
 CASES = [("polygons", 1), ("rle_and_crowd", 2), ("empty_images", 3), ("many_detections", 4), ("no_large", 5),
-         ("sizes", 6), ("bbox_area", 7), ("random", 8)]
+         ("sizes", 6), ("bbox_area", 7), ("random", 8), ("crowded", 9)]
 
 
 def expected(gt_path, res_path):

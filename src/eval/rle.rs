@@ -222,7 +222,7 @@ impl Rle {
         let mut out = Vec::with_capacity(self.h as usize * self.w as usize);
         let mut value = 0u8;
         for &c in &self.counts {
-            out.extend(std::iter::repeat(value).take(c as usize));
+            out.extend(std::iter::repeat_n(value, c as usize));
             value ^= 1;
         }
         out
@@ -270,7 +270,7 @@ impl Rle {
         if h == 0 || w == 0 {
             return Err(RleError::EmptyImage { h, w });
         }
-        if xy.len() % 2 != 0 {
+        if !xy.len().is_multiple_of(2) {
             return Err(RleError::OddPolygon(xy.len()));
         }
         if xy.is_empty() {
