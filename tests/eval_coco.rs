@@ -239,3 +239,21 @@ fn missing_keys_are_named() {
     let e = err_text(gt_from(&v));
     assert!(e.contains("annotation id 11 appears twice"), "{e}");
 }
+
+#[test]
+fn hostile_polygons_are_bounded() {
+    let started = std::time::Instant::now();
+    let mut v = small_gt();
+    v["annotations"][1]["segmentation"] = json!([[0.0, 0.0, 1e7, 0.0, 1e7, 1e7, 0.0, 1e7]]);
+    let e = err_text(gt_from(&v));
+    assert!(e.contains("annotation id 12") && e.contains("boundary points"), "{e}");
+    v["annotations"][1]["segmentation"] = json!([[0.0, 0.0, 2e8, 0.0, 1.0, 1.0]]);
+    let e = err_text(gt_from(&v));
+    assert!(e.contains("coordinate 2 (200000000)"), "{e}");
+    // Many polygons each under the per-polygon cap still share the file's budget.
+    let poly = json!([0.0, 0.0, 5e5, 0.0, 5e5, 5e5, 0.0, 5e5]);
+    v["annotations"][1]["segmentation"] = Value::Array(vec![poly; 50]);
+    let e = err_text(gt_from(&v));
+    assert!(e.contains("budget"), "{e}");
+    assert!(started.elapsed().as_secs_f64() < 1.0, "took {:?}", started.elapsed());
+}

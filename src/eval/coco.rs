@@ -17,7 +17,7 @@
 //! naming the file, the annotation id (or result index) and the key. Also accepted beyond pycocotools: results
 //! with uncompressed (`counts` list) or polygon masks, a missing `iscrowd` (0).
 
-use super::rle::{iou, Rle, RleError};
+use super::rle::{iou, polygon_points, Rle, RleError, MAX_POLYGON_POINTS};
 use crate::error::{Error, Result};
 use crate::files;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -211,12 +211,28 @@ impl<'de> Deserialize<'de> for RawCounts {
     }
 }
 
-/// A mask of an image of `h x w` from its JSON form. A polygon list whose first polygon has at most 4 numbers is
-/// refused, as pycocotools does (it takes such lists for boxes and fails).
-fn to_rle(segm: &RawSegm, h: u32, w: u32) -> std::result::Result<Rle, String> {
+/// Boundary points all polygons of one file may walk: [`MAX_POLYGON_POINTS`] plus 4096 per byte of the file
+/// (COCO's own polygons walk about 40 per byte), so that the time spent rasterising stays proportional to the
+/// file's size whatever its coordinates.
+fn polygon_budget(file_bytes: usize) -> u64 {
+    MAX_POLYGON_POINTS.saturating_add((file_bytes as u64).saturating_mul(4096))
+}
+
+/// A mask of an image of `h x w` from its JSON form; polygons spend their boundary points from `budget`. A
+/// polygon list whose first polygon has at most 4 numbers is refused, as pycocotools does (it takes such lists for
+/// boxes and fails).
+fn to_rle(segm: &RawSegm, h: u32, w: u32, budget: &mut u64) -> std::result::Result<Rle, String> {
     let e = |e: RleError| e.to_string();
     match segm {
         RawSegm::Polygons(polygons) => {
+            let points = polygons.iter().fold(0u64, |n, p| n.saturating_add(polygon_points(p)));
+            if points > *budget {
+                return Err(format!(
+                    "polygons with {points} boundary points after up-sampling exceed what is left of the file's \
+                     budget ({budget}: {MAX_POLYGON_POINTS} + 4096 per byte of the file)"
+                ));
+            }
+            *budget -= points;
             match polygons.first() {
                 None => return Err("empty polygon list".into()),
                 Some(p) if p.len() <= 4 => {
@@ -280,6 +296,7 @@ impl CocoGt {
         }
         categories.sort_unstable();
         categories.dedup();
+        let mut budget = polygon_budget(bytes.len());
         let mut annotations = Vec::with_capacity(raw.annotations.len());
         let mut ids = HashSet::new();
         for (index, ann) in raw.annotations.into_iter().enumerate() {
@@ -295,7 +312,8 @@ impl CocoGt {
             let &(h, w) = images
                 .get(&image_id)
                 .ok_or_else(|| bad(path, format!("annotation id {id}: image_id {image_id} is not in `images`")))?;
-            let mask = to_rle(segm, h, w).map_err(|m| bad(path, format!("annotation id {id}: segmentation: {m}")))?;
+            let mask = to_rle(segm, h, w, &mut budget)
+                .map_err(|m| bad(path, format!("annotation id {id}: segmentation: {m}")))?;
             let iscrowd = ann.iscrowd.as_ref().is_some_and(Flag::is_set);
             annotations.push(GtAnnotation { id, image_id, category_id, area, iscrowd, mask });
         }
@@ -330,6 +348,7 @@ pub fn parse_results(bytes: &[u8], path: &Path, gt: &CocoGt) -> Result<Vec<Detec
     let raw: Vec<RawResult> = parse_json(bytes, path)?;
     // loadRes takes the area from the box for every result when the first one has a non-empty `bbox`.
     let box_area = raw.first().and_then(|r| r.bbox.as_ref()).is_some_and(|b| !b.is_empty());
+    let mut budget = polygon_budget(bytes.len());
     let mut out = Vec::with_capacity(raw.len());
     for (index, r) in raw.iter().enumerate() {
         let missing = |key: &str| bad(path, format!("result {index}: missing key `{key}`"));
@@ -340,7 +359,7 @@ pub fn parse_results(bytes: &[u8], path: &Path, gt: &CocoGt) -> Result<Vec<Detec
         let &(h, w) = gt.images.get(&image_id).ok_or_else(|| {
             bad(path, format!("result {index}: image_id {image_id} is not in the ground truth's `images`"))
         })?;
-        let mask = to_rle(segm, h, w)
+        let mask = to_rle(segm, h, w, &mut budget)
             .map_err(|m| bad(path, format!("result {index} (image_id {image_id}): segmentation: {m}")))?;
         let area = if box_area {
             match r.bbox.as_deref() {

@@ -279,13 +279,9 @@ impl Rle {
         if let Some((index, &value)) = xy.iter().enumerate().find(|(_, v)| !v.is_finite() || v.abs() > MAX_COORD) {
             return Err(RleError::BadCoordinate { index, value });
         }
-        const SCALE: f64 = 5.0;
         let k = xy.len() / 2;
-        let vx: Vec<i32> = (0..=k).map(|j| c_int(SCALE * xy[2 * (j % k)] + 0.5)).collect();
-        let vy: Vec<i32> = (0..=k).map(|j| c_int(SCALE * xy[2 * (j % k) + 1] + 0.5)).collect();
-        let points: u64 = (0..k)
-            .map(|j| u64::from((vx[j] - vx[j + 1]).unsigned_abs().max((vy[j] - vy[j + 1]).unsigned_abs())) + 1)
-            .sum();
+        let (vx, vy) = upsampled(xy);
+        let points = polygon_points(xy);
         if points > MAX_POLYGON_POINTS {
             return Err(RleError::PolygonTooLong(points));
         }
@@ -395,6 +391,27 @@ impl Rle {
         }
         Rle { h: self.h, w: self.w, counts: out }
     }
+}
+
+/// A polygon's vertices up-sampled by 5 and rounded as `rleFrPoly` does, the first repeated at the end.
+fn upsampled(xy: &[f64]) -> (Vec<i32>, Vec<i32>) {
+    const SCALE: f64 = 5.0;
+    let k = xy.len() / 2;
+    let vx = (0..=k).map(|j| c_int(SCALE * xy[2 * (j % k)] + 0.5)).collect();
+    let vy = (0..=k).map(|j| c_int(SCALE * xy[2 * (j % k) + 1] + 0.5)).collect();
+    (vx, vy)
+}
+
+/// How many boundary points [`Rle::from_polygon`] walks for `xy` (its time is proportional to this): callers
+/// can budget the polygons of a file before rasterising them. Coordinates that [`Rle::from_polygon`] refuses
+/// count as 0 (it refuses them before walking).
+pub fn polygon_points(xy: &[f64]) -> u64 {
+    if xy.len() < 2 || xy.iter().any(|v| !v.is_finite() || v.abs() > MAX_COORD) {
+        return 0;
+    }
+    let k = xy.len() / 2;
+    let (vx, vy) = upsampled(&xy[..2 * k]);
+    (0..k).map(|j| u64::from((vx[j] - vx[j + 1]).unsigned_abs().max((vy[j] - vy[j + 1]).unsigned_abs())) + 1).sum()
 }
 
 /// The boundary walk of [`Rle::from_polygon`]: keeps the previous up-sampled point and the y-boundary points
