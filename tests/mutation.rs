@@ -286,6 +286,16 @@ fn mutants_of_labels() {
     mutate_target("labels", MUTANTS);
 }
 
+#[test]
+fn mutants_of_coco_json() {
+    mutate_target("coco_json", MUTANTS);
+}
+
+#[test]
+fn mutants_of_coco_rle() {
+    mutate_target("coco_rle", MUTANTS);
+}
+
 /// Seeds that a parser refuses would fuzz only its error paths: every seed must be accepted.
 #[test]
 fn every_seed_is_accepted_by_its_parser() {

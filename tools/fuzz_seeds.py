@@ -6,7 +6,7 @@
 The input layouts are those of fuzz/src/harness.rs (a selector byte before a CDR buffer, flags before a frame, ...);
 tests/mutation.rs checks that every seed is still accepted by the parser it seeds. CDR is written by hand here
 (OMG CDR little-endian, alignment counted after the 4-byte encapsulation header); the rest with the reference
-libraries: torch.save, safetensors, mcap, Pillow. Keep the total small (< 200 KiB). Re-running may reorder
+libraries: torch.save, safetensors, mcap, Pillow, pycocotools. Keep the total small (< 200 KiB). Re-running may reorder
 the metadata keys of the safetensors seeds (safetensors writes them from a hash map); nothing else changes.
 """
 
@@ -256,6 +256,51 @@ def safetensors_bytes(tensors, metadata=None):
     return save(tensors, metadata=metadata)
 
 
+def coco_mask(h, w, boxes):
+    """A compressed COCO RLE string (pycocotools) of an h x w mask with the given (y0, y1, x0, x1) boxes set."""
+    import numpy as np
+    from pycocotools import mask as M
+
+    m = np.zeros((h, w), np.uint8, order="F")
+    for (y0, y1, x0, x1) in boxes:
+        m[y0:y1, x0:x1] = 1
+    return M.encode(np.asfortranarray(m))["counts"].decode()
+
+
+def coco_seeds():
+    """coco_json (a length-prefixed ground truth, then results) and coco_rle (form byte, height, width, body)."""
+    from pycocotools import mask as M
+
+    enc = coco_mask
+
+    gt = {"images": [{"id": 1, "height": 6, "width": 8}, {"id": 2, "height": 5, "width": 5}],
+          "categories": [{"id": 1}, {"id": 2}],
+          "annotations": [
+              {"id": 1, "image_id": 1, "category_id": 1, "area": 9.0, "iscrowd": 0,
+               "segmentation": [[1.0, 1.0, 4.5, 1.2, 4.0, 4.0], [5, 5, 7, 5, 7, 6]]},
+              {"id": 2, "image_id": 1, "category_id": 2, "area": 6.0, "iscrowd": 1,
+               "segmentation": {"size": [6, 8], "counts": [20, 3, 3, 3, 19]}},
+              {"id": 3, "image_id": 2, "category_id": 1, "area": 4.0, "iscrowd": 0,
+               "segmentation": {"size": [5, 5], "counts": enc(5, 5, [(1, 3, 1, 3)])}}]}
+    res = [{"image_id": 1, "category_id": 1, "score": 0.9,
+            "segmentation": {"size": [6, 8], "counts": enc(6, 8, [(1, 4, 1, 5), (5, 6, 5, 7)])}},
+           {"image_id": 1, "category_id": 2, "score": 0.5, "segmentation": {"size": [6, 8], "counts": [21, 2, 25]}},
+           {"image_id": 2, "category_id": 1, "score": 0.5,
+            "segmentation": {"size": [5, 5], "counts": enc(5, 5, [(1, 4, 1, 3)])}}]
+    # The strings must be masks pycocotools reads.
+    for r in (gt["annotations"][2]["segmentation"], res[0]["segmentation"]):
+        assert int(M.area({"size": r["size"], "counts": r["counts"].encode()})) > 0
+    g = json.dumps(gt).encode()
+    write("coco_json", "polygons_rle_crowd.bin", struct.pack("<H", len(g)) + g + json.dumps(res).encode())
+    res_box = [dict(r, bbox=[1, 1, 3, 3]) for r in res]
+    write("coco_json", "results_with_bbox.bin", struct.pack("<H", len(g)) + g + json.dumps(res_box).encode())
+    rle = M.frPyObjects([[0.5, 0.5, 8.2, 1.1, 4.4, 9.9]], 10, 12)[0]
+    write("coco_rle", "compressed.bin", bytes([0]) + struct.pack("<HH", 10, 12) + rle["counts"])
+    poly = [2, 2, 30, 4, 20, 36, -8, 18]  # quarter pixels
+    write("coco_rle", "polygon.bin", bytes([1]) + struct.pack("<HH", 12, 10) + struct.pack(f"<{len(poly)}h", *poly))
+    write("coco_rle", "counts.bin", bytes([2]) + struct.pack("<HH", 3, 4) + struct.pack("<4H", 2, 5, 1, 4))
+
+
 def main():
     import torch
 
@@ -362,6 +407,7 @@ def main():
     write("labels", "demo_labels.bin", bytes([0]) + (ROOT / "config" / "demo" / "labels.txt").read_bytes())
     write("labels", "ids_and_markers.bin", b"\x00# comment\nperson\n5: car [thing]\n80: sky [stuff]\n")
     write("labels", "config_id2label.bin", b"\x01" + json.dumps({"id2label": {"0": "road", "3": "tree"}}).encode())
+    coco_seeds()
 
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     print(f"wrote {sum(1 for p in CORPUS.rglob('*') if p.is_file())} seeds, {total} bytes, under {CORPUS}")

@@ -36,6 +36,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pth_pickle", pth_pickle),
     ("linear_head_meta", linear_head_meta),
     ("labels", labels),
+    ("coco_json", coco_json),
+    ("coco_rle", coco_rle),
 ];
 
 /// The message types of [`cdr_messages`], selected by the input's first byte (modulo the length). The seed
@@ -405,4 +407,61 @@ pub fn labels(data: &[u8]) -> bool {
         dinoseg::postprocess::Labels::from_config_json(&scratch.write("config.json", body))
     };
     parsed.is_ok_and(|l| l.len() <= 65_535)
+}
+
+/// A COCO ground-truth file and a results file: bytes 0-1 (LE) the ground truth's length, then the ground truth
+/// ([`dinoseg::eval::coco::CocoGt::from_json`]), then the results ([`dinoseg::eval::coco::parse_results`]); both
+/// parsed, they are evaluated ([`dinoseg::eval::coco::evaluate`]). Accepted: both parsed.
+pub fn coco_json(data: &[u8]) -> bool {
+    use dinoseg::eval::coco;
+    let (len, rest) = match data {
+        [a, b, rest @ ..] => (usize::from(u16::from_le_bytes([*a, *b])), rest),
+        _ => return false,
+    };
+    let (gt_bytes, results_bytes) = rest.split_at(len.min(rest.len()));
+    let Ok(gt) = coco::CocoGt::from_json(gt_bytes, Path::new("gt.json")) else { return false };
+    let Ok(results) = coco::parse_results(results_bytes, Path::new("results.json"), &gt) else { return false };
+    let m = coco::evaluate(&gt, &results);
+    for v in [m.ap, m.ap50, m.ap75, m.ap_small, m.ap_medium, m.ap_large] {
+        assert!(v == -1.0 || (0.0..=1.0).contains(&v), "a COCO metric out of range: {m:?}");
+    }
+    true
+}
+
+/// One COCO mask ([`dinoseg::eval::rle`]): byte 0 the form (0 a compressed `counts` string, 1 a polygon of
+/// 16-bit LE coordinates in quarter pixels, 2 uncompressed counts as 16-bit LE numbers), bytes 1-4 the height and
+/// width (16-bit LE each), the rest the counts or coordinates. A mask read is re-encoded (it must read back the
+/// same), measured (area, box) and compared with itself (IoU 1 unless empty).
+pub fn coco_rle(data: &[u8]) -> bool {
+    use dinoseg::eval::rle::{iou, Rle};
+    let (form, rest) = split_first(data);
+    let (h, w, body) = match rest {
+        [a, b, c, d, body @ ..] => {
+            (u64::from(u16::from_le_bytes([*a, *b])), u64::from(u16::from_le_bytes([*c, *d])), body)
+        }
+        _ => return false,
+    };
+    let words: Vec<u16> = body.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let read = match form % 3 {
+        0 => Rle::from_compressed(h, w, body),
+        1 => {
+            let xy: Vec<f64> = words.iter().map(|&v| f64::from(v as i16) / 4.0).collect();
+            Rle::from_polygon(&xy, h, w)
+        }
+        _ => Rle::from_counts(h, w, &words.iter().map(|&v| i64::from(v)).collect::<Vec<_>>()),
+    };
+    let Ok(rle) = read else { return false };
+    let text = rle.to_compressed();
+    assert_eq!(Rle::from_compressed(h, w, text.as_bytes()).as_ref(), Ok(&rle), "compressed RLE does not read back");
+    let _ = rle.bbox();
+    // pycocotools' IoU loop stops early on empty runs inside the counts (kept, as the reference): only counts
+    // without them must give a mask IoU 1 with itself.
+    let same = iou(&rle, &rle, false);
+    let canonical = rle.counts().iter().skip(1).all(|&c| c > 0);
+    assert!((0.0..=1.0).contains(&same), "IoU of a mask with itself is {same}");
+    assert!(!canonical || rle.area() == 0 || same == 1.0, "IoU of a mask with itself is {same}");
+    if h * w <= 1 << 20 {
+        assert_eq!(rle.decode().len() as u64, h * w);
+    }
+    true
 }
