@@ -15,28 +15,32 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The cases of tools/make_coco_cases.py, generated once into target/coco_cases (DONE marks a complete set; a
-/// generator newer than it makes them again: they take a second).
+/// Runs tools/make_coco_cases.py (with `args` before the folder) into target/NAME unless a complete set (DONE)
+/// newer than the generator is there (they take a second or two).
+fn generated(name: &str, args: &[&str]) -> PathBuf {
+    let dir = root().join("target").join(name);
+    let script = root().join("tools").join("make_coco_cases.py");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stale = match (modified(&dir.join("DONE")), modified(&script)) {
+        (Some(done), Some(made)) => made > done,
+        _ => true,
+    };
+    if stale {
+        let status = Command::new(root().join(".venv").join("bin").join("python"))
+            .arg(&script)
+            .args(args)
+            .arg(&dir)
+            .status()
+            .expect("run tools/make_coco_cases.py with .venv/bin/python (run `make test` to set up)");
+        assert!(status.success(), "tools/make_coco_cases.py failed");
+    }
+    dir
+}
+
+/// The cases of tools/make_coco_cases.py, in target/coco_cases.
 fn cases() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = root().join("target").join("coco_cases");
-        let script = root().join("tools").join("make_coco_cases.py");
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let stale = match (modified(&dir.join("DONE")), modified(&script)) {
-            (Some(done), Some(made)) => made > done,
-            _ => true,
-        };
-        if stale {
-            let status = Command::new(root().join(".venv").join("bin").join("python"))
-                .arg(&script)
-                .arg(&dir)
-                .status()
-                .expect("run tools/make_coco_cases.py with .venv/bin/python (run `make test` to set up)");
-            assert!(status.success(), "tools/make_coco_cases.py failed");
-        }
-        dir
-    })
+    DIR.get_or_init(|| generated("coco_cases", &[]))
 }
 
 fn case_names() -> Vec<String> {
@@ -256,4 +260,39 @@ fn hostile_polygons_are_bounded() {
     let e = err_text(gt_from(&v));
     assert!(e.contains("budget"), "{e}");
     assert!(started.elapsed().as_secs_f64() < 1.0, "took {:?}", started.elapsed());
+}
+
+/// The larger set (300 images of 480x640, about 2,400 objects, 7,600 results): the same stats and RLEs, and both
+/// sides' time. `cargo test --release --test eval_coco -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn larger_set_equals_pycocotools_with_timing() {
+    let dir = generated("coco_large", &["--large"]).join("large");
+    let want = serde_json::from_slice::<Value>(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    let gt = CocoGt::from_file(&dir.join("gt.json")).unwrap();
+    let read = started.elapsed();
+    let results = read_results(&dir.join("results.json"), &gt).unwrap();
+    let loaded = started.elapsed();
+    let got = evaluate(&gt, &results);
+    let total = started.elapsed();
+    for (i, (g, w)) in stats(&got).iter().zip(want["stats"].as_array().unwrap()).enumerate() {
+        assert!((g - w.as_f64().unwrap()).abs() <= 1e-6, "stat {i}: ours {g}, pycocotools {w}");
+    }
+    let by_id: BTreeMap<i64, _> = gt.annotations().iter().map(|a| (a.id, a)).collect();
+    for m in want["gt_masks"].as_array().unwrap() {
+        let id = m["id"].as_i64().unwrap();
+        assert_eq!(by_id[&id].mask.to_compressed(), m["counts"].as_str().unwrap(), "annotation {id}");
+    }
+    eprintln!(
+        "{} GT, {} results: ours {:.3} s (GT read + rasterised {:.3} s, results {:.3} s, evaluation {:.3} s); \
+         pycocotools loadRes + evaluate + accumulate + summarize {:.3} s",
+        gt.annotations().len(),
+        results.len(),
+        total.as_secs_f64(),
+        read.as_secs_f64(),
+        (loaded - read).as_secs_f64(),
+        (total - loaded).as_secs_f64(),
+        want["seconds"].as_f64().unwrap()
+    );
 }

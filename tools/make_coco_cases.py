@@ -2,6 +2,9 @@
 """COCO instance-segmentation cases with pycocotools' answers, for tests/eval_coco.rs (`dinoseg::eval::coco`).
 
 Usage: make_coco_cases.py OUT_DIR
+       make_coco_cases.py --large OUT_DIR   (one larger set for the ignored timing test: 300 images of 480x640,
+                                             about 2,400 objects and 12,000 results; expected.json then also has
+                                             pycocotools' seconds for loadRes + evaluate + accumulate + summarize)
 
 Writes OUT_DIR/CASE/{gt.json, results.json, expected.json} for each case below, then OUT_DIR/DONE (built in
 OUT_DIR.tmp, renamed when complete). expected.json holds what pycocotools 2.0.11 computes from the two files:
@@ -23,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -215,6 +219,13 @@ def build(name, seed):
             iid, h, w = c.image(int(c.rng.integers(30, 200)), int(c.rng.integers(30, 200)))
             c.objects(iid, h, w, int(c.rng.integers(0, 8)), sizes=(2, 80), ties=bool(c.rng.uniform() < 0.5),
                       fp=int(c.rng.integers(0, 4)), wrong_cat=int(c.rng.integers(0, 2)))
+    elif name == "large":
+        for k in range(300):
+            iid, h, w = c.image(480, 640)
+            c.objects(iid, h, w, int(c.rng.integers(2, 14)), sizes=(3, 120), ties=k % 3 == 0, fp=int(c.rng.integers(0, 30)),
+                      wrong_cat=int(c.rng.integers(0, 3)))
+            if k % 10 == 0:
+                c.gt(iid, h, w, 1, [star(c.rng, 320, 240, 150, n=10)], form="counts", crowd=1)
     elif name == "crowded":
         # Overlapping objects of one class, crowd regions over them, a ground truth with id 0 (pycocotools then
         # counts its match as a false positive: dtMatches holds the id), many near-duplicate detections.
@@ -244,14 +255,16 @@ CASES = [("polygons", 1), ("rle_and_crowd", 2), ("empty_images", 3), ("many_dete
          ("sizes", 6), ("bbox_area", 7), ("random", 8), ("crowded", 9)]
 
 
-def expected(gt_path, res_path):
+def expected(gt_path, res_path, bits=True):
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(gt_path)
+        started = time.perf_counter()
         dets = coco.loadRes(res_path)
         ev = COCOeval(coco, dets, "segm")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+        seconds = time.perf_counter() - started
     masks = []
     ref = COCO.__new__(COCO)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -265,18 +278,19 @@ def expected(gt_path, res_path):
         m = mask_utils.decode(rle).reshape(-1, order="F")
         masks.append({"id": ann["id"], "counts": rle["counts"].decode("ascii"),
                       "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                      "bits": np.packbits(m).tobytes().hex(), "pixels": int(m.size)})
+                      "bits": np.packbits(m).tobytes().hex() if bits else None, "pixels": int(m.size)})
     ious = [{"image_id": int(i), "category_id": int(k), "ious": np.asarray(v).tolist()}
             for (i, k), v in sorted(ev.ious.items()) if len(v) > 0]
-    return {"stats": [float(s) for s in ev.stats[:6]], "gt_masks": masks, "ious": ious}
+    return {"stats": [float(s) for s in ev.stats[:6]], "gt_masks": masks, "ious": ious, "seconds": seconds}
 
 
 def main():
-    out = sys.argv[1]
+    large = sys.argv[1] == "--large"
+    out = sys.argv[-1]
     tmp = out + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    for name, seed in CASES:
+    for name, seed in [("large", 10)] if large else CASES:
         d = os.path.join(tmp, name)
         os.makedirs(d)
         gt, results = build(name, seed)
@@ -285,7 +299,7 @@ def main():
             json.dump(gt, f)
         with open(res_path, "w") as f:
             json.dump(results, f)
-        exp = expected(gt_path, res_path)
+        exp = expected(gt_path, res_path, bits=not large)
         with open(os.path.join(d, "expected.json"), "w") as f:
             json.dump(exp, f)
         print(name, len(gt["annotations"]), "gt,", len(results), "results, stats", np.round(exp["stats"], 4).tolist())
