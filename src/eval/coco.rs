@@ -20,10 +20,9 @@
 use super::rle::{iou, polygon_points, Rle, RleError, MAX_POLYGON_POINTS};
 use crate::error::{Error, Result};
 use crate::files;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use json::{Flag, RawCounts, RawGt, RawResult, RawSegm};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::path::Path;
 
 /// Largest GT or results JSON file read (COCO's train2017 instances file is 448 MiB).
@@ -33,6 +32,8 @@ pub const MAX_DETS: usize = 100;
 /// Area ranges `all`, `small`, `medium`, `large` (pycocotools' `areaRng`, bounds inclusive).
 pub const AREA_RANGES: [(f64, f64); 4] = [(0.0, 1e10), (0.0, 1024.0), (1024.0, 9216.0), (9216.0, 1e10)];
 const RECALL_POINTS: usize = 101;
+
+mod json;
 
 /// The six summary numbers of `COCOeval.summarize()` (stats 0-5); -1 where a range has no ground truth.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -86,129 +87,6 @@ pub struct CocoGt {
     images: BTreeMap<i64, (u32, u32)>,
     categories: Vec<i64>,
     annotations: Vec<GtAnnotation>,
-}
-
-// ---- JSON forms ----
-
-#[derive(Deserialize)]
-struct RawGt {
-    images: Vec<RawImage>,
-    annotations: Vec<RawAnn>,
-    categories: Vec<RawCategory>,
-}
-
-#[derive(Deserialize)]
-struct RawImage {
-    id: Option<i64>,
-    height: Option<u64>,
-    width: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct RawCategory {
-    id: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct RawAnn {
-    id: Option<i64>,
-    image_id: Option<i64>,
-    category_id: Option<i64>,
-    segmentation: Option<RawSegm>,
-    area: Option<f64>,
-    iscrowd: Option<Flag>,
-}
-
-#[derive(Deserialize)]
-struct RawResult {
-    image_id: Option<i64>,
-    category_id: Option<i64>,
-    segmentation: Option<RawSegm>,
-    score: Option<f64>,
-    bbox: Option<Vec<f64>>,
-}
-
-/// `iscrowd`: 0/1 or a boolean.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Flag {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-}
-
-impl Flag {
-    fn is_set(&self) -> bool {
-        match *self {
-            Flag::Bool(b) => b,
-            Flag::Int(i) => i != 0,
-            Flag::Float(f) => f != 0.0,
-        }
-    }
-}
-
-/// A `segmentation`: polygons or an RLE object.
-enum RawSegm {
-    Polygons(Vec<Vec<f64>>),
-    Rle(RawRle),
-}
-
-#[derive(Deserialize)]
-struct RawRle {
-    size: Option<Vec<u64>>,
-    counts: Option<RawCounts>,
-}
-
-/// An RLE's `counts`: a compressed string or a list of run lengths.
-enum RawCounts {
-    Text(String),
-    List(Vec<i64>),
-}
-
-impl<'de> Deserialize<'de> for RawSegm {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawSegm;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of polygons or an RLE object {\"size\", \"counts\"}")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<RawSegm, A::Error> {
-                let mut polygons = Vec::new();
-                while let Some(p) = seq.next_element::<Vec<f64>>()? {
-                    polygons.push(p);
-                }
-                Ok(RawSegm::Polygons(polygons))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<RawSegm, A::Error> {
-                RawRle::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawSegm::Rle)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for RawCounts {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawCounts;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a compressed RLE string or a list of run lengths")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<RawCounts, E> {
-                Ok(RawCounts::Text(s.to_string()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<RawCounts, A::Error> {
-                let mut counts = Vec::new();
-                while let Some(c) = seq.next_element::<i64>()? {
-                    counts.push(c);
-                }
-                Ok(RawCounts::List(counts))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// Boundary points all polygons of one file may walk: [`MAX_POLYGON_POINTS`] plus 4096 per byte of the file
