@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod files;
 pub mod messages;
 pub mod model;
