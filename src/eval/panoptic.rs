@@ -83,13 +83,29 @@ pub struct PanopticEval {
     images: usize,
 }
 
-/// Pixel count per id of a map.
-fn areas(map: &LabelMap) -> BTreeMap<u32, u64> {
-    let mut counts: HashMap<u32, u64> = HashMap::new();
-    for &v in &map.values {
-        *counts.entry(v).or_default() += 1;
+/// How many times each value occurs, sorted by value (counted in runs: neighbouring pixels mostly share ids).
+fn counts<K: Copy + Eq + Ord + std::hash::Hash>(values: impl Iterator<Item = K>) -> BTreeMap<K, u64> {
+    let mut counts: HashMap<K, u64> = HashMap::new();
+    let mut run: Option<(K, u64)> = None;
+    for v in values {
+        match &mut run {
+            Some((k, n)) if *k == v => *n += 1,
+            _ => {
+                if let Some((k, n)) = run.replace((v, 1)) {
+                    *counts.entry(k).or_default() += n;
+                }
+            }
+        }
+    }
+    if let Some((k, n)) = run {
+        *counts.entry(k).or_default() += n;
     }
     counts.into_iter().collect()
+}
+
+/// Pixel count per id of a map.
+fn areas(map: &LabelMap) -> BTreeMap<u32, u64> {
+    counts(map.values.iter().copied())
 }
 
 /// Checks that the PNG's ids and `segments_info` agree (and, for the ground truth, the areas and categories).
@@ -153,11 +169,7 @@ impl PanopticEval {
         check_segments(pred, pred_png, &pred_areas, &self.categories, "prediction")?;
         check_segments(gt, gt_png, &gt_areas, &self.categories, "ground truth")?;
 
-        let mut inter: HashMap<(u32, u32), u64> = HashMap::new();
-        for (&g, &p) in gt_png.values.iter().zip(&pred_png.values) {
-            *inter.entry((g, p)).or_default() += 1;
-        }
-        let inter: BTreeMap<(u32, u32), u64> = inter.into_iter().collect();
+        let inter = counts(gt_png.values.iter().copied().zip(pred_png.values.iter().copied()));
         let gt_segs: BTreeMap<u32, _> = gt.segments_info.iter().map(|s| (s.id, s)).collect();
         let pred_segs: BTreeMap<u32, _> = pred.segments_info.iter().map(|s| (s.id, s)).collect();
         let area = |areas: &BTreeMap<u32, u64>, id: u32| areas.get(&id).copied().unwrap_or(0);
