@@ -304,3 +304,30 @@ pub fn evaluate_files(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir:
     }
     Ok(eval.result())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::panoptic_json::parse_ground_truth;
+
+    #[test]
+    fn void_leaves_the_union_and_a_prediction_on_void_is_ignored() {
+        let gt = r#"{"annotations": [{"image_id": 1, "file_name": "a.png", "segments_info":
+            [{"id": 1, "category_id": 3, "area": 2}]}], "categories": [{"id": 3, "isthing": 1}, {"id": 4, "isthing": 0}]}"#;
+        let gt = parse_ground_truth(gt, "gt.json").unwrap();
+        let pred = r#"{"annotations": [{"image_id": 1, "file_name": "a.png", "segments_info":
+            [{"id": 5, "category_id": 3}, {"id": 6, "category_id": 4}]}]}"#;
+        let pred = crate::eval::panoptic_json::parse_predictions(pred, "pred.json").unwrap();
+        let g = LabelMap::new("g.png", 4, 1, vec![1, 1, 0, 0]).unwrap();
+        let p = LabelMap::new("p.png", 4, 1, vec![5, 5, 5, 6]).unwrap();
+        let mut eval = PanopticEval::new(gt.categories.clone());
+        eval.add(&gt.annotations[0], &g, &pred[0], &p).unwrap();
+        let r = eval.result();
+        // seg 5: inter 2, union 3 + 2 - 2 - 1 (on void) = 2: IoU 1; seg 6 lies on void: ignored
+        assert_eq!((r.all.pq, r.all.n, r.stuff.n), (Some(1.0), 1, 0));
+        let bad = LabelMap::new("p.png", 4, 1, vec![5, 5, 7, 6]).unwrap();
+        let e = eval.add(&gt.annotations[0], &g, &pred[0], &bad).unwrap_err().to_string();
+        assert!(e.contains("image_id 1") && e.contains("segment id 7 is in the PNG p.png"), "{e}");
+        assert_eq!(eval.result(), r);
+    }
+}
