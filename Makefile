@@ -94,4 +94,4 @@ gpu-carry: build
 	cp $$(ls -t target/release/deps/precision-* | grep -v '\.d$$' | head -1) bench/carry/
 
 clean:
-	rm -rf target/fixtures target/test-tmp
+	rm -rf target/fixtures target/test-tmp target/eval_cases

@@ -296,6 +296,11 @@ fn mutants_of_coco_rle() {
     mutate_target("coco_rle", MUTANTS);
 }
 
+#[test]
+fn mutants_of_eval_panoptic_json() {
+    mutate_target("eval_panoptic_json", MUTANTS);
+}
+
 /// Seeds that a parser refuses would fuzz only its error paths: every seed must be accepted.
 #[test]
 fn every_seed_is_accepted_by_its_parser() {

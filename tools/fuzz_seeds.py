@@ -301,6 +301,40 @@ def coco_seeds():
     write("coco_rle", "counts.bin", bytes([2]) + struct.pack("<HH", 3, 4) + struct.pack("<4H", 2, 5, 1, 4))
 
 
+def eval_seeds():
+    """`dinoseg eval`: panoptic JSONs, label PNGs, and a ground truth with its RGB id PNG."""
+    from PIL import Image
+
+    import numpy as np
+
+    cats = [{"id": 1, "name": "person", "isthing": 1}, {"id": 7, "name": "road", "isthing": 0}]
+    segs = [{"id": 1, "category_id": 7, "area": 8, "iscrowd": 0}, {"id": 70000, "category_id": 1, "area": 4},
+            {"id": 513, "category_id": 1, "area": 3, "iscrowd": 1}]
+    gt = {"annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": segs},
+                          {"image_id": "b", "file_name": "b.png", "segments_info": []}], "categories": cats}
+    write("eval_panoptic_json", "gt.bin", b"\x00" + json.dumps(gt).encode())
+    pred = {"annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": segs[:2]}]}
+    write("eval_panoptic_json", "pred.bin", b"\x01" + json.dumps(pred).encode())
+
+    def png(arr, mode=None, palette=False):
+        img = Image.fromarray(arr) if mode is None else Image.fromarray(arr, mode=mode)
+        if palette:
+            img.putpalette([i % 256 for i in range(48)])
+        out = io.BytesIO()
+        img.save(out, "PNG", bits=4) if palette else img.save(out, "PNG")
+        return out.getvalue()
+
+    labels = (np.arange(12).reshape(3, 4) % 5).astype(np.uint8)
+    write("eval_panoptic_json", "labels_grey8.bin", b"\x02" + png(labels))
+    write("eval_panoptic_json", "labels_grey16.bin", b"\x02" + png((labels.astype(np.uint16) * 300)))
+    write("eval_panoptic_json", "labels_palette4.bin", b"\x02" + png(labels, mode="P", palette=True))
+    ids = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 70000], [70000, 70000, 70000, 513, 513], [0, 0, 0, 513, 0]])
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
+    gt1 = json.dumps({"annotations": gt["annotations"][:1], "categories": cats}).encode()
+    body = len(gt1).to_bytes(2, "little") + gt1 + png(rgb)
+    write("eval_panoptic_json", "gt_with_png.bin", b"\x03" + body)
+
+
 def main():
     import torch
 
@@ -408,6 +442,8 @@ def main():
     write("labels", "ids_and_markers.bin", b"\x00# comment\nperson\n5: car [thing]\n80: sky [stuff]\n")
     write("labels", "config_id2label.bin", b"\x01" + json.dumps({"id2label": {"0": "road", "3": "tree"}}).encode())
     coco_seeds()
+
+    eval_seeds()
 
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     print(f"wrote {sum(1 for p in CORPUS.rglob('*') if p.is_file())} seeds, {total} bytes, under {CORPUS}")

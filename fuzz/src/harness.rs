@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("labels", labels),
     ("coco_json", coco_json),
     ("coco_rle", coco_rle),
+    ("eval_panoptic_json", eval_panoptic_json),
 ];
 
 /// The message types of [`cdr_messages`], selected by the input's first byte (modulo the length). The seed
@@ -464,4 +465,33 @@ pub fn coco_rle(data: &[u8]) -> bool {
         assert_eq!(rle.decode().len() as u64, h * w);
     }
     true
+}
+
+/// `dinoseg eval`'s readers of outside data, by byte 0 mod 4: 0 a COCO panoptic ground-truth JSON, 1 a panoptic
+/// prediction JSON (`eval::panoptic_json`); 2 a label-map PNG (`eval::label_png::decode_label_png`); 3 a
+/// ground-truth JSON (length in the next 2 bytes, little-endian) and an RGB id PNG, its first annotation scored
+/// against itself (`eval::label_png::decode_id_png`, `eval::panoptic::PanopticEval::add`: the PNG/segments_info
+/// checks and the matching).
+pub fn eval_panoptic_json(data: &[u8]) -> bool {
+    use dinoseg::eval::{label_png, panoptic, panoptic_json};
+    let (selector, body) = split_first(data);
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
+    match selector % 4 {
+        0 => text(body).is_some_and(|t| panoptic_json::parse_ground_truth(&t, "gt.json").is_ok()),
+        1 => text(body).is_some_and(|t| panoptic_json::parse_predictions(&t, "pred.json").is_ok()),
+        2 => label_png::decode_label_png(body, "labels.png").is_ok(),
+        _ => {
+            let len = body.get(..2).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+            let rest = body.get(2..).unwrap_or_default();
+            let (json, png) = rest.split_at(len.min(rest.len()));
+            let Some(gt) = text(json).and_then(|t| panoptic_json::parse_ground_truth(&t, "gt.json").ok()) else {
+                return false;
+            };
+            let (Some(ann), Ok(ids)) = (gt.annotations.first(), label_png::decode_id_png(png, "ids.png")) else {
+                return false;
+            };
+            let mut eval = panoptic::PanopticEval::new(gt.categories.clone());
+            eval.add(ann, &ids, ann, &ids).is_ok() && eval.result().all.pq.is_none_or(|pq| (pq - 1.0).abs() < 1e-9)
+        }
+    }
 }

@@ -101,6 +101,10 @@ enum Command {
         #[arg(long)]
         files: Option<PathBuf>,
     },
+    /// Segmentation metrics from standard files, as the reference implementations compute them: semantic label
+    /// PNGs (mIoU, pixel accuracy; mmseg) or COCO panoptic sets (PQ, SQ, RQ; panopticapi). The mode follows
+    /// from the flags given; the metrics are printed and written to --json.
+    Eval(eval::EvalArgs),
     /// Validate a parameters file: every bad key is named; non-zero exit if any.
     CheckParams { file: PathBuf },
     /// End-to-end latency of the node's core (message in, messages out, in-memory transport) on the models of a
@@ -114,6 +118,7 @@ enum Command {
 mod bench;
 mod bench_core;
 mod demo;
+mod eval;
 mod flags;
 
 fn main() -> ExitCode {
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::BenchWorker(args) => bench::run(&args),
         Command::BenchCore(args) => bench_core::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Run { params, input, output, all_topics, max_frames, stats_json, files } => {
             let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames, files, stats_json };
             return run(&opts);

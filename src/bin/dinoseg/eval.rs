@@ -1,0 +1,209 @@
+//! `dinoseg eval`: segmentation metrics from standard files ([`dinoseg::eval`]). One subcommand, the mode chosen
+//! by which flags are given (each mode is one entry of [`MODES`] and one arm of [`run`]):
+//! semantic (label PNG folders: mIoU, pixel accuracy) and panoptic (COCO panoptic sets: PQ, SQ, RQ).
+//! Flags of two modes, or a mode's flags missing, are refused naming them. Prints a table and writes the
+//! metrics as JSON (atomically; never over an input).
+
+use crate::flags;
+use dinoseg::eval::{panoptic, semantic};
+use dinoseg::files::{refuse_overwrite, write_atomic};
+use dinoseg::{Error, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Semantic: folder of predicted label PNGs (8- or 16-bit grey, one class id per pixel), named as the
+    /// ground truth's.
+    #[arg(long, help_heading = "Semantic")]
+    pred_dir: Option<PathBuf>,
+    /// Semantic: folder of ground-truth label PNGs.
+    #[arg(long, help_heading = "Semantic")]
+    gt_dir: Option<PathBuf>,
+    /// Semantic: number of classes K (ids 0..K-1), 1 to 65536.
+    #[arg(long, help_heading = "Semantic", value_parser = flags::count_u32(1, 65_536))]
+    num_classes: Option<u32>,
+    /// Semantic: ground-truth value left out of the metrics [default: 255].
+    #[arg(long, help_heading = "Semantic", value_parser = flags::count_u32(0, 65_535))]
+    ignore_index: Option<u32>,
+    /// Panoptic: ground-truth COCO panoptic JSON (annotations, segments_info, categories with isthing).
+    #[arg(long, help_heading = "Panoptic", value_name = "GT.json")]
+    panoptic_gt: Option<PathBuf>,
+    /// Panoptic: folder of the ground truth's RGB id PNGs.
+    #[arg(long, help_heading = "Panoptic")]
+    panoptic_gt_dir: Option<PathBuf>,
+    /// Panoptic: predicted COCO panoptic JSON (annotations with segments_info, paired by image_id).
+    #[arg(long, help_heading = "Panoptic", value_name = "PRED.json")]
+    panoptic_pred: Option<PathBuf>,
+    /// Panoptic: folder of the predictions' RGB id PNGs.
+    #[arg(long, help_heading = "Panoptic")]
+    panoptic_pred_dir: Option<PathBuf>,
+    /// Write the metrics to this JSON file (fractions in [0, 1]; null where undefined).
+    #[arg(long, value_name = "OUT.json")]
+    json: PathBuf,
+}
+
+/// A mode: its name, the flags it needs and the flags it may take.
+struct Mode {
+    name: &'static str,
+    required: &'static [&'static str],
+    optional: &'static [&'static str],
+}
+
+/// Every mode, in the order shown in errors.
+const MODES: &[Mode] = &[
+    Mode { name: "semantic", required: &["--pred-dir", "--gt-dir", "--num-classes"], optional: &["--ignore-index"] },
+    Mode {
+        name: "panoptic",
+        required: &["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir"],
+        optional: &[],
+    },
+];
+
+impl EvalArgs {
+    /// The mode flags given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        let flags: [(&'static str, bool); 8] = [
+            ("--pred-dir", self.pred_dir.is_some()),
+            ("--gt-dir", self.gt_dir.is_some()),
+            ("--num-classes", self.num_classes.is_some()),
+            ("--ignore-index", self.ignore_index.is_some()),
+            ("--panoptic-gt", self.panoptic_gt.is_some()),
+            ("--panoptic-gt-dir", self.panoptic_gt_dir.is_some()),
+            ("--panoptic-pred", self.panoptic_pred.is_some()),
+            ("--panoptic-pred-dir", self.panoptic_pred_dir.is_some()),
+        ];
+        flags.into_iter().filter(|(_, on)| *on).map(|(name, _)| name).collect()
+    }
+}
+
+/// The one mode the given flags select: refused when they belong to two modes, or a mode's flags are missing.
+fn select_mode(given: &[&str]) -> Result<&'static str> {
+    let usage = || MODES.iter().map(|m| format!("{}: {}", m.name, m.required.join(" "))).collect::<Vec<_>>().join("; ");
+    let touched: Vec<&Mode> =
+        MODES.iter().filter(|m| given.iter().any(|g| m.required.contains(g) || m.optional.contains(g))).collect();
+    let mode = match touched.as_slice() {
+        [] => return Err(Error::parameter("dinoseg eval", format!("give the flags of one mode ({})", usage()))),
+        [mode] => mode,
+        [a, b, ..] => {
+            let of = |m: &Mode| {
+                let flags: Vec<&str> =
+                    given.iter().copied().filter(|g| m.required.contains(g) || m.optional.contains(g)).collect();
+                format!("{} ({})", m.name, flags.join(" "))
+            };
+            return Err(Error::parameter("dinoseg eval", format!("flags of two modes: {} and {}", of(a), of(b))));
+        }
+    };
+    let missing: Vec<&str> = mode.required.iter().copied().filter(|r| !given.contains(r)).collect();
+    if !missing.is_empty() {
+        return Err(Error::parameter(
+            "dinoseg eval",
+            format!("{} evaluation also needs {}", mode.name, missing.join(", ")),
+        ));
+    }
+    Ok(mode.name)
+}
+
+/// Refuses a `--json` that is an input, or a PNG inside an input folder (it would be read as an input).
+fn refuse_json_target(json: &Path, inputs: &[&Path], dirs: &[&Path]) -> Result<()> {
+    refuse_overwrite(json, inputs, "--json")?;
+    let is_png = json.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let parent = json.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if is_png && dirs.iter().any(|d| dinoseg::files::same_file(parent, d)) {
+        return Err(Error::file(json, "--json is a PNG inside an input folder: refusing to write there"));
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(format!("metrics JSON: {e}")))?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{:.2}", 100.0 * v))
+}
+
+pub fn run(a: &EvalArgs) -> Result<()> {
+    let missing = || Error::Internal("eval mode without its flags".to_string());
+    match select_mode(&a.given())? {
+        "semantic" => {
+            let (pred, gt, k) = match (&a.pred_dir, &a.gt_dir, a.num_classes) {
+                (Some(p), Some(g), Some(k)) => (p, g, k),
+                _ => return Err(missing()),
+            };
+            refuse_json_target(&a.json, &[pred, gt], &[pred, gt])?;
+            let report = semantic::evaluate_dirs(pred, gt, k, a.ignore_index.unwrap_or(255))?;
+            if report.predictions_without_gt > 0 {
+                eprintln!(
+                    "warning: {} prediction file(s) in {} have no ground truth (ignored)",
+                    report.predictions_without_gt,
+                    pred.display()
+                );
+            }
+            let r = &report.result;
+            println!("{:>6}  {:>7}", "class", "IoU %");
+            for c in r.per_class.iter().filter(|c| c.iou.is_some()) {
+                println!("{:>6}  {:>7}", c.id, pct(c.iou));
+            }
+            let present = r.per_class.iter().filter(|c| c.iou.is_some()).count();
+            println!(
+                "mIoU {} % over {present} classes, pixel accuracy {} %, {} images",
+                pct(r.miou),
+                pct(r.pixel_acc),
+                r.images
+            );
+            write_json(&a.json, r)
+        }
+        "panoptic" => {
+            let (gj, gd, pj, pd) = match (&a.panoptic_gt, &a.panoptic_gt_dir, &a.panoptic_pred, &a.panoptic_pred_dir) {
+                (Some(gj), Some(gd), Some(pj), Some(pd)) => (gj, gd, pj, pd),
+                _ => return Err(missing()),
+            };
+            refuse_json_target(&a.json, &[gj, gd, pj, pd], &[gd, pd])?;
+            let r = panoptic::evaluate_files(gj, gd, pj, pd)?;
+            println!(
+                "{:>24}  {:>6}  {:>6}  {:>6}  {:>4} {:>4} {:>4}",
+                "category", "PQ %", "SQ %", "RQ %", "TP", "FP", "FN"
+            );
+            for (id, c) in r.per_class.iter().filter(|(_, c)| c.tp + c.fp + c.fn_ > 0) {
+                let name: String = format!("{id} {}", c.name).chars().take(24).collect();
+                println!(
+                    "{name:>24}  {:>6.2}  {:>6.2}  {:>6.2}  {:>4} {:>4} {:>4}",
+                    100.0 * c.pq,
+                    100.0 * c.sq,
+                    100.0 * c.rq,
+                    c.tp,
+                    c.fp,
+                    c.fn_
+                );
+            }
+            println!("{:>24}  {:>6}  {:>6}  {:>6}  {:>4}", "", "PQ %", "SQ %", "RQ %", "n");
+            for (name, s) in [("All", &r.all), ("Things", &r.things), ("Stuff", &r.stuff)] {
+                println!("{name:>24}  {:>6}  {:>6}  {:>6}  {:>4}", pct(s.pq), pct(s.sq), pct(s.rq), s.n);
+            }
+            println!("{} images", r.images);
+            write_json(&a.json, &r)
+        }
+        _ => Err(missing()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_mode;
+
+    #[test]
+    fn modes_are_chosen_by_flags_and_refused_when_mixed_or_incomplete() {
+        assert_eq!(select_mode(&["--pred-dir", "--gt-dir", "--num-classes"]).unwrap(), "semantic");
+        let e = select_mode(&["--pred-dir", "--num-classes"]).unwrap_err().to_string();
+        assert!(e.contains("semantic evaluation also needs --gt-dir"), "{e}");
+        let e = select_mode(&["--pred-dir", "--panoptic-gt"]).unwrap_err().to_string();
+        assert!(e.contains("semantic (--pred-dir) and panoptic (--panoptic-gt)"), "{e}");
+        let e = select_mode(&[]).unwrap_err().to_string();
+        assert!(e.contains("panoptic: --panoptic-gt"), "{e}");
+        assert!(select_mode(&["--ignore-index"]).is_err());
+    }
+}
