@@ -106,6 +106,8 @@ enum Command {
     /// End-to-end latency of the node's core (message in, messages out, in-memory transport) on the models of a
     /// params file: one frame at a time, or cameras streaming at a rate.
     BenchCore(bench_core::BenchCoreArgs),
+    /// Train a DINOv3 linear head on a frozen encoder from images and label PNGs (see `train-head --help`).
+    TrainHead(Box<train_head::TrainHeadArgs>),
     /// Benchmark worker: times forward passes on request (driven by bench/*.py).
     #[command(hide = true)]
     BenchWorker(bench::BenchArgs),
@@ -115,6 +117,7 @@ mod bench;
 mod bench_core;
 mod demo;
 mod flags;
+mod train_head;
 
 fn main() -> ExitCode {
     dinoseg::error::install_quiet_panic_hook();
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::BenchWorker(args) => bench::run(&args),
         Command::BenchCore(args) => bench_core::run(&args),
+        Command::TrainHead(args) => train_head::run(&args),
         Command::Run { params, input, output, all_topics, max_frames, stats_json, files } => {
             let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames, files, stats_json };
             return run(&opts);
