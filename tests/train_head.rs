@@ -106,7 +106,7 @@ fn options(dir: &Path, train: (PathBuf, PathBuf), val: Option<(PathBuf, PathBuf)
         out: dir.join("head.safetensors"),
         fit: FitOptions {
             epochs: 40,
-            lr: 1e-2,
+            lr: 1e-3,
             weight_decay: 1e-3,
             batch: 4,
             seed: 7,
@@ -303,7 +303,10 @@ fn cli_trains_a_convnext_head_with_four_layers() {
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("MB of features") && stderr.contains("epoch    3") && stderr.contains("val mIoU"), "{stderr}");
+    assert!(
+        stderr.contains("MB of features") && stderr.contains("epoch    3") && stderr.contains("val mIoU"),
+        "{stderr}"
+    );
     let (head, _vs) = LinearHead::load(&out, Device::Cpu).unwrap();
     let want = LinearHeadConfig {
         num_classes: 3,

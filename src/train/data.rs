@@ -98,7 +98,10 @@ pub fn pair_files(images: &Path, labels: &Path) -> Result<Vec<(PathBuf, PathBuf)
             None => {
                 return Err(Error::file(
                     img,
-                    format!("no label PNG of stem `{stem}` in {} (labels pair with images by file stem)", labels.display()),
+                    format!(
+                        "no label PNG of stem `{stem}` in {} (labels pair with images by file stem)",
+                        labels.display()
+                    ),
                 ))
             }
         }

@@ -174,7 +174,9 @@ fn train_step(
                 let target = it.labels.to_kind(Kind::Int64).unsqueeze(0);
                 let valid = target.ne(i64::from(super::data::IGNORE));
                 let d = match weights {
-                    Some(w) => (w.take(&target.where_scalarother(&valid, 0)) * valid.to_kind(Kind::Float)).sum(Kind::Double),
+                    Some(w) => {
+                        (w.take(&target.where_scalarother(&valid, 0)) * valid.to_kind(Kind::Float)).sum(Kind::Double)
+                    }
                     None => valid.sum(Kind::Double),
                 };
                 let l = full.cross_entropy_loss(&target, weights, Reduction::Sum, i64::from(super::data::IGNORE), 0.0);

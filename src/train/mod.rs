@@ -117,13 +117,8 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
     config.select(&info, encoder.what).map_err(Error::Input)?;
     let multiple = encoder.size_multiple().max(1) as u32;
     let policy = opts.resize.with_multiple(multiple.max(opts.resize.multiple));
-    let spec = features::CacheSpec {
-        config: &config,
-        policy,
-        device: opts.device,
-        kind: opts.cache_kind,
-        flip: opts.flip,
-    };
+    let spec =
+        features::CacheSpec { config: &config, policy, device: opts.device, kind: opts.cache_kind, flip: opts.flip };
     let t = std::time::Instant::now();
     let train_cache = features::build_cache(&encoder, &train, &spec)?;
     let val_cache = if val.is_empty() {

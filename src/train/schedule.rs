@@ -121,7 +121,7 @@ pub fn write_head_file(path: &Path, tensors: &[(String, Tensor)], metadata: &[(S
         header.insert(name.clone(), entry);
     }
     let mut text = serde_json::Value::Object(header).to_string().into_bytes();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut bytes = Vec::with_capacity(8 + text.len() + data.len());
