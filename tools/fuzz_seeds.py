@@ -222,6 +222,17 @@ def write(target, name, data):
     (d / name).write_bytes(data)
 
 
+def label_png(mode, rows):
+    """A greyscale label PNG (8-bit `L` or 16-bit `I;16`) of class ids."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.array(rows, dtype=np.uint8 if mode == "L" else np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def mcap_bag(compression, chunked=True, compressed_images=False):
     from mcap.writer import CompressionType, Writer
 
@@ -362,6 +373,8 @@ def main():
     write("labels", "demo_labels.bin", bytes([0]) + (ROOT / "config" / "demo" / "labels.txt").read_bytes())
     write("labels", "ids_and_markers.bin", b"\x00# comment\nperson\n5: car [thing]\n80: sky [stuff]\n")
     write("labels", "config_id2label.bin", b"\x01" + json.dumps({"id2label": {"0": "road", "3": "tree"}}).encode())
+    write("label_png", "grey8.png", label_png("L", [[0, 1, 2, 255], [2, 1, 0, 255]]))
+    write("label_png", "grey16.png", label_png("I;16", [[0, 300, 2, 255], [65535, 1, 0, 7]]))
 
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     print(f"wrote {sum(1 for p in CORPUS.rglob('*') if p.is_file())} seeds, {total} bytes, under {CORPUS}")

@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pth_pickle", pth_pickle),
     ("linear_head_meta", linear_head_meta),
     ("labels", labels),
+    ("label_png", label_png),
 ];
 
 /// The message types of [`cdr_messages`], selected by the input's first byte (modulo the length). The seed
@@ -405,4 +406,18 @@ pub fn labels(data: &[u8]) -> bool {
         dinoseg::postprocess::Labels::from_config_json(&scratch.write("config.json", body))
     };
     parsed.is_ok_and(|l| l.len() <= 65_535)
+}
+
+/// A label PNG of `dinoseg train-head` (8/16-bit greyscale class ids): decoded, then the checks and the flip the
+/// trainer runs on it.
+pub fn label_png(data: &[u8]) -> bool {
+    match dinoseg::train::data::parse_label_png(data, "fuzz.png") {
+        Ok(m) => {
+            let _ = m.first_out_of_range(3);
+            let _ = m.max_class();
+            let f = m.flipped();
+            f.ids.len() as u64 == u64::from(m.width) * u64::from(m.height)
+        }
+        Err(_) => false,
+    }
 }
