@@ -73,7 +73,7 @@ impl Encoder {
 pub struct Item {
     /// The head's input [1, C, h, w] in the cache dtype, on the training device.
     pub features: Tensor,
-    /// Class ids [H, W] (int32, 255 ignored) on the training device.
+    /// Class ids [H, W] (uint8 when every id fits, else int32; 255 ignored) on the training device.
     pub labels: Tensor,
     /// The geometry that maps the strided logits back to the label size (as inference does).
     pub letterbox: Letterbox,
@@ -123,7 +123,7 @@ pub fn build_cache(encoder: &Encoder, samples: &[Sample], spec: &CacheSpec) -> R
             let features = guarded(|| features.to_kind(spec.kind).contiguous())?;
             let labels = label_tensor(lab.as_ref(), spec.device)?;
             cache.feature_bytes += (features.numel() * spec.kind.elt_size_in_bytes()) as u64;
-            cache.label_bytes += (labels.numel() * 4) as u64;
+            cache.label_bytes += (labels.numel() * labels.kind().elt_size_in_bytes()) as u64;
             cache.items.push(Item { features, labels, letterbox });
         }
     }
@@ -160,8 +160,15 @@ pub fn concat_maps(maps: &[FeatureMap], want: usize, source: &std::path::Path) -
     })
 }
 
-/// A label map as an int32 [H, W] tensor on `device`.
+/// A label map as an [H, W] tensor on `device`: uint8 when every id is at most 255 (a quarter of int32's
+/// memory), else int32.
 pub fn label_tensor(labels: &LabelMap, device: Device) -> Result<Tensor> {
-    let ids: Vec<i32> = labels.ids.iter().map(|&v| i32::from(v)).collect();
-    guarded(|| Tensor::from_slice(&ids).view([i64::from(labels.height), i64::from(labels.width)]).to_device(device))
+    let shape = [i64::from(labels.height), i64::from(labels.width)];
+    if labels.ids.iter().all(|&v| v <= 255) {
+        let ids: Vec<u8> = labels.ids.iter().map(|&v| v as u8).collect();
+        guarded(|| Tensor::from_slice(&ids).view(shape).to_device(device))
+    } else {
+        let ids: Vec<i32> = labels.ids.iter().map(|&v| i32::from(v)).collect();
+        guarded(|| Tensor::from_slice(&ids).view(shape).to_device(device))
+    }
 }

@@ -86,6 +86,9 @@ pub struct TrainHeadArgs {
     /// (long side capped at 2048), as `dinoseg run` does by default.
     #[arg(long, value_parser = flags::count_u32(1, u64::from(flags::MAX_SIDE)))]
     short_side: Option<u32>,
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long, value_parser = flags::count(1, 1024))]
+    threads: Option<usize>,
 }
 
 fn parse_layers(s: &str) -> Result<LayerSelection, String> {
@@ -132,6 +135,9 @@ impl Progress for Stderr {
 }
 
 pub fn run(a: &TrainHeadArgs) -> dinoseg::Result<()> {
+    if let Some(t) = a.threads {
+        tch::set_num_threads(t as i32);
+    }
     let resize = match a.short_side {
         Some(s) => ResizePolicy::short_side(s),
         None => ResizePolicy::default(),
