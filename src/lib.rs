@@ -23,5 +23,6 @@ pub mod render;
 pub mod runner;
 pub mod segmenter;
 pub mod topics;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -301,6 +301,11 @@ fn mutants_of_eval_panoptic_json() {
     mutate_target("eval_panoptic_json", MUTANTS);
 }
 
+#[test]
+fn mutants_of_label_png() {
+    mutate_target("label_png", MUTANTS);
+}
+
 /// Seeds that a parser refuses would fuzz only its error paths: every seed must be accepted.
 #[test]
 fn every_seed_is_accepted_by_its_parser() {

@@ -222,6 +222,17 @@ def write(target, name, data):
     (d / name).write_bytes(data)
 
 
+def label_png(mode, rows):
+    """A greyscale label PNG (8-bit `L` or 16-bit `I;16`) of class ids."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.array(rows, dtype=np.uint8 if mode == "L" else np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def mcap_bag(compression, chunked=True, compressed_images=False):
     from mcap.writer import CompressionType, Writer
 
@@ -444,6 +455,8 @@ def main():
     coco_seeds()
 
     eval_seeds()
+    write("label_png", "grey8.png", label_png("L", [[0, 1, 2, 255], [2, 1, 0, 255]]))
+    write("label_png", "grey16.png", label_png("I;16", [[0, 300, 2, 255], [65535, 1, 0, 7]]))
 
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     print(f"wrote {sum(1 for p in CORPUS.rglob('*') if p.is_file())} seeds, {total} bytes, under {CORPUS}")

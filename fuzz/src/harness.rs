@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("coco_json", coco_json),
     ("coco_rle", coco_rle),
     ("eval_panoptic_json", eval_panoptic_json),
+    ("label_png", label_png),
 ];
 
 /// The message types of [`cdr_messages`], selected by the input's first byte (modulo the length). The seed
@@ -493,5 +494,19 @@ pub fn eval_panoptic_json(data: &[u8]) -> bool {
             let mut eval = panoptic::PanopticEval::new(gt.categories.clone());
             eval.add(ann, &ids, ann, &ids).is_ok() && eval.result().all.pq.is_none_or(|pq| (pq - 1.0).abs() < 1e-9)
         }
+    }
+}
+
+/// A label PNG of `dinoseg train-head` (8/16-bit greyscale class ids): decoded, then the checks and the flip the
+/// trainer runs on it.
+pub fn label_png(data: &[u8]) -> bool {
+    match dinoseg::train::data::parse_label_png(data, "fuzz.png") {
+        Ok(m) => {
+            let _ = m.first_out_of_range(3);
+            let _ = m.max_class();
+            let f = m.flipped();
+            f.ids.len() as u64 == u64::from(m.width) * u64::from(m.height)
+        }
+        Err(_) => false,
     }
 }

@@ -110,6 +110,16 @@ enum Command {
     /// End-to-end latency of the node's core (message in, messages out, in-memory transport) on the models of a
     /// params file: one frame at a time, or cameras streaming at a rate.
     BenchCore(bench_core::BenchCoreArgs),
+    /// Train a DINOv3 linear head (BatchNorm + 1x1 conv, the node's head format) on a frozen encoder.
+    ///
+    /// Images and label PNGs (8/16-bit grey class ids, 255 ignored, the image's size) pair by file stem. Features
+    /// are computed once (frozen encoder, the library's preprocessing) and cached on --device. Defaults follow the
+    /// DINOv3 linear segmentation protocol (facebookresearch/dinov3, dinov3/eval/segmentation/configs/
+    /// config-ade20k-linear-training.yaml): AdamW lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, batch 16,
+    /// layers `last`, linear warm-up over 1500/40000 of the steps then cosine decay to 0, cross-entropy ignoring
+    /// 255 on logits bilinearly up-sampled to the labels, horizontal flips (--flip). The head file loads in
+    /// `dinoseg run` and the node unchanged; class names go to its `dinoseg.classes` metadata.
+    TrainHead(Box<train_head::TrainHeadArgs>),
     /// Benchmark worker: times forward passes on request (driven by bench/*.py).
     #[command(hide = true)]
     BenchWorker(bench::BenchArgs),
@@ -120,6 +130,7 @@ mod bench_core;
 mod demo;
 mod eval;
 mod flags;
+mod train_head;
 
 fn main() -> ExitCode {
     dinoseg::error::install_quiet_panic_hook();
@@ -152,6 +163,7 @@ fn main() -> ExitCode {
         Command::BenchWorker(args) => bench::run(&args),
         Command::BenchCore(args) => bench_core::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::TrainHead(args) => train_head::run(&args),
         Command::Run { params, input, output, all_topics, max_frames, stats_json, files } => {
             let opts = dinoseg::runner::RunOptions { params, input, output, all_topics, max_frames, files, stats_json };
             return run(&opts);

@@ -99,8 +99,15 @@ impl LinearHead {
                 })
                 .collect();
             let x = if resized.len() == 1 { resized[0].shallow_clone() } else { Tensor::cat(&resized, 1) };
-            self.conv.forward(&self.bn.forward_t(&x, false))
+            self.forward_concat_t(&x, false)
         })
+    }
+
+    /// The head on its input already concatenated ([B, C, h, w], the head's kind): BatchNorm with batch statistics
+    /// (updating the running ones) when `train`, else the running statistics, then the 1x1 conv. With gradients:
+    /// what `dinoseg train-head` trains ([`Self::forward`] is this with `train` false, under no_grad).
+    pub fn forward_concat_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.conv.forward(&self.bn.forward_t(x, train))
     }
 
     /// Logits [B, K, H, W] at the input resolution (see [`upsample_logits`]).

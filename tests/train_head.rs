@@ -1,0 +1,321 @@
+//! `dinoseg train-head` (src/train/): a tiny random-weight ViT (tools/make_fixtures.py's `vit_mlp`, hidden 64,
+//! 3 blocks) learns a synthetic task, images of 2-3 coloured rectangles on the 16-pixel grid with noise, label =
+//! the rectangle's colour class, to a validation mIoU >= 0.9; the file loads with `LinearHead::load` and gives
+//! the training code's logits through the inference path; bad labels and mismatched resumes are refused with the
+//! file / classes named; the same seed gives the same bytes.
+
+mod common;
+
+use dinoseg::checkpoint::load_backbone;
+use dinoseg::model::heads::linear::{LayerSelection, LinearHead, LinearHeadConfig};
+use dinoseg::pipeline::preprocess::{preprocess, ResizePolicy};
+use dinoseg::train::{self, data, features, fit, EpochLog, FitOptions, Progress, TrainOptions};
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind};
+
+const COLOURS: [[f32; 3]; 3] = [[200.0, 40.0, 40.0], [40.0, 180.0, 60.0], [50.0, 60.0, 210.0]];
+const H: u32 = 64;
+const W: u32 = 96;
+
+fn vit() -> String {
+    common::fixtures().join("vit_mlp").display().to_string()
+}
+
+/// SplitMix64 for the generator (the test's data do not depend on the library's RNG).
+struct Gen(u64);
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One frame: a left / right split at a random multiple of 16 and, on the right, a top / bottom split; each part
+/// one of the three classes (two or three distinct), pixel colour = class colour + noise. A few pixels labelled
+/// 255 (ignored).
+fn frame(g: &mut Gen) -> (RgbImage, GrayImage) {
+    let split_x = 16 * (1 + g.below(u64::from(W / 16 - 1))) as u32;
+    let split_y = 16 * (1 + g.below(u64::from(H / 16 - 1))) as u32;
+    let a = g.below(3) as u8;
+    let b = ((u64::from(a) + 1 + g.below(2)) % 3) as u8;
+    let c = g.below(3) as u8;
+    let mut img = RgbImage::new(W, H);
+    let mut lab = GrayImage::new(W, H);
+    for y in 0..H {
+        for x in 0..W {
+            let class = if x < split_x {
+                a
+            } else if y < split_y {
+                b
+            } else {
+                c
+            };
+            let col = COLOURS[class as usize];
+            let px: Vec<u8> = col.iter().map(|&v| (v + (g.below(41) as f32 - 20.0)).clamp(0.0, 255.0) as u8).collect();
+            img.put_pixel(x, y, Rgb([px[0], px[1], px[2]]));
+            let ignored = x % 29 == 3 && y % 17 == 5;
+            lab.put_pixel(x, y, Luma([if ignored { 255 } else { class }]));
+        }
+    }
+    (img, lab)
+}
+
+/// Writes `n` frames to DIR/images and DIR/labels.
+fn dataset(dir: &Path, n: usize, seed: u64) -> (PathBuf, PathBuf) {
+    let (i, l) = (dir.join("images"), dir.join("labels"));
+    std::fs::create_dir_all(&i).unwrap();
+    std::fs::create_dir_all(&l).unwrap();
+    let mut g = Gen(seed);
+    for k in 0..n {
+        let (img, lab) = frame(&mut g);
+        img.save(i.join(format!("f{k:03}.png"))).unwrap();
+        lab.save(l.join(format!("f{k:03}.png"))).unwrap();
+    }
+    (i, l)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = common::root().join("target").join("train_head_tests").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn classes_file(dir: &Path, names: &[&str]) -> PathBuf {
+    let p = dir.join("classes.txt");
+    std::fs::write(&p, names.join("\n") + "\n").unwrap();
+    p
+}
+
+fn options(dir: &Path, train: (PathBuf, PathBuf), val: Option<(PathBuf, PathBuf)>) -> TrainOptions {
+    TrainOptions {
+        backbone: vit(),
+        variant: None,
+        images: train.0,
+        labels: train.1,
+        classes: None,
+        layers: LayerSelection::Last,
+        val,
+        out: dir.join("head.safetensors"),
+        fit: FitOptions {
+            epochs: 40,
+            lr: 1e-3,
+            weight_decay: 1e-3,
+            batch: 4,
+            seed: 7,
+            patience: 0,
+            class_weights: None,
+        },
+        device: Device::Cpu,
+        cache_kind: Kind::Float,
+        flip: true,
+        class_balanced: false,
+        resume: None,
+        resize: ResizePolicy::default(),
+    }
+}
+
+#[derive(Default)]
+struct Record(Vec<String>, Vec<EpochLog>);
+impl Progress for Record {
+    fn note(&mut self, line: &str) {
+        self.0.push(line.to_string());
+    }
+    fn epoch(&mut self, log: &EpochLog) {
+        self.1.push(log.clone());
+    }
+}
+
+fn err_text(r: dinoseg::Result<train::TrainReport>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The stated threshold: validation mIoU >= 0.9 (the task reaches ~1.0: the regions lie on the patch grid).
+#[test]
+fn learns_synthetic_task_and_loads_in_the_inference_path() {
+    let dir = tmp("learns");
+    let train_set = dataset(&dir.join("train"), 12, 1);
+    let val_set = dataset(&dir.join("val"), 4, 99);
+    let mut opts = options(&dir, train_set, Some(val_set.clone()));
+    opts.classes = Some(classes_file(&dir, &["red", "green", "blue"]));
+    opts.fit.patience = 8;
+    let mut rec = Record::default();
+    let report = train::train_head(&opts, &mut rec).unwrap();
+    assert!(rec.0.iter().any(|l| l.contains("MB of features")), "{:?}", rec.0);
+    let best = report.fit.best_val_miou.unwrap();
+    eprintln!("epochs {} best val mIoU {best:.4} at epoch {}", rec.1.len(), report.fit.kept_epoch);
+    assert!(best >= 0.9, "validation mIoU {best} < 0.9");
+    assert_eq!(report.class_names, ["red", "green", "blue"]);
+
+    // The file as the node loads it: classes, and the inference path's logits equal the training code's.
+    let (head, _vs) = LinearHead::load(&opts.out, Device::Cpu).unwrap();
+    assert_eq!(head.config.class_names, ["red", "green", "blue"]);
+    assert_eq!(head.config.layers, LayerSelection::Last);
+    let encoder = features::Encoder::load(&vit(), None, Device::Cpu).unwrap();
+    let samples = data::read_samples(&data::pair_files(&val_set.0, &val_set.1).unwrap()).unwrap();
+    let spec = features::CacheSpec {
+        config: &head.config,
+        policy: ResizePolicy::default(),
+        device: Device::Cpu,
+        kind: Kind::Float,
+        flip: false,
+    };
+    let cache = features::build_cache(&encoder, &samples, &spec).unwrap();
+    let miou = fit::evaluate(&head, &cache).unwrap().unwrap();
+    assert!((miou - best).abs() < 1e-9, "reloaded head mIoU {miou} vs training's {best}");
+    let (backbone, norm) = load_backbone(&vit(), None, Device::Cpu, Kind::Float).unwrap();
+    for (s, item) in samples.iter().zip(&cache.items) {
+        let (pixels, lb) = preprocess(&s.image, &ResizePolicy::default(), &norm, Device::Cpu, Kind::Float).unwrap();
+        let (out, _) = backbone.backbone.forward(&pixels, &head.required_layers(&backbone.backbone).unwrap()).unwrap();
+        let inference = lb.crop_and_resize_back(&head.forward(&out).unwrap()).unwrap();
+        let training = fit::predict(&head, item).unwrap();
+        let diff = (inference - training).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{}: logits differ by {diff}", s.image_path.display());
+    }
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let dir = tmp("seed");
+    let train_set = dataset(&dir.join("train"), 6, 3);
+    let val_set = dataset(&dir.join("val"), 2, 4);
+    let run = |seed: u64, name: &str| {
+        let mut opts = options(&dir, train_set.clone(), Some(val_set.clone()));
+        opts.fit.epochs = 5;
+        opts.fit.seed = seed;
+        opts.class_balanced = true;
+        opts.out = dir.join(name);
+        train::train_head(&opts, &mut Record::default()).unwrap();
+        std::fs::read(&opts.out).unwrap()
+    };
+    let (a, b, c) = (run(5, "a.safetensors"), run(5, "b.safetensors"), run(6, "c.safetensors"));
+    assert!(a == b, "same seed, different bytes");
+    assert!(a != c, "different seeds, same bytes");
+}
+
+#[test]
+fn bad_labels_are_named() {
+    let dir = tmp("bad");
+    let (imgs, labs) = dataset(&dir.join("train"), 3, 5);
+    let mut opts = options(&dir, (imgs.clone(), labs.clone()), None);
+    opts.fit.epochs = 1;
+    opts.classes = Some(classes_file(&dir, &["red", "green", "blue"]));
+
+    // A class id >= K (not 255): file, pixel and value named.
+    let mut lab = image::open(labs.join("f001.png")).unwrap().into_luma8();
+    lab.put_pixel(7, 3, Luma([5]));
+    lab.save(labs.join("f001.png")).unwrap();
+    let e = err_text(train::train_head(&opts, &mut Record::default()));
+    assert!(e.contains("f001.png") && e.contains("x 7, y 3") && e.contains("class id 5"), "{e}");
+
+    // A label of another size than its image: both files named.
+    GrayImage::new(W - 16, H).save(labs.join("f001.png")).unwrap();
+    let e = err_text(train::train_head(&opts, &mut Record::default()));
+    assert!(e.contains("labels/f001.png") && e.contains("images/f001.png") && e.contains("80x64"), "{e}");
+
+    // An unreadable label file, and a colour label: named.
+    std::fs::write(labs.join("f001.png"), b"not a png at all").unwrap();
+    let e = err_text(train::train_head(&opts, &mut Record::default()));
+    assert!(e.contains("f001.png") && e.contains("not a readable PNG"), "{e}");
+    RgbImage::new(W, H).save(labs.join("f001.png")).unwrap();
+    let e = err_text(train::train_head(&opts, &mut Record::default()));
+    assert!(e.contains("f001.png") && e.contains("greyscale"), "{e}");
+
+    // An unreadable image, and an image without labels.
+    std::fs::write(imgs.join("f001.png"), b"garbage").unwrap();
+    lab.save(labs.join("f001.png")).unwrap();
+    let e = err_text(train::train_head(&opts, &mut Record::default()));
+    assert!(e.contains("images/f001.png"), "{e}");
+    std::fs::remove_file(labs.join("f001.png")).unwrap();
+    let e = err_text(train::train_head(&opts, &mut Record::default()));
+    assert!(e.contains("f001") && e.contains("no label PNG"), "{e}");
+}
+
+#[test]
+fn resume_refuses_mismatches_and_continues_a_match() {
+    let dir = tmp("resume");
+    let train_set = dataset(&dir.join("train"), 4, 8);
+    let mut opts = options(&dir, train_set.clone(), None);
+    opts.fit.epochs = 2;
+    opts.classes = Some(classes_file(&dir, &["red", "green", "blue"]));
+    opts.out = dir.join("first.safetensors");
+    train::train_head(&opts, &mut Record::default()).unwrap();
+
+    let mut again = opts.clone();
+    again.resume = Some(dir.join("first.safetensors"));
+    again.out = dir.join("second.safetensors");
+    train::train_head(&again, &mut Record::default()).unwrap();
+
+    // Other classes: both lists named.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut wrong = again.clone();
+    wrong.classes = Some(classes_file(&other, &["red", "green", "sky"]));
+    let e = err_text(train::train_head(&wrong, &mut Record::default()));
+    assert!(e.contains("first.safetensors") && e.contains("\"blue\"") && e.contains("\"sky\""), "{e}");
+
+    // Other channels (the ConvNeXt's four stages: 16 + 32 + 48 + 64 = 160, the head reads 64).
+    let mut wrong = again.clone();
+    wrong.backbone = common::fixtures().join("convnext").display().to_string();
+    wrong.layers = LayerSelection::Dense4;
+    let e = err_text(train::train_head(&wrong, &mut Record::default()));
+    assert!(e.contains("first.safetensors") && e.contains("64") && e.contains("160"), "{e}");
+
+    // The output may not be an input.
+    let mut clobber = again.clone();
+    clobber.out = dir.join("first.safetensors");
+    let e = err_text(train::train_head(&clobber, &mut Record::default()));
+    assert!(e.contains("refusing to overwrite"), "{e}");
+}
+
+/// The command line: progress lines on stderr, the cache size, the head written; a convnext with four layers.
+#[test]
+fn cli_trains_a_convnext_head_with_four_layers() {
+    let dir = tmp("cli");
+    let (imgs, labs) = dataset(&dir.join("train"), 4, 11);
+    let (vi, vl) = dataset(&dir.join("val"), 2, 12);
+    let out = dir.join("head.safetensors");
+    let convnext = common::fixtures().join("convnext");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dinoseg"))
+        .args(["train-head", "--backbone"])
+        .arg(&convnext)
+        .arg("--images")
+        .arg(&imgs)
+        .arg("--labels")
+        .arg(&labs)
+        .arg("--val-images")
+        .arg(&vi)
+        .arg("--val-labels")
+        .arg(&vl)
+        .args(["--layers", "4", "--epochs", "3", "--batch", "2", "--cache-dtype", "bf16", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("MB of features") && stderr.contains("epoch    3") && stderr.contains("val mIoU"),
+        "{stderr}"
+    );
+    let (head, _vs) = LinearHead::load(&out, Device::Cpu).unwrap();
+    let want = LinearHeadConfig {
+        num_classes: 3,
+        in_channels: 160,
+        layers: LayerSelection::Dense4,
+        backbone: "custom".into(),
+        class_names: vec!["class_0".into(), "class_1".into(), "class_2".into()],
+        bn_eps: 1e-5,
+    };
+    assert_eq!(head.config, want);
+    let _ = nn::VarStore::new(Device::Cpu);
+}
