@@ -286,10 +286,13 @@ class RosEnv:
         path.write_text(text)
         return path
 
-    def start_node(self, params=None, extra_args=(), ready=None, wait=True, timeout=START_TIMEOUT):
+    def start_node(
+        self, params=None, extra_args=(), ready=None, wait=True, timeout=START_TIMEOUT, ready_output="semantic"
+    ):
         """Starts `dinoseg_node --ros-args --params-file F *extra_args`. With `wait`, returns once the node's
         outputs and camera subscriptions are discovered: `ready` lists (camera topic, output ns) as the graph
-        shows them (default: the params' input.topics). `params`: a dict, YAML text or an existing file's Path."""
+        shows them (default: the params' input.topics); `ready_output` is the output whose publisher counts (a
+        params file without a semantic output names another). `params`: a dict, YAML text or an existing file's Path."""
         assert NODE_BIN.exists(), f"{NODE_BIN} is missing: make ros-build"
         params = demo_params() if params is None else params
         path = params if isinstance(params, Path) else self.write_params(params, f"params{len(self.procs)}.yaml")
@@ -308,7 +311,7 @@ class RosEnv:
         def up():
             assert proc.running(), f"dinoseg_node exited with {proc.proc.returncode} during start-up"
             return all(
-                self.node.count_publishers(f"{ns}/semantic") >= 1 and self.node.count_subscribers(t) >= 1
+                self.node.count_publishers(f"{ns}/{ready_output}") >= 1 and self.node.count_subscribers(t) >= 1
                 for t, ns in ready
             )
 

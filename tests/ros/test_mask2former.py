@@ -28,7 +28,7 @@ def m2f_params():
 
 
 def test_mask2former_instances_match_the_offline_run(ros):
-    node = ros.start_node(m2f_params())
+    node = ros.start_node(m2f_params(), ready_output="instances")
     col = ros.collector(CAM, OUTPUTS + ["label_info"])
     pub = ros.publisher(CAM)
     assert ros.matched(pub)
