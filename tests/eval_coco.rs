@@ -296,3 +296,50 @@ fn larger_set_equals_pycocotools_with_timing() {
         want["seconds"].as_f64().unwrap()
     );
 }
+
+/// `dinoseg eval --coco-gt --coco-results`: the JSON it writes holds the six stats of pycocotools, a `--json`
+/// naming an input is refused and the input left as it was, and a half-given mode names the flag missing.
+#[test]
+fn cli_coco_mode_writes_pycocotools_stats() {
+    let eval = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_dinoseg")).arg("eval").args(args).output().unwrap()
+    };
+    let out_dir = root().join("target").join(format!("coco_cli-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for case in case_names() {
+        let dir = cases().join(&case);
+        let (gt, res, out) = (dir.join("gt.json"), dir.join("results.json"), out_dir.join(format!("{case}.json")));
+        let o = eval(&[
+            "--coco-gt".as_ref(),
+            gt.as_os_str(),
+            "--coco-results".as_ref(),
+            res.as_os_str(),
+            "--json".as_ref(),
+            out.as_os_str(),
+        ]);
+        assert!(o.status.success(), "{case}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("AP50"), "{case}: no table");
+        let got: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let want = expected(&case)["stats"].clone();
+        for (i, key) in ["AP", "AP50", "AP75", "APs", "APm", "APl"].iter().enumerate() {
+            let (g, w) = (got[key].as_f64().unwrap(), want[i].as_f64().unwrap());
+            assert!((g - w).abs() <= 1e-6, "{case}: {key}: ours {g}, pycocotools {w}");
+        }
+    }
+    let dir = cases().join(&case_names()[0]);
+    let (gt, res) = (dir.join("gt.json"), dir.join("results.json"));
+    let before = std::fs::read(&res).unwrap();
+    let o = eval(&[
+        "--coco-gt".as_ref(),
+        gt.as_os_str(),
+        "--coco-results".as_ref(),
+        res.as_os_str(),
+        "--json".as_ref(),
+        res.as_os_str(),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(&res).unwrap(), before, "an input was overwritten");
+    let o = eval(&["--coco-gt".as_ref(), gt.as_os_str(), "--json".as_ref(), out_dir.join("x.json").as_os_str()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--coco-results"), "{err}");
+}

@@ -1,11 +1,12 @@
 //! `dinoseg eval`: segmentation metrics from standard files ([`dinoseg::eval`]). One subcommand, the mode chosen
 //! by which flags are given (each mode is one entry of [`MODES`] and one arm of [`run`]):
-//! semantic (label PNG folders: mIoU, pixel accuracy) and panoptic (COCO panoptic sets: PQ, SQ, RQ).
+//! semantic (label PNG folders: mIoU, pixel accuracy), panoptic (COCO panoptic sets: PQ, SQ, RQ) and COCO instance
+//! masks (ground-truth and results JSON: pycocotools' segm AP).
 //! Flags of two modes, or a mode's flags missing, are refused naming them. Prints a table and writes the
 //! metrics as JSON (atomically; never over an input).
 
 use crate::flags;
-use dinoseg::eval::{panoptic, semantic};
+use dinoseg::eval::{coco, panoptic, semantic};
 use dinoseg::files::{refuse_overwrite, write_atomic};
 use dinoseg::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,13 @@ pub struct EvalArgs {
     /// Panoptic: folder of the predictions' RGB id PNGs.
     #[arg(long, help_heading = "Panoptic")]
     panoptic_pred_dir: Option<PathBuf>,
+    /// COCO: ground-truth instances JSON (images, categories, annotations with polygon or RLE segmentations).
+    #[arg(long, help_heading = "COCO instance masks", value_name = "GT.json")]
+    coco_gt: Option<PathBuf>,
+    /// COCO: results JSON (a list of {image_id, category_id, score, segmentation}), as `dinoseg run` or
+    /// detectron2 / mmdet write them.
+    #[arg(long, help_heading = "COCO instance masks", value_name = "RES.json")]
+    coco_results: Option<PathBuf>,
     /// Write the metrics to this JSON file (fractions in [0, 1]; null where undefined).
     #[arg(long, value_name = "OUT.json")]
     json: PathBuf,
@@ -57,12 +65,13 @@ const MODES: &[Mode] = &[
         required: &["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir"],
         optional: &[],
     },
+    Mode { name: "coco", required: &["--coco-gt", "--coco-results"], optional: &[] },
 ];
 
 impl EvalArgs {
     /// The mode flags given, by name.
     fn given(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 8] = [
+        let flags: [(&'static str, bool); 10] = [
             ("--pred-dir", self.pred_dir.is_some()),
             ("--gt-dir", self.gt_dir.is_some()),
             ("--num-classes", self.num_classes.is_some()),
@@ -71,6 +80,8 @@ impl EvalArgs {
             ("--panoptic-gt-dir", self.panoptic_gt_dir.is_some()),
             ("--panoptic-pred", self.panoptic_pred.is_some()),
             ("--panoptic-pred-dir", self.panoptic_pred_dir.is_some()),
+            ("--coco-gt", self.coco_gt.is_some()),
+            ("--coco-results", self.coco_results.is_some()),
         ];
         flags.into_iter().filter(|(_, on)| *on).map(|(name, _)| name).collect()
     }
@@ -187,6 +198,36 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             println!("{} images", r.images);
             write_json(&a.json, &r)
         }
+        "coco" => {
+            let (gt, res) = match (&a.coco_gt, &a.coco_results) {
+                (Some(g), Some(r)) => (g, r),
+                _ => return Err(missing()),
+            };
+            refuse_json_target(&a.json, &[gt, res], &[])?;
+            let gt = coco::CocoGt::from_file(gt)?;
+            let results = coco::read_results(res, &gt)?;
+            let m = coco::evaluate(&gt, &results);
+            let ap = |v: f64| if v < 0.0 { "-".to_string() } else { format!("{:.2}", 100.0 * v) };
+            println!("{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}", "AP %", "AP50", "AP75", "APs", "APm", "APl");
+            println!(
+                "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}",
+                ap(m.ap),
+                ap(m.ap50),
+                ap(m.ap75),
+                ap(m.ap_small),
+                ap(m.ap_medium),
+                ap(m.ap_large)
+            );
+            println!(
+                "{} images, {} ground-truth masks, {} results (segm, IoU 0.50:0.95, {} per image; - where a range has \
+                 no ground truth)",
+                gt.images().len(),
+                gt.annotations().len(),
+                results.len(),
+                coco::MAX_DETS
+            );
+            write_json(&a.json, &m)
+        }
         _ => Err(missing()),
     }
 }
@@ -205,5 +246,10 @@ mod tests {
         let e = select_mode(&[]).unwrap_err().to_string();
         assert!(e.contains("panoptic: --panoptic-gt"), "{e}");
         assert!(select_mode(&["--ignore-index"]).is_err());
+        assert_eq!(select_mode(&["--coco-gt", "--coco-results"]).unwrap(), "coco");
+        let e = select_mode(&["--coco-gt"]).unwrap_err().to_string();
+        assert!(e.contains("coco evaluation also needs --coco-results"), "{e}");
+        let e = select_mode(&["--coco-results", "--panoptic-gt"]).unwrap_err().to_string();
+        assert!(e.contains("panoptic (--panoptic-gt) and coco (--coco-results)"), "{e}");
     }
 }
