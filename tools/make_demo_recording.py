@@ -15,6 +15,9 @@ Writes:
   OUT_DIR/gt/instances.json             {"classes": [...], "stuff_classes": [0], "frames": [{"stamp_ns", "seed",
                                          "height", "width", "instances": [{"id", "class_id", "class",
                                          "bbox": [x, y, w, h], "area"}]}]}
+  OUT_DIR/gt/coco_instances.json        the same instances as a COCO ground truth for `dinoseg eval --coco-gt`:
+                                         images (id = stamp_ns, file_name "{stamp_ns}.png"), the thing classes as
+                                         categories (ids 1..5), annotations with compressed RLE masks (pycocotools)
 Frame i is demo_scenes.render_scene(seed + i, *demo_scenes.test_frame_size(i)): mostly 320x240, some 330x250 and
 272x200 (sides that are not multiples of 16). Seeds from demo_scenes.TEST_SEED_BASE on are never used in training.
 Uses the PyPI packages `mcap` and `mcap-ros2-support`, independent of dinoseg's Rust MCAP code.
@@ -28,6 +31,7 @@ import time
 
 import numpy as np
 from PIL import Image
+from pycocotools import mask as coco_mask
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_scenes as ds  # noqa: E402
@@ -123,14 +127,26 @@ def write_gt(gt_dir, stamp, seed, scene, index):
     inst = []
     for k, cls in scene.objects:
         ys, xs = np.nonzero(scene.instances == k)
+        rle = coco_mask.encode(np.asfortranarray((scene.instances == k).astype(np.uint8)))
         inst.append({"id": int(k), "class_id": int(cls), "class": ds.CLASSES[cls],
                      "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)],
-                     "area": int(len(xs))})
+                     "area": int(len(xs)), "rle": {"size": rle["size"], "counts": rle["counts"].decode()}})
     return {"stamp_ns": stamp, "seed": seed, "index": index, "height": scene.height, "width": scene.width,
             "instances": inst}
 
 
 def write_gt_json(gt_dir, records):
+    images, annotations = [], []
+    for r in records:
+        images.append({"id": r["stamp_ns"], "file_name": f"{r['stamp_ns']}.png", "height": r["height"],
+                       "width": r["width"]})
+        for inst in r["instances"]:
+            annotations.append({"id": len(annotations) + 1, "image_id": r["stamp_ns"], "category_id": inst["class_id"],
+                                "segmentation": inst.pop("rle"), "area": inst["area"], "bbox": inst["bbox"],
+                                "iscrowd": 0})
+    categories = [{"id": i, "name": n} for i, n in enumerate(ds.CLASSES) if i not in ds.STUFF]
+    with open(os.path.join(gt_dir, "coco_instances.json"), "w") as f:
+        json.dump({"images": images, "categories": categories, "annotations": annotations}, f)
     with open(os.path.join(gt_dir, "instances.json"), "w") as f:
         json.dump({"classes": ds.CLASSES, "stuff_classes": sorted(ds.STUFF), "frames": records}, f, indent=1)
 

@@ -12,7 +12,7 @@
 use super::label_png::{read_label_png, LabelMap};
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::Path;
 
@@ -157,27 +157,83 @@ pub(crate) fn name_list<'a>(names: impl Iterator<Item = &'a OsString>) -> String
     shown
 }
 
-/// Evaluates the label PNGs of `pred_dir` against those of `gt_dir`, paired by file name. Every ground-truth file
-/// needs a prediction (the missing ones are listed); predictions without ground truth are counted and ignored.
-pub fn evaluate_dirs(pred_dir: &Path, gt_dir: &Path, num_classes: u32, ignore_index: u32) -> Result<SemanticReport> {
-    let mut eval = SemanticEval::new(num_classes, ignore_index)?;
-    let gt = png_names(gt_dir, "--gt-dir")?;
-    let pred: BTreeSet<OsString> = png_names(pred_dir, "--pred-dir")?.into_iter().collect();
-    if gt.is_empty() {
-        return Err(Error::file(gt_dir, "no .png label files in the ground-truth folder"));
+/// How ground-truth and prediction files pair: a ground-truth file `KEY + gt_suffix` (only the files ending in
+/// `gt_suffix` count) is scored against the prediction `KEY + pred_suffix`. Both default to `.png` (the same file
+/// name); `dinoseg run --files` names its maps `NAME_semantic.png` (`pred_suffix: "_semantic.png"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    pub gt_suffix: String,
+    pub pred_suffix: String,
+}
+
+impl Default for Pairing {
+    fn default() -> Self {
+        Pairing { gt_suffix: ".png".to_string(), pred_suffix: ".png".to_string() }
     }
-    let missing: Vec<&OsString> = gt.iter().filter(|n| !pred.contains(*n)).collect();
+}
+
+impl Pairing {
+    /// Refuses a suffix that does not end in `.png` (the files are PNGs) or is only `.png` with a path in it.
+    pub fn check(&self) -> Result<()> {
+        for (flag, s) in [("--gt-suffix", &self.gt_suffix), ("--pred-suffix", &self.pred_suffix)] {
+            if !s.to_ascii_lowercase().ends_with(".png") || s.contains(['/', '\\']) {
+                return Err(Error::parameter(
+                    flag,
+                    format!("{s:?}: a file name ending, ending in .png, without a folder"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key of a file name with `suffix` (compared ignoring ASCII case), or None.
+fn key_of(name: &OsString, suffix: &str) -> Option<String> {
+    let name = name.to_str()?;
+    let cut = name.len().checked_sub(suffix.len())?;
+    (name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(suffix)).then(|| name[..cut].to_string())
+}
+
+/// Evaluates the label PNGs of `pred_dir` against those of `gt_dir`, paired as [`Pairing`] says. Every
+/// ground-truth file needs a prediction (the missing ones are listed); predictions without ground truth are
+/// counted and ignored.
+pub fn evaluate_dirs(
+    pred_dir: &Path,
+    gt_dir: &Path,
+    num_classes: u32,
+    ignore_index: u32,
+    pairing: &Pairing,
+) -> Result<SemanticReport> {
+    pairing.check()?;
+    let mut eval = SemanticEval::new(num_classes, ignore_index)?;
+    let gt_names = png_names(gt_dir, "--gt-dir")?;
+    let gt: Vec<(String, &OsString)> =
+        gt_names.iter().filter_map(|n| key_of(n, &pairing.gt_suffix).map(|k| (k, n))).collect();
+    let pred_names = png_names(pred_dir, "--pred-dir")?;
+    let pred: BTreeMap<String, &OsString> =
+        pred_names.iter().filter_map(|n| key_of(n, &pairing.pred_suffix).map(|k| (k, n))).collect();
+    if gt.is_empty() {
+        return Err(Error::file(
+            gt_dir,
+            format!("no label files ending in {:?} in the ground-truth folder", pairing.gt_suffix),
+        ));
+    }
+    let missing: Vec<OsString> = gt
+        .iter()
+        .filter(|(k, _)| !pred.contains_key(k))
+        .map(|(k, _)| OsString::from(format!("{k}{}", pairing.pred_suffix)))
+        .collect();
     if !missing.is_empty() {
         return Err(Error::file(
             pred_dir,
-            format!("{} ground-truth file(s) have no prediction: {}", missing.len(), name_list(missing.into_iter())),
+            format!("{} ground-truth file(s) have no prediction: {}", missing.len(), name_list(missing.iter())),
         ));
     }
-    let gt_set: BTreeSet<&OsString> = gt.iter().collect();
-    let predictions_without_gt = pred.iter().filter(|n| !gt_set.contains(n)).count();
-    for name in &gt {
+    let gt_keys: BTreeSet<&String> = gt.iter().map(|(k, _)| k).collect();
+    let predictions_without_gt = pred.keys().filter(|k| !gt_keys.contains(k)).count();
+    for (key, name) in &gt {
         let g = read_label_png(&gt_dir.join(name))?;
-        let p = read_label_png(&pred_dir.join(name))?;
+        let p = read_label_png(&pred_dir.join(pred[key]))?;
         eval.add(&p, &g)?;
     }
     Ok(SemanticReport { result: eval.result(), predictions_without_gt })

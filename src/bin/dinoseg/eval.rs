@@ -26,6 +26,13 @@ pub struct EvalArgs {
     /// Semantic: ground-truth value left out of the metrics [default: 255].
     #[arg(long, help_heading = "Semantic", value_parser = flags::count_u32(0, 65_535))]
     ignore_index: Option<u32>,
+    /// Semantic: only ground-truth files ending in this count; the part before it names the image [default: .png].
+    #[arg(long, help_heading = "Semantic", value_name = "SUFFIX")]
+    gt_suffix: Option<String>,
+    /// Semantic: the prediction of ground truth `IMAGE<gt-suffix>` is `IMAGE<pred-suffix>` [default: .png];
+    /// `_semantic.png` reads `dinoseg run --files` folders.
+    #[arg(long, help_heading = "Semantic", value_name = "SUFFIX")]
+    pred_suffix: Option<String>,
     /// Panoptic: ground-truth COCO panoptic JSON (annotations, segments_info, categories with isthing).
     #[arg(long, help_heading = "Panoptic", value_name = "GT.json")]
     panoptic_gt: Option<PathBuf>,
@@ -59,7 +66,11 @@ struct Mode {
 
 /// Every mode, in the order shown in errors.
 const MODES: &[Mode] = &[
-    Mode { name: "semantic", required: &["--pred-dir", "--gt-dir", "--num-classes"], optional: &["--ignore-index"] },
+    Mode {
+        name: "semantic",
+        required: &["--pred-dir", "--gt-dir", "--num-classes"],
+        optional: &["--ignore-index", "--gt-suffix", "--pred-suffix"],
+    },
     Mode {
         name: "panoptic",
         required: &["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir"],
@@ -71,11 +82,13 @@ const MODES: &[Mode] = &[
 impl EvalArgs {
     /// The mode flags given, by name.
     fn given(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 10] = [
+        let flags: [(&'static str, bool); 12] = [
             ("--pred-dir", self.pred_dir.is_some()),
             ("--gt-dir", self.gt_dir.is_some()),
             ("--num-classes", self.num_classes.is_some()),
             ("--ignore-index", self.ignore_index.is_some()),
+            ("--gt-suffix", self.gt_suffix.is_some()),
+            ("--pred-suffix", self.pred_suffix.is_some()),
             ("--panoptic-gt", self.panoptic_gt.is_some()),
             ("--panoptic-gt-dir", self.panoptic_gt_dir.is_some()),
             ("--panoptic-pred", self.panoptic_pred.is_some()),
@@ -146,7 +159,12 @@ pub fn run(a: &EvalArgs) -> Result<()> {
                 _ => return Err(missing()),
             };
             refuse_json_target(&a.json, &[pred, gt], &[pred, gt])?;
-            let report = semantic::evaluate_dirs(pred, gt, k, a.ignore_index.unwrap_or(255))?;
+            let defaults = semantic::Pairing::default();
+            let pairing = semantic::Pairing {
+                gt_suffix: a.gt_suffix.clone().unwrap_or(defaults.gt_suffix),
+                pred_suffix: a.pred_suffix.clone().unwrap_or(defaults.pred_suffix),
+            };
+            let report = semantic::evaluate_dirs(pred, gt, k, a.ignore_index.unwrap_or(255), &pairing)?;
             if report.predictions_without_gt > 0 {
                 eprintln!(
                     "warning: {} prediction file(s) in {} have no ground truth (ignored)",
