@@ -157,8 +157,25 @@ pub(crate) fn name_list<'a>(names: impl Iterator<Item = &'a OsString>) -> String
     shown
 }
 
-/// Evaluates the label PNGs of `pred_dir` against those of `gt_dir`, paired by file name. Every ground-truth file
-/// needs a prediction (the missing ones are listed); predictions without ground truth are counted and ignored.
+/// Files `dinoseg run` writes beside its `NAME_semantic.png` that are not label maps: never counted as
+/// predictions without ground truth.
+const RUN_OTHER_FILES: [&str; 3] = ["_semantic_color.png", "_overlay.png", "_instance_ids.png"];
+
+/// The prediction paired with the ground-truth file `name`: the file of the same name, else `STEM_semantic.png`
+/// (what `dinoseg run` writes for the frame `STEM`).
+fn prediction_for(name: &OsString, pred: &BTreeSet<OsString>) -> Option<OsString> {
+    if pred.contains(name) {
+        return Some(name.clone());
+    }
+    let mut run = Path::new(name).file_stem()?.to_os_string();
+    run.push("_semantic.png");
+    pred.contains(&run).then_some(run)
+}
+
+/// Evaluates the label PNGs of `pred_dir` against those of `gt_dir`, paired by file name: a ground-truth `NAME.png`
+/// with the prediction `NAME.png`, or else `NAME_semantic.png` (so a `dinoseg run` output folder is a prediction
+/// folder as it is). Every ground-truth file needs a prediction (the missing ones are listed); predictions without
+/// ground truth are counted and ignored (`dinoseg run`'s colour, overlay and instance-id PNGs are not counted).
 pub fn evaluate_dirs(pred_dir: &Path, gt_dir: &Path, num_classes: u32, ignore_index: u32) -> Result<SemanticReport> {
     let mut eval = SemanticEval::new(num_classes, ignore_index)?;
     let gt = png_names(gt_dir, "--gt-dir")?;
@@ -166,18 +183,26 @@ pub fn evaluate_dirs(pred_dir: &Path, gt_dir: &Path, num_classes: u32, ignore_in
     if gt.is_empty() {
         return Err(Error::file(gt_dir, "no .png label files in the ground-truth folder"));
     }
-    let missing: Vec<&OsString> = gt.iter().filter(|n| !pred.contains(*n)).collect();
+    let mut pairs = Vec::with_capacity(gt.len());
+    let mut missing = Vec::new();
+    for name in &gt {
+        match prediction_for(name, &pred) {
+            Some(p) => pairs.push((name, p)),
+            None => missing.push(name),
+        }
+    }
     if !missing.is_empty() {
         return Err(Error::file(
             pred_dir,
             format!("{} ground-truth file(s) have no prediction: {}", missing.len(), name_list(missing.into_iter())),
         ));
     }
-    let gt_set: BTreeSet<&OsString> = gt.iter().collect();
-    let predictions_without_gt = pred.iter().filter(|n| !gt_set.contains(n)).count();
-    for name in &gt {
+    let used: BTreeSet<&OsString> = pairs.iter().map(|(_, p)| p).collect();
+    let run_other = |n: &OsString| RUN_OTHER_FILES.iter().any(|s| n.to_string_lossy().ends_with(s));
+    let predictions_without_gt = pred.iter().filter(|n| !used.contains(n) && !run_other(n)).count();
+    for (name, p) in &pairs {
         let g = read_label_png(&gt_dir.join(name))?;
-        let p = read_label_png(&pred_dir.join(name))?;
+        let p = read_label_png(&pred_dir.join(p))?;
         eval.add(&p, &g)?;
     }
     Ok(SemanticReport { result: eval.result(), predictions_without_gt })
