@@ -15,8 +15,9 @@
 //! `image_id` ([`image_id`]): a frame named only by digits (COCO's `000000397133.jpg`, a bag frame's stamp in
 //! nanoseconds) gets that number, any other frame its 1-based position in the run's input. `file_name` is the
 //! frame's file name (a bag frame's NAME): `dinoseg eval` pairs a result whose `image_id` the ground truth lacks
-//! with the ground-truth image of the same file stem. A frame seen twice under one `image_id` (two files of one
-//! stem, two messages of one stamp) keeps its last results, as its per-frame files do.
+//! with the ground-truth image of the same file stem. A frame name seen twice (two files of one stem, two messages
+//! of one stamp) keeps its last results, as its per-frame files do; two names with one `image_id` (`7.png` and the
+//! seventh frame `x.png`) keep both, with a warning.
 //!
 //! Bounded memory: per frame only compressed RLE strings and segment lists are kept, no masks. The JSON files
 //! are written atomically by [`EvalFiles::finish`], which the runner calls on every exit path once the folder is
@@ -177,24 +178,25 @@ struct Category<'a> {
     isthing: u8,
 }
 
-/// Frames in first-seen order, a later frame of the same image id replacing the earlier one.
+/// Frames in first-seen order, a later frame of the same name (whose files replaced the earlier one's) replacing
+/// the earlier one.
 struct Frames<T> {
     items: Vec<T>,
-    by_id: HashMap<i64, usize>,
+    by_name: HashMap<String, usize>,
 }
 
 impl<T> Default for Frames<T> {
     fn default() -> Self {
-        Frames { items: Vec::new(), by_id: HashMap::new() }
+        Frames { items: Vec::new(), by_name: HashMap::new() }
     }
 }
 
 impl<T> Frames<T> {
-    fn put(&mut self, id: i64, item: T) {
-        match self.by_id.get(&id) {
+    fn put(&mut self, name: &str, item: T) {
+        match self.by_name.get(name) {
             Some(&i) => self.items[i] = item,
             None => {
-                self.by_id.insert(id, self.items.len());
+                self.by_name.insert(name.to_string(), self.items.len());
                 self.items.push(item);
             }
         }
@@ -212,6 +214,9 @@ pub struct EvalFiles {
     labels: Option<Labels>,
     /// Classes seen: name (from instances) and whether a thing (from panoptic segments).
     seen: BTreeMap<u32, (Option<String>, Option<bool>)>,
+    /// The frame name of each image id given (to warn once when two frames share one).
+    ids: HashMap<i64, String>,
+    warned: bool,
 }
 
 /// Segment areas and boxes (`[x0, y0, x1, y1]`, exclusive ends) per id of a panoptic map.
@@ -241,12 +246,24 @@ impl EvalFiles {
             panoptic: panoptic.then(Frames::default),
             labels,
             seen: BTreeMap::new(),
+            ids: HashMap::new(),
+            warned: false,
         }
     }
 
     /// Keeps one frame's results; writes its panoptic PNG.
     pub fn add(&mut self, id: &FrameId<'_>, seg: &FrameSegmentation, height: u32, width: u32) -> Result<()> {
         let image_id = image_id(id.name, id.index);
+        let first = self.ids.entry(image_id).or_insert_with(|| id.name.to_string());
+        if first != id.name && !self.warned {
+            self.warned = true;
+            eprintln!(
+                "warning: {}: frames {first} and {} both get image_id {image_id} (a name of digits and a position); \
+                 evaluation pairs their results by image_id (name frames all by digits or none)",
+                self.dir.display(),
+                id.name
+            );
+        }
         for inst in &seg.instances {
             let entry = self.seen.entry(inst.class_id).or_default();
             entry.0.get_or_insert_with(|| inst.class_name.clone());
@@ -265,12 +282,12 @@ impl EvalFiles {
                 });
             }
             let frame = CocoFrame { image_id, file_name: id.file_name.to_string(), size: [height, width], instances };
-            coco.put(image_id, frame);
+            coco.put(id.name, frame);
         }
         if let (Some(map), true) = (&seg.panoptic, self.panoptic.is_some()) {
             let ann = self.panoptic_png(id, image_id, map)?;
             if let Some(p) = &mut self.panoptic {
-                p.put(image_id, ann);
+                p.put(id.name, ann);
             }
         }
         Ok(())
@@ -408,6 +425,37 @@ mod tests {
         assert_eq!(image_id("frame_a", 3), 3);
         assert_eq!(image_id("", 4), 4);
         assert_eq!(image_id("99999999999999999999", 5), 5);
+    }
+
+    #[test]
+    fn frames_are_kept_by_name_and_one_image_id_of_two_names_keeps_both() {
+        let dir = std::env::temp_dir().join(format!("dinoseg-eval-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = EvalFiles::new(&dir, true, true, None);
+        let seg = FrameSegmentation {
+            instances: vec![instance(BBox { x: 1, y: 0, width: 1, height: 2 }, vec![255, 255])],
+            ..Default::default()
+        };
+        for (name, index) in [("7", 1), ("x", 7), ("7", 3)] {
+            let id = FrameId { name, file_name: &format!("{name}.png"), index };
+            files.add(&id, &seg, 3, 2).unwrap();
+        }
+        files.finish().unwrap();
+        let text = std::fs::read_to_string(dir.join(COCO_RESULTS)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let got: Vec<(i64, &str)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["image_id"].as_i64().unwrap(), r["file_name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got, [(7, "7.png"), (7, "x.png")]);
+        assert_eq!(v[0]["segmentation"]["counts"], "321"); // 3 off, 2 on, 1 off, column-major
+        assert_eq!(v[0]["bbox"], serde_json::json!([1.0, 0.0, 1.0, 2.0]));
+        // No frame had a panoptic map: no panoptic.json.
+        assert!(!dir.join(PANOPTIC_JSON).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
