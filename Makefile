@@ -41,7 +41,9 @@ demo: build
 	  --output runs/demo/output.mcap --files runs/demo/pred --stats-json runs/demo/run_stats.json
 	./target/release/dinoseg eval --pred-dir runs/demo/pred --gt-dir runs/demo/gt --num-classes 6 \
 	  --gt-suffix _semantic.png --pred-suffix _semantic.png --json runs/demo/metrics_semantic.json
-	@echo "wrote runs/demo/output.mcap, runs/demo/pred/*_overlay.png, runs/demo/metrics_semantic.json"
+	./target/release/dinoseg eval --coco-gt runs/demo/gt/coco_instances.json \
+	  --coco-results runs/demo/pred/coco_results.json --json runs/demo/metrics_instances.json
+	@echo "wrote runs/demo/output.mcap, runs/demo/pred/*_overlay.png, runs/demo/metrics_{semantic,instances}.json"
 
 # The robot's-own-classes loop on the demo: label PNGs of fresh synthetic frames (training seeds 500000000+,
 # validation 900000000+), `dinoseg train-head` on the demo's standalone encoder, then both the shipped head

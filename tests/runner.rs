@@ -161,6 +161,27 @@ fn a_bag_from_an_independent_writer_runs_and_its_output_decodes_independently() 
             .unwrap_or(0)
     };
     assert_eq!((count("camera__image_raw"), count("camera__image_raw__compressed")), (7, 1));
+    // Each topic's folder has its own run-wide evaluation files: a panoptic annotation per good frame, image ids
+    // the frames' stamps (their names), COCO results of those frames only.
+    for (sub, n) in [("camera__image_raw", 7), ("camera__image_raw__compressed", 1)] {
+        let folder = dir.join("files").join(sub);
+        let read = |name: &str| -> Value {
+            let text = std::fs::read_to_string(folder.join(name)).unwrap_or_else(|e| panic!("{sub}/{name}: {e}"));
+            serde_json::from_str(&text).expect("json")
+        };
+        let pan = read("panoptic.json");
+        let anns = pan["annotations"].as_array().expect("annotations");
+        assert_eq!(anns.len(), n, "{sub}");
+        let ids: BTreeSet<i64> = anns.iter().filter_map(|a| a["image_id"].as_i64()).collect();
+        for a in anns {
+            let file = a["file_name"].as_str().expect("file_name");
+            assert_eq!(file.trim_end_matches(".png").parse::<i64>().ok(), a["image_id"].as_i64(), "{a}");
+            assert!(folder.join("panoptic").join(file).is_file(), "{sub}/panoptic/{file}");
+        }
+        for r in read("coco_results.json").as_array().expect("a list") {
+            assert!(r["image_id"].as_i64().is_some_and(|i| ids.contains(&i)), "{r}");
+        }
+    }
     // No output for the malformed frames' stamps.
     let malformed =
         inputs.iter().filter(|r| r["topic"] == "/camera/image_raw").map(|r| stamp(&r["message"])).next_back();

@@ -15,7 +15,9 @@
 //! Stricter than pycocotools where it would silently mis-score or crash: duplicate image or annotation ids, an
 //! annotation of an unknown image, a mask whose size is not its image's, and an empty polygon list are errors
 //! naming the file, the annotation id (or result index) and the key. Also accepted beyond pycocotools: results
-//! with uncompressed (`counts` list) or polygon masks, a missing `iscrowd` (0).
+//! with uncompressed (`counts` list) or polygon masks, a missing `iscrowd` (0), and a result's `file_name` (as
+//! `dinoseg run` writes it): a result whose `image_id` the ground truth lacks is paired with the ground-truth
+//! image of the same file stem ([`names`]); results without `file_name` are read exactly as pycocotools reads them.
 
 use super::rle::{iou, polygon_points, Rle, RleError, MAX_POLYGON_POINTS};
 use crate::error::{Error, Result};
@@ -34,6 +36,7 @@ pub const AREA_RANGES: [(f64, f64); 4] = [(0.0, 1e10), (0.0, 1024.0), (1024.0, 9
 const RECALL_POINTS: usize = 101;
 
 mod json;
+mod names;
 
 /// The six summary numbers of `COCOeval.summarize()` (stats 0-5); -1 where a range has no ground truth.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -87,6 +90,8 @@ pub struct CocoGt {
     images: BTreeMap<i64, (u32, u32)>,
     categories: Vec<i64>,
     annotations: Vec<GtAnnotation>,
+    /// Image ids by the stem of their `file_name`.
+    stems: names::Stems,
 }
 
 /// Boundary points all polygons of one file may walk: [`MAX_POLYGON_POINTS`] plus 4096 per byte of the file
@@ -155,6 +160,7 @@ impl CocoGt {
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<CocoGt> {
         let raw: RawGt = parse_json(bytes, path)?;
         let mut images = BTreeMap::new();
+        let mut stems = names::Stems::default();
         for (index, img) in raw.images.iter().enumerate() {
             let missing = |key: &str| bad(path, format!("images[{index}]: missing key `{key}`"));
             let id = img.id.ok_or_else(|| missing("id"))?;
@@ -166,6 +172,9 @@ impl CocoGt {
             }
             if images.insert(id, (h as u32, w as u32)).is_some() {
                 return Err(bad(path, format!("image id {id} appears twice in `images`")));
+            }
+            if let Some(name) = &img.file_name {
+                stems.add(name, id);
             }
         }
         let mut categories = Vec::with_capacity(raw.categories.len());
@@ -195,7 +204,7 @@ impl CocoGt {
             let iscrowd = ann.iscrowd.as_ref().is_some_and(Flag::is_set);
             annotations.push(GtAnnotation { id, image_id, category_id, area, iscrowd, mask });
         }
-        Ok(CocoGt { images, categories, annotations })
+        Ok(CocoGt { images, categories, annotations, stems })
     }
 
     /// Image ids (sorted) with their (height, width).
@@ -221,7 +230,8 @@ pub fn read_results(path: &Path, gt: &CocoGt) -> Result<Vec<Detection>> {
 }
 
 /// Parses a COCO results JSON list (`[{image_id, category_id, segmentation, score}, ...]`) as `loadRes`: a
-/// result for an image not in `gt` is an error, a mask must have its image's size.
+/// result for an image not in `gt` is an error (unless its `file_name` names one: [`names`]), a mask must have
+/// its image's size.
 pub fn parse_results(bytes: &[u8], path: &Path, gt: &CocoGt) -> Result<Vec<Detection>> {
     let raw: Vec<RawResult> = parse_json(bytes, path)?;
     // loadRes takes the area from the box for every result when the first one has a non-empty `bbox`.
@@ -234,6 +244,10 @@ pub fn parse_results(bytes: &[u8], path: &Path, gt: &CocoGt) -> Result<Vec<Detec
         let category_id = r.category_id.ok_or_else(|| missing("category_id"))?;
         let score = r.score.ok_or_else(|| missing("score"))?;
         let segm = r.segmentation.as_ref().ok_or_else(|| missing("segmentation"))?;
+        let image_id = gt
+            .stems
+            .resolve(image_id, r.file_name.as_deref(), gt.images.contains_key(&image_id))
+            .map_err(|m| bad(path, format!("result {index}: {m}")))?;
         let &(h, w) = gt.images.get(&image_id).ok_or_else(|| {
             bad(path, format!("result {index}: image_id {image_id} is not in the ground truth's `images`"))
         })?;

@@ -17,7 +17,9 @@
 //! different sizes. On every input accepted the numbers are panopticapi's.
 
 use super::label_png::{read_id_png, LabelMap};
-use super::panoptic_json::{parse_ground_truth, parse_predictions, Annotation, Category, ANNOTATIONS_JSON_CAP};
+use super::panoptic_json::{
+    parse_ground_truth, parse_predictions, Annotation, Category, ImageId, ANNOTATIONS_JSON_CAP,
+};
 use crate::error::{Error, Result};
 use crate::files::read_text_capped;
 use serde::Serialize;
@@ -274,8 +276,16 @@ impl PanopticEval {
     }
 }
 
-/// Evaluates a prediction set (JSON + PNG folder) against a ground-truth set, pairing images by image_id. Every
-/// ground-truth image needs a prediction; a prediction for an image not in the ground truth is an error.
+/// The file stem of a `file_name` (the name itself when it has none).
+fn stem(name: &str) -> &str {
+    Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name)
+}
+
+/// Evaluates a prediction set (JSON + PNG folder) against a ground-truth set, pairing images by image_id; a
+/// prediction whose image_id the ground truth lacks is paired by file stem with the ground-truth image of the same
+/// stem (`dinoseg run` names its PNGs by frame: `frame_7.png` pairs with `frame_7.png` or `frame_7.jpg`'s
+/// annotation) when that image has no prediction yet. Every ground-truth image needs a prediction; a prediction
+/// for an image not in the ground truth (by id, or by stem to an image not yet predicted) is an error.
 pub fn evaluate_files(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir: &Path) -> Result<PanopticResult> {
     let gt_text = read_text_capped(gt_json, ANNOTATIONS_JSON_CAP, "panoptic ground-truth JSON")?;
     let gt = parse_ground_truth(&gt_text, &gt_json.display().to_string())?;
@@ -283,14 +293,33 @@ pub fn evaluate_files(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir:
     let pred_text = read_text_capped(pred_json, ANNOTATIONS_JSON_CAP, "panoptic prediction JSON")?;
     let preds = parse_predictions(&pred_text, &pred_json.display().to_string())?;
     drop(pred_text);
-    let by_id: HashMap<_, &Annotation> = preds.iter().map(|a| (&a.image_id, a)).collect();
     let gt_ids: std::collections::HashSet<_> = gt.annotations.iter().map(|a| &a.image_id).collect();
-    let extra: Vec<String> =
-        preds.iter().filter(|a| !gt_ids.contains(&a.image_id)).take(10).map(|a| a.image_id.to_string()).collect();
+    // Stem -> the ground-truth image of that stem (None: several).
+    let mut stems: HashMap<&str, Option<&ImageId>> = HashMap::new();
+    for g in &gt.annotations {
+        stems.entry(stem(&g.file_name)).and_modify(|v| *v = None).or_insert(Some(&g.image_id));
+    }
+    // By image_id first; then the others by file stem, to a ground-truth image not yet predicted.
+    let mut by_id: HashMap<&ImageId, &Annotation> =
+        preds.iter().filter(|p| gt_ids.contains(&p.image_id)).map(|p| (&p.image_id, p)).collect();
+    let mut extra = Vec::new();
+    for p in preds.iter().filter(|p| !gt_ids.contains(&p.image_id)) {
+        match stems.get(stem(&p.file_name)) {
+            Some(Some(id)) if !by_id.contains_key(id) => {
+                by_id.insert(id, p);
+            }
+            _ => extra.push(format!("{} ({})", p.image_id, p.file_name)),
+        }
+    }
     if !extra.is_empty() {
+        let n = extra.len();
+        extra.truncate(10);
         return Err(Error::file(
             pred_json,
-            format!("predictions for images not in the ground truth: image_id {}", extra.join(", ")),
+            format!(
+                "{n} prediction(s) for images not in the ground truth (by image_id or file stem): image_id {}",
+                extra.join(", ")
+            ),
         ));
     }
     let mut eval = PanopticEval::new(gt.categories.clone());

@@ -12,7 +12,7 @@
 use super::label_png::{read_label_png, LabelMap};
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::Path;
 
@@ -157,25 +157,27 @@ pub(crate) fn name_list<'a>(names: impl Iterator<Item = &'a OsString>) -> String
     shown
 }
 
-/// How ground-truth and prediction files pair: a ground-truth file `KEY + gt_suffix` (only the files ending in
-/// `gt_suffix` count) is scored against the prediction `KEY + pred_suffix`. Both default to `.png` (the same file
-/// name); `dinoseg run --files` names its maps `NAME_semantic.png` (`pred_suffix: "_semantic.png"`).
+/// How ground-truth and prediction files pair. Only the ground-truth files ending in `gt_suffix` count (default
+/// `.png`: all), the part before it naming the image; the prediction of image `KEY` is `KEY + pred_suffix` when
+/// one is given, else the file of the ground truth's own name or, failing that, `KEY_semantic.png` (what
+/// `dinoseg run --files` writes for the frame `KEY`, so a run folder is a prediction folder as it is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pairing {
     pub gt_suffix: String,
-    pub pred_suffix: String,
+    pub pred_suffix: Option<String>,
 }
 
 impl Default for Pairing {
     fn default() -> Self {
-        Pairing { gt_suffix: ".png".to_string(), pred_suffix: ".png".to_string() }
+        Pairing { gt_suffix: ".png".to_string(), pred_suffix: None }
     }
 }
 
 impl Pairing {
-    /// Refuses a suffix that does not end in `.png` (the files are PNGs) or is only `.png` with a path in it.
+    /// Refuses a suffix that does not end in `.png` (the files are PNGs) or holds a path separator.
     pub fn check(&self) -> Result<()> {
-        for (flag, s) in [("--gt-suffix", &self.gt_suffix), ("--pred-suffix", &self.pred_suffix)] {
+        let given = [("--gt-suffix", Some(&self.gt_suffix)), ("--pred-suffix", self.pred_suffix.as_ref())];
+        for (flag, s) in given.into_iter().filter_map(|(f, s)| s.map(|s| (f, s))) {
             if !s.to_ascii_lowercase().ends_with(".png") || s.contains(['/', '\\']) {
                 return Err(Error::parameter(
                     flag,
@@ -185,7 +187,22 @@ impl Pairing {
         }
         Ok(())
     }
+
+    /// The prediction file names that may pair with the ground-truth file `name` of image `key`, in order.
+    fn candidates(&self, key: &str, name: &OsString) -> Vec<OsString> {
+        match &self.pred_suffix {
+            Some(s) => vec![OsString::from(format!("{key}{s}"))],
+            None => vec![name.clone(), OsString::from(format!("{key}{RUN_SEMANTIC}"))],
+        }
+    }
 }
+
+/// The name ending of `dinoseg run`'s semantic maps.
+const RUN_SEMANTIC: &str = "_semantic.png";
+
+/// Files `dinoseg run` writes beside its `NAME_semantic.png` that are not label maps: never counted as
+/// predictions without ground truth.
+const RUN_OTHER_FILES: [&str; 3] = ["_semantic_color.png", "_overlay.png", "_instance_ids.png"];
 
 /// The key of a file name with `suffix` (compared ignoring ASCII case), or None.
 fn key_of(name: &OsString, suffix: &str) -> Option<String> {
@@ -196,7 +213,8 @@ fn key_of(name: &OsString, suffix: &str) -> Option<String> {
 
 /// Evaluates the label PNGs of `pred_dir` against those of `gt_dir`, paired as [`Pairing`] says. Every
 /// ground-truth file needs a prediction (the missing ones are listed); predictions without ground truth are
-/// counted and ignored.
+/// counted and ignored (`dinoseg run`'s colour, overlay and instance-id PNGs, and with a `pred_suffix` the files
+/// without it, are not counted).
 pub fn evaluate_dirs(
     pred_dir: &Path,
     gt_dir: &Path,
@@ -209,31 +227,48 @@ pub fn evaluate_dirs(
     let gt_names = png_names(gt_dir, "--gt-dir")?;
     let gt: Vec<(String, &OsString)> =
         gt_names.iter().filter_map(|n| key_of(n, &pairing.gt_suffix).map(|k| (k, n))).collect();
-    let pred_names = png_names(pred_dir, "--pred-dir")?;
-    let pred: BTreeMap<String, &OsString> =
-        pred_names.iter().filter_map(|n| key_of(n, &pairing.pred_suffix).map(|k| (k, n))).collect();
+    let pred: BTreeSet<OsString> = png_names(pred_dir, "--pred-dir")?.into_iter().collect();
     if gt.is_empty() {
         return Err(Error::file(
             gt_dir,
             format!("no label files ending in {:?} in the ground-truth folder", pairing.gt_suffix),
         ));
     }
-    let missing: Vec<OsString> = gt
-        .iter()
-        .filter(|(k, _)| !pred.contains_key(k))
-        .map(|(k, _)| OsString::from(format!("{k}{}", pairing.pred_suffix)))
-        .collect();
+    let mut pairs = Vec::with_capacity(gt.len());
+    let mut missing = Vec::new();
+    for (key, name) in &gt {
+        let options = pairing.candidates(key, name);
+        match options.iter().find(|c| pred.contains(*c)) {
+            Some(p) => pairs.push((*name, p.clone())),
+            None => missing.push((*name).clone()),
+        }
+    }
     if !missing.is_empty() {
+        let looked_for = match &pairing.pred_suffix {
+            Some(s) => format!("IMAGE{s}"),
+            None => format!("the same name or IMAGE{RUN_SEMANTIC}"),
+        };
         return Err(Error::file(
             pred_dir,
-            format!("{} ground-truth file(s) have no prediction: {}", missing.len(), name_list(missing.iter())),
+            format!(
+                "{} ground-truth file(s) have no prediction (looked for {looked_for}): {}",
+                missing.len(),
+                name_list(missing.iter())
+            ),
         ));
     }
-    let gt_keys: BTreeSet<&String> = gt.iter().map(|(k, _)| k).collect();
-    let predictions_without_gt = pred.keys().filter(|k| !gt_keys.contains(k)).count();
-    for (key, name) in &gt {
+    let used: BTreeSet<&OsString> = pairs.iter().map(|(_, p)| p).collect();
+    let counted = |n: &OsString| {
+        let text = n.to_string_lossy();
+        match &pairing.pred_suffix {
+            Some(s) => key_of(n, s).is_some(),
+            None => !RUN_OTHER_FILES.iter().any(|o| text.ends_with(o)),
+        }
+    };
+    let predictions_without_gt = pred.iter().filter(|n| !used.contains(n) && counted(n)).count();
+    for (name, p) in &pairs {
         let g = read_label_png(&gt_dir.join(name))?;
-        let p = read_label_png(&pred_dir.join(pred[key]))?;
+        let p = read_label_png(&pred_dir.join(p))?;
         eval.add(&p, &g)?;
     }
     Ok(SemanticReport { result: eval.result(), predictions_without_gt })

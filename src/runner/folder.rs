@@ -5,9 +5,13 @@
 //! "score", "bbox": [x, y, w, h], "area"}]}`), each written when its output is switched on. The other heads'
 //! semantic maps ([`crate::plan::HeadPlan::extra_semantic`]) go into a folder per head, as their topics do:
 //! `HEAD/NAME_semantic.png`, `HEAD/NAME_semantic_color.png` (`HEAD`: [`crate::topics::head_token`]).
+//! For the whole run, in the formats evaluation reads ([`super::eval_files`]): `coco_results.json` (with the
+//! instance files) and `panoptic/NAME.png` + `panoptic.json` (with the semantic or instance files, for frames
+//! with a panoptic map), the JSON files written by [`FolderWriter::finish`].
 
+use super::eval_files::{EvalFiles, FrameId};
 use crate::error::{Error, Result};
-use crate::postprocess::{FrameSegmentation, LabelData, LabelMap};
+use crate::postprocess::{FrameSegmentation, LabelData, LabelMap, Labels};
 use crate::render;
 use crate::topics::{Output, OutputSet};
 use image::{ImageBuffer, Luma, Rgb};
@@ -18,9 +22,11 @@ pub struct FolderWriter {
     dir: PathBuf,
     /// The outputs switched on: `instances` or `instance_ids` writes both instance files.
     outputs: OutputSet,
+    /// The run's results in the evaluation formats.
+    eval: EvalFiles,
 }
 
-fn save<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Primitive>(
+pub(super) fn save<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Primitive>(
     img: &ImageBuffer<P, Vec<S>>,
     path: &Path,
 ) -> Result<()>
@@ -35,9 +41,19 @@ where
 }
 
 impl FolderWriter {
-    pub fn create(dir: &Path, outputs: OutputSet) -> Result<Self> {
+    /// A writer into `dir` (made if missing); `labels` are the classes of the head giving instances and the
+    /// panoptic map, when known (they name `panoptic.json`'s categories).
+    pub fn create(dir: &Path, outputs: OutputSet, labels: Option<Labels>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(FolderWriter { dir: dir.to_path_buf(), outputs })
+        let instances = outputs.contains(Output::Instances) || outputs.contains(Output::InstanceIds);
+        let panoptic = instances || outputs.contains(Output::Semantic);
+        let eval = EvalFiles::new(dir, instances, panoptic, labels);
+        Ok(FolderWriter { dir: dir.to_path_buf(), outputs, eval })
+    }
+
+    /// Writes the run's evaluation files (`coco_results.json`, `panoptic.json`) with every frame written so far.
+    pub fn finish(&self) -> Result<()> {
+        self.eval.finish()
     }
 
     fn on(&self, o: Output) -> bool {
@@ -73,16 +89,18 @@ impl FolderWriter {
         Ok(())
     }
 
-    /// Writes one frame's files; `rgb` is the camera frame (rgb8, `height` x `width`).
+    /// Writes one frame's files and keeps its results for the run's files; `rgb` is the camera frame (rgb8,
+    /// `height` x `width`).
     pub fn write(
-        &self,
-        name: &str,
+        &mut self,
+        id: &FrameId<'_>,
         rgb: &[u8],
         height: u32,
         width: u32,
         seg: &FrameSegmentation,
         color: &dyn Fn(u16) -> [u8; 3],
     ) -> Result<()> {
+        let name = id.name;
         let path = |suffix: &str| self.dir.join(format!("{name}_{suffix}"));
         let bad = |what: &str| Error::Input(format!("{name}: {what} does not match the {width}x{height} frame"));
         for h in &seg.heads {
@@ -130,6 +148,6 @@ impl FolderWriter {
             let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Input(e.to_string()))?;
             crate::files::write_atomic(&p, text.as_bytes())?;
         }
-        Ok(())
+        self.eval.add(id, seg, height, width)
     }
 }

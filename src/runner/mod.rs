@@ -1,6 +1,7 @@
 //! The offline runner (`dinoseg run`): image files, folders, globs or ROS 2 bags in; label images, colour
 //! images, overlays and instances out, as files or as a bag holding the topics the node publishes.
 
+pub mod eval_files;
 pub mod folder;
 mod guard;
 pub mod inputs;

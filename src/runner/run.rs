@@ -7,8 +7,10 @@
 //! Nothing is lost: outputs that are inputs are refused before the model loads ([`super::guard`]); the output
 //! bag is written under a temporary name and finished (summary, rename) on every exit path: done, damaged input,
 //! failed frames, an error of the run, SIGINT/SIGTERM ([`super::signals`]). The statistics (and `--stats-json`)
-//! are written on every exit path too; [`RunStats::exit_code`] says how the run ended.
+//! are written on every exit path too; [`RunStats::exit_code`] says how the run ended. So are the folders'
+//! run-wide files (`coco_results.json`, `panoptic.json`: [`super::eval_files`]), with the frames done.
 
+use super::eval_files::FrameId;
 use super::folder::FolderWriter;
 use super::guard;
 use super::inputs::{classify, Input};
@@ -19,7 +21,7 @@ use crate::error::{catch_quiet, Error, ErrorKind, Result};
 use crate::messages::{Header, Time};
 use crate::params::Params;
 use crate::pipeline::{decode_message, RgbImage};
-use crate::postprocess::FrameSegmentation;
+use crate::postprocess::{FrameSegmentation, Labels};
 use crate::publish::Encoder;
 use crate::segmenter::{Segmenter, StageTimes};
 use crate::topics::{stream_topic, Stream};
@@ -40,6 +42,10 @@ pub trait RunModel {
     fn segment_timed(&self, images: &[&RgbImage]) -> Result<(Vec<FrameSegmentation>, StageTimes)>;
     /// Whether the outputs include instances.
     fn produces_instances(&self) -> bool;
+    /// The classes (names, thing / stuff) of the head giving instances and the panoptic map, when known.
+    fn instance_labels(&self) -> Option<Labels> {
+        None
+    }
 }
 
 impl RunModel for Segmenter {
@@ -48,6 +54,9 @@ impl RunModel for Segmenter {
     }
     fn produces_instances(&self) -> bool {
         Segmenter::produces_instances(self)
+    }
+    fn instance_labels(&self) -> Option<Labels> {
+        Segmenter::instance_labels(self).cloned()
     }
 }
 
@@ -69,13 +78,25 @@ pub struct RunOptions {
 }
 
 enum Sink {
-    Folder { writer: FolderWriter, root: PathBuf, per_topic: bool },
-    Bag { writer: Box<BagWriter>, channels: BTreeMap<(String, Stream), u16>, inputs: BTreeMap<String, u16> },
+    /// A folder of files; with several topics, a writer per topic's subfolder (key: the subfolder's name; "" is
+    /// the folder itself).
+    Folder {
+        writers: BTreeMap<String, FolderWriter>,
+        root: PathBuf,
+        per_topic: bool,
+    },
+    Bag {
+        writer: Box<BagWriter>,
+        channels: BTreeMap<(String, Stream), u16>,
+        inputs: BTreeMap<String, u16>,
+    },
 }
 
 struct Runner<'a> {
     params: &'a Params,
     model: Box<dyn RunModel>,
+    /// The model's [`RunModel::instance_labels`], for the folders made during the run.
+    labels: Option<Labels>,
     sinks: Vec<Sink>,
     stats: &'a mut RunStats,
 }
@@ -87,6 +108,10 @@ struct Frame<'a> {
     counted_as: &'a str,
     header: Header,
     name: String,
+    /// The image's file name (a bag frame: `name`).
+    file_name: String,
+    /// 1-based position in the input.
+    index: u64,
     log_time: u64,
     raw: Option<(&'a str, &'a [u8])>,
 }
@@ -148,16 +173,19 @@ impl Runner<'_> {
         let t = Instant::now();
         let (h, w) = (rgb.height(), rgb.width());
         let color = |c: u16| self.params.color(c);
+        let id = FrameId { name: &f.name, file_name: &f.file_name, index: f.index };
         for sink in &mut self.sinks {
             match sink {
-                Sink::Folder { writer, root, per_topic } => {
-                    if *per_topic {
-                        let dir = root.join(f.topic.trim_matches('/').replace('/', "__"));
-                        let writer = FolderWriter::create(&dir, self.params.outputs())?;
-                        writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
-                    } else {
-                        writer.write(&f.name, rgb.as_raw(), h, w, &seg, &color)?;
-                    }
+                Sink::Folder { writers, root, per_topic } => {
+                    let key = if *per_topic { f.topic.trim_matches('/').replace('/', "__") } else { String::new() };
+                    let writer = match writers.entry(key) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let dir = root.join(e.key());
+                            e.insert(FolderWriter::create(&dir, self.params.outputs(), self.labels.clone())?)
+                        }
+                    };
+                    writer.write(&id, rgb.as_raw(), h, w, &seg, &color)?;
                 }
                 Sink::Bag { writer, channels, inputs } => {
                     let encoder = Encoder {
@@ -246,8 +274,15 @@ fn run_inner(
     let model = load(&params)?;
     let is_bag_out = opts.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("mcap"));
     let per_topic = bag.as_ref().is_some_and(|(_, t)| t.len() > 1);
+    let labels = model.instance_labels();
     let folder = |dir: &Path| -> Result<Sink> {
-        Ok(Sink::Folder { writer: FolderWriter::create(dir, params.outputs())?, root: dir.to_path_buf(), per_topic })
+        let mut writers = BTreeMap::new();
+        if !per_topic {
+            writers.insert(String::new(), FolderWriter::create(dir, params.outputs(), labels.clone())?);
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        Ok(Sink::Folder { writers, root: dir.to_path_buf(), per_topic })
     };
     let mut sinks = vec![if is_bag_out {
         if let Some(parent) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -261,18 +296,24 @@ fn run_inner(
     if let Some(dir) = &opts.files {
         sinks.push(folder(dir)?);
     }
-    let mut runner = Runner { params: &params, model, sinks, stats };
+    let mut runner = Runner { params: &params, model, labels, sinks, stats };
     let result = match (&input, &bag) {
         (Input::Images(files), _) => run_images(&mut runner, files, &params, opts.max_frames),
         (Input::Bag(_), Some((bag, topics))) => run_bag(&mut runner, bag, topics, opts.max_frames),
         (Input::Bag(_), None) => Ok(()),
     };
-    // The bag is finished on every path: what was done stays readable.
+    // The bag and the folders' run-wide files are finished on every path: what was done stays readable.
     let mut finished = Ok(());
     for sink in runner.sinks {
-        if let Sink::Bag { writer, .. } = sink {
-            finished = finished.and(writer.finish().map_err(Error::from));
-        }
+        let done = match sink {
+            Sink::Bag { writer, .. } => writer.finish().map_err(Error::from),
+            Sink::Folder { writers, .. } => {
+                // Every folder's files, even after one failed.
+                let results: Vec<Result<()>> = writers.values().map(FolderWriter::finish).collect();
+                results.into_iter().collect::<Result<()>>()
+            }
+        };
+        finished = finished.and(done);
     }
     result.and(finished)
 }
@@ -346,11 +387,14 @@ fn run_images(r: &mut Runner<'_>, files: &[PathBuf], params: &Params, max: Optio
         let decode = t.elapsed();
         let stamp = Time::from_nanos(i as u64 * 100_000_000);
         let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("frame").to_string();
+        let file_name = file.file_name().map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
         let frame = Frame {
             topic: &topic,
             counted_as: label,
             header: Header { stamp, frame_id: "camera".into() },
             name,
+            file_name,
+            index: i as u64 + 1,
             log_time: stamp.to_nanos(),
             raw: None,
         };
@@ -394,10 +438,13 @@ fn run_bag(r: &mut Runner<'_>, bag: &BagReader, topics: &[(String, String)], max
             }
         };
         let decode = t.elapsed();
+        let name = header.stamp.to_nanos().to_string();
         let frame = Frame {
             topic: &msg.topic,
             counted_as: &msg.topic,
-            name: header.stamp.to_nanos().to_string(),
+            file_name: name.clone(),
+            name,
+            index: done,
             header,
             log_time: msg.log_time,
             raw: Some((msg.type_name.as_str(), msg.data.as_slice())),

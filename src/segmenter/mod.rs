@@ -291,6 +291,14 @@ impl Segmenter {
         self.plan.instances().is_some()
     }
 
+    /// The classes (names, thing / stuff) of the head giving instances and the panoptic map, if any.
+    pub fn instance_labels(&self) -> Option<&Labels> {
+        match self.heads.get(self.plan.instances()?)? {
+            Loaded::Masks { labels, .. } => Some(labels),
+            Loaded::Linear(_) => None,
+        }
+    }
+
     /// The post-processing thresholds frames are segmented with.
     pub fn postprocess(&self) -> &PostprocessConfig {
         &self.cfg.postprocess

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args)]
 pub struct EvalArgs {
     /// Semantic: folder of predicted label PNGs (8- or 16-bit grey, one class id per pixel), named as the
-    /// ground truth's.
+    /// ground truth's (`NAME.png`), or `NAME_semantic.png` as `dinoseg run` writes them.
     #[arg(long, help_heading = "Semantic")]
     pred_dir: Option<PathBuf>,
     /// Semantic: folder of ground-truth label PNGs.
@@ -29,8 +29,8 @@ pub struct EvalArgs {
     /// Semantic: only ground-truth files ending in this count; the part before it names the image [default: .png].
     #[arg(long, help_heading = "Semantic", value_name = "SUFFIX")]
     gt_suffix: Option<String>,
-    /// Semantic: the prediction of ground truth `IMAGE<gt-suffix>` is `IMAGE<pred-suffix>` [default: .png];
-    /// `_semantic.png` reads `dinoseg run --files` folders.
+    /// Semantic: the prediction of ground truth `IMAGE<gt-suffix>` is `IMAGE<pred-suffix>` [default: the ground
+    /// truth's own file name, else `IMAGE_semantic.png` as `dinoseg run --files` writes it].
     #[arg(long, help_heading = "Semantic", value_name = "SUFFIX")]
     pred_suffix: Option<String>,
     /// Panoptic: ground-truth COCO panoptic JSON (annotations, segments_info, categories with isthing).
@@ -39,7 +39,8 @@ pub struct EvalArgs {
     /// Panoptic: folder of the ground truth's RGB id PNGs.
     #[arg(long, help_heading = "Panoptic")]
     panoptic_gt_dir: Option<PathBuf>,
-    /// Panoptic: predicted COCO panoptic JSON (annotations with segments_info, paired by image_id).
+    /// Panoptic: predicted COCO panoptic JSON (annotations with segments_info, paired by image_id, else by the
+    /// file_name's stem).
     #[arg(long, help_heading = "Panoptic", value_name = "PRED.json")]
     panoptic_pred: Option<PathBuf>,
     /// Panoptic: folder of the predictions' RGB id PNGs.
@@ -49,7 +50,8 @@ pub struct EvalArgs {
     #[arg(long, help_heading = "COCO instance masks", value_name = "GT.json")]
     coco_gt: Option<PathBuf>,
     /// COCO: results JSON (a list of {image_id, category_id, score, segmentation}), as `dinoseg run` or
-    /// detectron2 / mmdet write them.
+    /// detectron2 / mmdet write them; a result whose image_id the ground truth lacks pairs by its `file_name`'s
+    /// stem.
     #[arg(long, help_heading = "COCO instance masks", value_name = "RES.json")]
     coco_results: Option<PathBuf>,
     /// Write the metrics to this JSON file (fractions in [0, 1]; null where undefined).
@@ -162,7 +164,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             let defaults = semantic::Pairing::default();
             let pairing = semantic::Pairing {
                 gt_suffix: a.gt_suffix.clone().unwrap_or(defaults.gt_suffix),
-                pred_suffix: a.pred_suffix.clone().unwrap_or(defaults.pred_suffix),
+                pred_suffix: a.pred_suffix.clone(),
             };
             let report = semantic::evaluate_dirs(pred, gt, k, a.ignore_index.unwrap_or(255), &pairing)?;
             if report.predictions_without_gt > 0 {

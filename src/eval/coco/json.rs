@@ -18,6 +18,7 @@ pub(super) struct RawImage {
     pub(super) id: Option<i64>,
     pub(super) height: Option<u64>,
     pub(super) width: Option<u64>,
+    pub(super) file_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +43,8 @@ pub(super) struct RawResult {
     pub(super) segmentation: Option<RawSegm>,
     pub(super) score: Option<f64>,
     pub(super) bbox: Option<Vec<f64>>,
+    /// Not in COCO's format: `dinoseg run` writes it to pair results by file name ([`super::names`]).
+    pub(super) file_name: Option<String>,
 }
 
 /// `iscrowd`: 0/1 or a boolean.
