@@ -229,7 +229,7 @@ fn bad_labels_are_named() {
     assert!(e.contains("f001.png") && e.contains("not a readable PNG"), "{e}");
     RgbImage::new(W, H).save(labs.join("f001.png")).unwrap();
     let e = err_text(train::train_head(&opts, &mut Record::default()));
-    assert!(e.contains("f001.png") && e.contains("greyscale"), "{e}");
+    assert!(e.contains("f001.png") && e.contains("8-bit RGB PNG is not a label map"), "{e}");
 
     // An unreadable image, and an image without labels.
     std::fs::write(imgs.join("f001.png"), b"garbage").unwrap();
@@ -239,6 +239,25 @@ fn bad_labels_are_named() {
     std::fs::remove_file(labs.join("f001.png")).unwrap();
     let e = err_text(train::train_head(&opts, &mut Record::default()));
     assert!(e.contains("f001") && e.contains("no label PNG"), "{e}");
+}
+
+/// Label PNGs are read by `dinoseg eval`'s reader: 8/16-bit grey ids, and palette PNGs as their indices (as PIL
+/// and mmseg read VOC-style labels), not their colours.
+#[test]
+fn palette_labels_are_class_ids() {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, 3, 2);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut palette = vec![0u8; 3 * 256];
+        palette[3 * 255..].copy_from_slice(&[224, 224, 192]);
+        enc.set_palette(palette);
+        enc.write_header().unwrap().write_image_data(&[0, 1, 2, 2, 255, 0]).unwrap();
+    }
+    let m = data::parse_label_png(&bytes, "voc.png").unwrap();
+    assert_eq!((m.width, m.height, m.ids.clone()), (3, 2, vec![0, 1, 2, 2, 255, 0]));
+    assert_eq!(m.max_class(), Some(2));
 }
 
 #[test]
