@@ -4,15 +4,17 @@
 //! AdamW, lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, no gradient clipping, batch 16 (2 per GPU x 8),
 //! warm-up then cosine decay to 0 ([`schedule`]), cross-entropy ignoring 255 on logits bilinearly up-sampled to
 //! the labels, horizontal flips (`flip_prob` 0.5: here `--flip` caches both views). The official protocol's
-//! random resized crops are not done (features are cached once); its `LAST` layer is the default.
+//! random resize is `--scale-jitter` ([`jitter`]: computed on the fly, one encoder pass per image per epoch; no
+//! crops); its `LAST` layer is the default.
 //!
-//! [`data`] reads the image / label pairs, [`features`] the encoder and the cache, [`fit`] the loop,
-//! [`schedule`] the arithmetic and the file writer. Output: a `.safetensors` head that [`LinearHead::load`],
+//! [`data`] reads the image / label pairs, [`features`] the encoder and the cache, [`jitter`] the on-the-fly
+//! items, [`fit`] the loop, [`schedule`] the arithmetic and the file writer. Output: a `.safetensors` head that [`LinearHead::load`],
 //! `dinoseg run` and the node load unchanged, class names in its `dinoseg.classes` metadata.
 
 pub mod data;
 pub mod features;
 pub mod fit;
+pub mod jitter;
 pub mod schedule;
 
 use crate::error::{Error, Result};
@@ -42,6 +44,8 @@ pub struct TrainOptions {
     /// The cache dtype: Float, BFloat16 or Half.
     pub cache_kind: Kind,
     pub flip: bool,
+    /// Scale jitter (features computed on the fly each epoch, see [`jitter`]); None: the cached path.
+    pub scale_jitter: Option<jitter::ScaleJitter>,
     pub class_balanced: bool,
     pub resume: Option<PathBuf>,
     /// The preprocessing resize rule (`dinoseg run`'s default: keep the size, long side capped at 2048).
@@ -120,20 +124,34 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
     let spec =
         features::CacheSpec { config: &config, policy, device: opts.device, kind: opts.cache_kind, flip: opts.flip };
     let t = std::time::Instant::now();
-    let train_cache = features::build_cache(&encoder, &train, &spec)?;
+    // With scale jitter the training features are computed each epoch (the encoder stays loaded); else cached.
+    let mut train_cache =
+        if opts.scale_jitter.is_none() { Some(features::build_cache(&encoder, &train, &spec)?) } else { None };
     let val_cache = if val.is_empty() {
         None
     } else {
         Some(features::build_cache(&encoder, &val, &features::CacheSpec { flip: false, ..spec })?)
     };
     let cache_seconds = t.elapsed().as_secs_f64();
-    drop(encoder);
-    let feature_bytes = train_cache.feature_bytes + val_cache.as_ref().map_or(0, |c| c.feature_bytes);
-    let label_bytes = train_cache.label_bytes + val_cache.as_ref().map_or(0, |c| c.label_bytes);
+    let encoder = opts.scale_jitter.is_some().then_some(encoder);
+    let caches = train_cache.iter().chain(val_cache.iter());
+    let feature_bytes: u64 = caches.clone().map(|c| c.feature_bytes).sum();
+    let label_bytes: u64 = caches.map(|c| c.label_bytes).sum();
+    let train_items = train_cache.as_ref().map_or(train.len(), |c| c.items.len());
+    let what = match (&train_cache, opts.scale_jitter) {
+        (Some(c), _) => format!("{} training items", c.items.len()),
+        (None, Some(j)) => format!(
+            "no training items (scale jitter {}-{}: the {} training images go through the encoder every epoch{})",
+            j.min,
+            j.max,
+            train.len(),
+            if opts.flip { ", mirrored with probability 0.5" } else { "" }
+        ),
+        (None, None) => String::new(),
+    };
     progress.note(&format!(
-        "feature cache: {} training items{}, {:.1} MB of features ({:?}) + {:.1} MB of labels on {:?}, built in \
+        "feature cache: {what}{}, {:.1} MB of features ({:?}) + {:.1} MB of labels on {:?}, built in \
          {cache_seconds:.1} s",
-        train_cache.items.len(),
         val_cache.as_ref().map_or(String::new(), |c| format!(" + {} validation items", c.items.len())),
         feature_bytes as f64 / 1e6,
         opts.cache_kind,
@@ -149,13 +167,26 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
     }
     let mut fit_opts = opts.fit.clone();
     if opts.class_balanced {
-        fit_opts.class_weights = Some(schedule::balanced_weights(&class_counts(&train_cache, k)?));
+        let counts = match &train_cache {
+            Some(c) => class_counts(c, k)?,
+            None => sample_class_counts(&train, k),
+        };
+        fit_opts.class_weights = Some(schedule::balanced_weights(&counts));
     }
-    let report = fit::fit(&head, &mut vs, &train_cache, val_cache.as_ref(), &fit_opts, &mut |l| progress.epoch(l))?;
+    let mut on_epoch = |l: &EpochLog| progress.epoch(l);
+    let report = match (&mut train_cache, &encoder, opts.scale_jitter) {
+        (Some(c), _, _) => fit::fit(&head, &mut vs, c, val_cache.as_ref(), &fit_opts, &mut on_epoch)?,
+        (None, Some(enc), Some(range)) => {
+            let spec = jitter::JitterSpec { policy, device: opts.device, flip: opts.flip, range, seed: opts.fit.seed };
+            let mut items = jitter::Jittered::new(enc, &train, &config, spec)?;
+            fit::fit(&head, &mut vs, &mut items, val_cache.as_ref(), &fit_opts, &mut on_epoch)?
+        }
+        _ => return Err(Error::Internal("no training items: neither a cache nor scale jitter".into())),
+    };
     save_head(&opts.out, &head, &vs)?;
     Ok(TrainReport {
         class_names: names,
-        train_items: train_cache.items.len(),
+        train_items,
         val_items: val_cache.as_ref().map_or(0, |c| c.items.len()),
         cache_feature_bytes: feature_bytes,
         cache_label_bytes: label_bytes,
@@ -222,6 +253,19 @@ fn class_counts(cache: &features::Cache, k: usize) -> Result<Vec<u64>> {
         }
     }
     Ok(counts)
+}
+
+/// Labelled pixels per class over the label maps of `samples`.
+fn sample_class_counts(samples: &[data::Sample], k: usize) -> Vec<u64> {
+    let mut counts = vec![0u64; k];
+    for s in samples {
+        for &v in &s.labels.ids {
+            if let Some(c) = counts.get_mut(usize::from(v)).filter(|_| v != data::IGNORE) {
+                *c += 1;
+            }
+        }
+    }
+    counts
 }
 
 /// Writes the head in the node's format (see [`crate::model::heads::linear_format`]).

@@ -4,6 +4,7 @@ use clap::Args;
 use dinoseg::device::parse_device;
 use dinoseg::model::heads::linear::LayerSelection;
 use dinoseg::pipeline::preprocess::ResizePolicy;
+use dinoseg::train::jitter::ScaleJitter;
 use dinoseg::train::{EpochLog, FitOptions, Progress, TrainOptions};
 use std::path::PathBuf;
 use tch::Kind;
@@ -13,7 +14,8 @@ use crate::flags;
 /// Train a DINOv3 linear head (BatchNorm + 1x1 conv, the node's head format) on a frozen encoder.
 ///
 /// Images and label PNGs (8/16-bit grey class ids, 255 ignored, the image's size) pair by file stem. Features are
-/// computed once (frozen encoder, the library's preprocessing) and cached on --device. Defaults follow the DINOv3
+/// computed once (frozen encoder, the library's preprocessing) and cached on --device (except with --scale-jitter,
+/// which runs the encoder on every training image every epoch). Defaults follow the DINOv3
 /// linear segmentation protocol (facebookresearch/dinov3, dinov3/eval/segmentation/configs/
 /// config-ade20k-linear-training.yaml): AdamW lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, batch 16, layers
 /// `last`, linear warm-up over 1500/40000 of the steps then cosine decay to 0, cross-entropy ignoring 255 on
@@ -69,9 +71,15 @@ pub struct TrainHeadArgs {
     /// Feature cache dtype: fp32, bf16 or fp16 (halves the cache of big backbones).
     #[arg(long, default_value = "fp32", value_parser = parse_cache)]
     cache_dtype: Kind,
-    /// Also train on every image mirrored left to right (cached once, with mirrored labels).
+    /// Also train on every image mirrored left to right (cached once, with mirrored labels; with --scale-jitter
+    /// each image is mirrored with probability 0.5 per epoch instead).
     #[arg(long)]
     flip: bool,
+    /// Scale jitter, e.g. 0.5,2 (the DINOv3 protocol's range): each epoch, each training image goes through the
+    /// encoder at its inference size times a factor drawn uniformly in [MIN, MAX] (seeded). Not cached: it costs
+    /// one encoder pass per training image per epoch (the validation set is still cached once).
+    #[arg(long, value_name = "MIN,MAX", value_parser = ScaleJitter::parse)]
+    scale_jitter: Option<ScaleJitter>,
     /// Weight the loss of class c by N / (P * n_c) (n_c its labelled training pixels, N their sum, P the classes
     /// present).
     #[arg(long)]
@@ -163,6 +171,7 @@ pub fn run(a: &TrainHeadArgs) -> dinoseg::Result<()> {
         device: parse_device(&a.device)?,
         cache_kind: a.cache_dtype,
         flip: a.flip,
+        scale_jitter: a.scale_jitter,
         class_balanced: a.class_balanced,
         resume: a.resume.clone(),
         resize,
