@@ -41,6 +41,12 @@ impl Gen {
 /// one of the three classes (two or three distinct), pixel colour = class colour + noise. A few pixels labelled
 /// 255 (ignored).
 fn frame(g: &mut Gen) -> (RgbImage, GrayImage) {
+    let (img, lab, _) = frame_parts(g);
+    (img, lab)
+}
+
+/// [`frame`] and each pixel's region: 0 left, 1 top right, 2 bottom right.
+fn frame_parts(g: &mut Gen) -> (RgbImage, GrayImage, Vec<u8>) {
     let split_x = 16 * (1 + g.below(u64::from(W / 16 - 1))) as u32;
     let split_y = 16 * (1 + g.below(u64::from(H / 16 - 1))) as u32;
     let a = g.below(3) as u8;
@@ -48,15 +54,18 @@ fn frame(g: &mut Gen) -> (RgbImage, GrayImage) {
     let c = g.below(3) as u8;
     let mut img = RgbImage::new(W, H);
     let mut lab = GrayImage::new(W, H);
+    let mut regions = Vec::with_capacity((W * H) as usize);
     for y in 0..H {
         for x in 0..W {
-            let class = if x < split_x {
-                a
+            let region = if x < split_x {
+                0
             } else if y < split_y {
-                b
+                1
             } else {
-                c
+                2
             };
+            regions.push(region);
+            let class = [a, b, c][usize::from(region)];
             let col = COLOURS[class as usize];
             let px: Vec<u8> = col.iter().map(|&v| (v + (g.below(41) as f32 - 20.0)).clamp(0.0, 255.0) as u8).collect();
             img.put_pixel(x, y, Rgb([px[0], px[1], px[2]]));
@@ -64,7 +73,7 @@ fn frame(g: &mut Gen) -> (RgbImage, GrayImage) {
             lab.put_pixel(x, y, Luma([if ignored { 255 } else { class }]));
         }
     }
-    (img, lab)
+    (img, lab, regions)
 }
 
 /// Writes `n` frames to DIR/images and DIR/labels.
@@ -100,9 +109,11 @@ fn options(dir: &Path, train: (PathBuf, PathBuf), val: Option<(PathBuf, PathBuf)
         variant: None,
         images: train.0,
         labels: train.1,
+        panoptic_dir: None,
         classes: None,
         layers: LayerSelection::Last,
         val,
+        val_panoptic_dir: None,
         out: dir.join("head.safetensors"),
         fit: FitOptions {
             epochs: 40,
@@ -400,4 +411,131 @@ fn scale_jitter_is_seeded_and_learns() {
     let best = report.fit.best_val_miou.unwrap();
     eprintln!("scale jitter: best val mIoU {best:.4} at epoch {}", report.fit.kept_epoch);
     assert!(best >= 0.9, "validation mIoU {best} < 0.9");
+}
+
+/// The COCO panoptic categories of [`panoptic_dataset`], in the order listed (not by id): red, green, blue.
+const CATEGORY_IDS: [i64; 3] = [17, 3, 40];
+
+/// `n` frames as a COCO panoptic set: DIR/images/fNNN.png, the RGB id PNGs DIR/NAME/fNNN.png and DIR/NAME.json
+/// (panopticapi's layout), and the class-id PNGs DIR/labels/fNNN.png the conversion must give. Each region is a
+/// segment of its class's category (ids 300 (r + 1) + k: R and G bytes); the ignored pixels are VOID (id 0); in
+/// odd frames a 16x16 block of the left region is a crowd segment of the same category (ignored too).
+fn panoptic_dataset(dir: &Path, n: usize, seed: u64, name: &str) -> (PathBuf, PathBuf) {
+    let (imgs, pngs, labs) = (dir.join("images"), dir.join(name), dir.join("labels"));
+    for d in [&imgs, &pngs, &labs] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut g = Gen(seed);
+    let mut anns = Vec::new();
+    for k in 0..n {
+        let (img, mut lab, regions) = frame_parts(&mut g);
+        let file = format!("f{k:03}.png");
+        let mut ids = RgbImage::new(W, H);
+        let mut area = std::collections::BTreeMap::<u32, (u64, i64, u8)>::new();
+        for y in 0..H {
+            for x in 0..W {
+                let r = regions[(y * W + x) as usize];
+                let class = lab.get_pixel(x, y)[0];
+                let crowd = k % 2 == 1 && r == 0 && (16..32).contains(&y) && x < 16;
+                let class = if class == 255 { None } else { Some(class) };
+                let id = match (class, crowd) {
+                    (None, _) => 0,
+                    (Some(_), true) => 77,
+                    (Some(_), false) => 300 * (u32::from(r) + 1) + k as u32,
+                };
+                if let Some(c) = class {
+                    let e = area.entry(id).or_insert((0, CATEGORY_IDS[usize::from(c)], u8::from(crowd)));
+                    e.0 += 1;
+                }
+                if crowd {
+                    lab.put_pixel(x, y, Luma([255]));
+                }
+                ids.put_pixel(x, y, Rgb([(id & 255) as u8, (id >> 8 & 255) as u8, (id >> 16) as u8]));
+            }
+        }
+        img.save(imgs.join(&file)).unwrap();
+        ids.save(pngs.join(&file)).unwrap();
+        lab.save(labs.join(&file)).unwrap();
+        let segs: Vec<serde_json::Value> = area
+            .iter()
+            .map(|(id, (a, cat, crowd))| serde_json::json!({"id": id, "category_id": cat, "area": a, "iscrowd": crowd}))
+            .collect();
+        anns.push(serde_json::json!({"image_id": 1000 + k, "file_name": file, "segments_info": segs}));
+    }
+    let cats: Vec<serde_json::Value> = ["red", "green", "blue"]
+        .iter()
+        .zip(CATEGORY_IDS)
+        .map(|(name, id)| serde_json::json!({"id": id, "name": name, "isthing": 0}))
+        .collect();
+    let json = dir.join(format!("{name}.json"));
+    let doc = serde_json::json!({"images": [], "annotations": anns, "categories": cats});
+    std::fs::write(&json, doc.to_string()).unwrap();
+    (imgs, json)
+}
+
+/// `--labels GT.json`: a COCO panoptic set converts to the class-id maps (categories in the listed order, VOID
+/// and crowd ignored), trains to a validation mIoU >= 0.9 (panoptic validation set too), and the head's class
+/// names are the category names; errors name the JSON, the image and the segment or pixel.
+#[test]
+fn coco_panoptic_labels_train_with_category_names() {
+    use dinoseg::train::coco;
+    let dir = tmp("panoptic");
+    let (imgs, json) = panoptic_dataset(&dir.join("train"), 12, 31, "panoptic_train");
+    let (vimgs, vjson) = panoptic_dataset(&dir.join("val"), 4, 32, "panoptic_val");
+
+    // The conversion equals the class-id PNGs written beside (crowd blocks already 255 there).
+    let (samples, names) = coco::read_panoptic(&imgs, &json, &coco::default_png_dir(&json)).unwrap();
+    assert_eq!(names, ["red", "green", "blue"]);
+    assert_eq!(samples.len(), 12);
+    for s in &samples {
+        let want = data::read_label(&dir.join("train/labels").join(s.image_path.file_name().unwrap())).unwrap();
+        assert_eq!(s.labels, want, "{}", s.image_path.display());
+    }
+    assert!(samples[1].labels.ids[16 * W as usize] == 255 && samples[0].labels.ids[16 * W as usize] != 255);
+
+    let mut opts = options(&dir, (imgs.clone(), json.clone()), Some((vimgs, vjson.clone())));
+    opts.val_panoptic_dir = Some(dir.join("val/panoptic_val"));
+    opts.fit.patience = 8;
+    let report = train::train_head(&opts, &mut Record::default()).unwrap();
+    let best = report.fit.best_val_miou.unwrap();
+    eprintln!("panoptic: best val mIoU {best:.4} at epoch {}", report.fit.kept_epoch);
+    assert!(best >= 0.9, "validation mIoU {best} < 0.9");
+    let (head, _vs) = LinearHead::load(&opts.out, Device::Cpu).unwrap();
+    assert_eq!(head.config.class_names, ["red", "green", "blue"]);
+
+    // --classes beside a panoptic JSON; --panoptic-dir beside a folder of label PNGs.
+    let mut bad = opts.clone();
+    bad.fit.epochs = 1;
+    bad.classes = Some(classes_file(&dir, &["a", "b", "c"]));
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(e.contains("--classes") && e.contains("panoptic_train.json"), "{e}");
+    bad.classes = None;
+    bad.val = None;
+    let mut folder = options(&dir, (imgs.clone(), dir.join("train/labels")), None);
+    folder.panoptic_dir = Some(dir.join("train/panoptic_train"));
+    let e = err_text(train::train_head(&folder, &mut Record::default()));
+    assert!(e.contains("--panoptic-dir is for a COCO panoptic JSON"), "{e}");
+
+    // A PNG id missing from segments_info: JSON, image, PNG, pixel and id named.
+    let png = dir.join("train/panoptic_train/f002.png");
+    let mut ids = image::open(&png).unwrap().into_rgb8();
+    ids.put_pixel(5, 9, Rgb([9, 0, 0]));
+    ids.save(&png).unwrap();
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(
+        e.contains("panoptic_train.json image_id 1002")
+            && e.contains("f002.png")
+            && e.contains("x 5, y 9")
+            && e.contains("segment id 9"),
+        "{e}"
+    );
+
+    // An annotation without its image, and an image without annotation.
+    std::fs::rename(imgs.join("f003.png"), dir.join("f003.png")).unwrap();
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(e.contains("panoptic_train.json") && e.contains("image_id 1003") && e.contains("no image of stem"), "{e}");
+    std::fs::rename(dir.join("f003.png"), imgs.join("f003.png")).unwrap();
+    std::fs::copy(imgs.join("f003.png"), imgs.join("extra.png")).unwrap();
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(e.contains("extra.png") && e.contains("no annotation"), "{e}");
 }

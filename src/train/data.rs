@@ -110,7 +110,8 @@ pub fn pair_files(images: &Path, labels: &Path) -> Result<Vec<(PathBuf, PathBuf)
     Ok(pairs)
 }
 
-fn by_stem(dir: &Path, exts: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
+/// The files of `dir` with one of `exts` (lower case) by file stem; two files of one stem are an error.
+pub(crate) fn by_stem(dir: &Path, exts: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
     for entry in entries {
@@ -129,10 +130,18 @@ fn by_stem(dir: &Path, exts: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
 
 /// Reads every pair: the image, the label map, and checks that their sizes agree (an error naming both files).
 pub fn read_samples(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<Sample>> {
+    read_samples_with(pairs, |_, path| read_label(path))
+}
+
+/// [`read_samples`] with another label reader: `read(i, label_path)` gives pair i's label map.
+pub fn read_samples_with(
+    pairs: &[(PathBuf, PathBuf)],
+    mut read: impl FnMut(usize, &Path) -> Result<LabelMap>,
+) -> Result<Vec<Sample>> {
     let mut out = Vec::with_capacity(pairs.len());
-    for (img_path, lab_path) in pairs {
+    for (i, (img_path, lab_path)) in pairs.iter().enumerate() {
         let image = read_image(img_path).map_err(|m| Error::file(img_path, m))?;
-        let labels = read_label(lab_path)?;
+        let labels = read(i, lab_path)?;
         if (image.width(), image.height()) != (labels.width, labels.height) {
             return Err(Error::Input(format!(
                 "label {} is {}x{} but its image {} is {}x{} (width x height): they must have the same size",

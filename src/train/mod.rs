@@ -8,9 +8,11 @@
 //! crops); its `LAST` layer is the default.
 //!
 //! [`data`] reads the image / label pairs, [`features`] the encoder and the cache, [`jitter`] the on-the-fly
-//! items, [`fit`] the loop, [`schedule`] the arithmetic and the file writer. Output: a `.safetensors` head that [`LinearHead::load`],
-//! `dinoseg run` and the node load unchanged, class names in its `dinoseg.classes` metadata.
+//! items, [`coco`] COCO panoptic sets as labels, [`fit`] the loop, [`schedule`] the arithmetic and the file
+//! writer. Output: a `.safetensors` head that [`LinearHead::load`], `dinoseg run` and the node load unchanged,
+//! class names in its `dinoseg.classes` metadata.
 
+pub mod coco;
 pub mod data;
 pub mod features;
 pub mod fit;
@@ -33,11 +35,17 @@ pub struct TrainOptions {
     pub backbone: String,
     pub variant: Option<String>,
     pub images: PathBuf,
+    /// A folder of label PNGs, or a COCO panoptic JSON ([`coco`]).
     pub labels: PathBuf,
-    /// A labels file (the node's format); None: K = max label + 1.
+    /// The id PNG folder of a panoptic `labels` JSON (None: [`coco::default_png_dir`]).
+    pub panoptic_dir: Option<PathBuf>,
+    /// A labels file (the node's format); None: K = max label + 1, or the panoptic JSON's categories.
     pub classes: Option<PathBuf>,
     pub layers: LayerSelection,
+    /// Validation images and labels (a folder or a panoptic JSON, as `labels`).
     pub val: Option<(PathBuf, PathBuf)>,
+    /// The id PNG folder of a panoptic validation JSON.
+    pub val_panoptic_dir: Option<PathBuf>,
     pub out: PathBuf,
     pub fit: FitOptions,
     pub device: Device,
@@ -74,23 +82,42 @@ pub trait Progress {
 /// Trains and writes the head; see the module docs.
 pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<TrainReport> {
     check_outputs(opts)?;
-    let pairs = data::pair_files(&opts.images, &opts.labels)?;
-    let val_pairs = match &opts.val {
-        Some((i, l)) => data::pair_files(i, l)?,
-        None => Vec::new(),
+    let (train, train_names) = read_set(&opts.images, &opts.labels, opts.panoptic_dir.as_deref(), "--panoptic-dir")?;
+    let (val, val_names) = match &opts.val {
+        Some((i, l)) => read_set(i, l, opts.val_panoptic_dir.as_deref(), "--val-panoptic-dir")?,
+        None => (Vec::new(), None),
     };
-    let train = data::read_samples(&pairs)?;
-    let val = data::read_samples(&val_pairs)?;
-    let (names, source) = match &opts.classes {
-        Some(p) => {
+    let (names, source) = match (&opts.classes, train_names) {
+        (Some(p), Some(_)) => {
+            return Err(Error::file(
+                p,
+                format!(
+                    "--classes: the COCO panoptic labels {} name the classes (their categories)",
+                    opts.labels.display()
+                ),
+            ))
+        }
+        (None, Some(names)) => {
+            let source = format!("{} lists {} categories", opts.labels.display(), names.len());
+            (names, source)
+        }
+        (Some(p), None) => {
             let labels = Labels::from_file(p).map_err(Error::from)?;
             (labels.names().to_vec(), format!("{} names {}", p.display(), labels.len()))
         }
-        None => {
+        (None, None) => {
             let k = data::classes_from_labels(&train);
             (Labels::generic(k).names().to_vec(), "the largest training label + 1".to_string())
         }
     };
+    if let (Some(v), Some((_, path))) = (&val_names, &opts.val) {
+        if *v != names {
+            return Err(Error::file(
+                path,
+                format!("the validation categories {v:?} differ from the training classes {names:?} ({source})"),
+            ));
+        }
+    }
     let k = names.len();
     if k == 0 {
         return Err(Error::Input("no classes: the classes file names none".into()));
@@ -195,10 +222,30 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
     })
 }
 
+/// A labelled set: label PNGs paired with `images`, or a COCO panoptic JSON (then with its class names).
+fn read_set(
+    images: &Path,
+    labels: &Path,
+    panoptic_dir: Option<&Path>,
+    dir_flag: &str,
+) -> Result<(Vec<data::Sample>, Option<Vec<String>>)> {
+    let json = labels.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || labels.is_file();
+    if json {
+        let dir = panoptic_dir.map_or_else(|| coco::default_png_dir(labels), Path::to_path_buf);
+        let (samples, names) = coco::read_panoptic(images, labels, &dir)?;
+        return Ok((samples, Some(names)));
+    }
+    if let Some(d) = panoptic_dir {
+        return Err(Error::file(d, format!("{dir_flag} is for a COCO panoptic JSON, but the labels are a folder")));
+    }
+    Ok((data::read_samples(&data::pair_files(images, labels)?)?, None))
+}
+
 /// The output must not be one of the inputs.
 fn check_outputs(opts: &TrainOptions) -> Result<()> {
     let backbone = PathBuf::from(&opts.backbone);
-    let mut inputs: Vec<&Path> = vec![backbone.as_path()];
+    let mut inputs: Vec<&Path> = vec![backbone.as_path(), opts.labels.as_path()];
+    inputs.extend(opts.val.as_ref().map(|(_, l)| l.as_path()));
     inputs.extend(opts.classes.as_deref());
     inputs.extend(opts.resume.as_deref());
     crate::files::refuse_overwrite(&opts.out, &inputs, "--out")?;

@@ -11,18 +11,8 @@ use tch::Kind;
 
 use crate::flags;
 
-/// Train a DINOv3 linear head (BatchNorm + 1x1 conv, the node's head format) on a frozen encoder.
-///
-/// Images and label PNGs (8/16-bit grey class ids, 255 ignored, the image's size) pair by file stem. Features are
-/// computed once (frozen encoder, the library's preprocessing) and cached on --device (except with --scale-jitter,
-/// which runs the encoder on every training image every epoch). Defaults follow the DINOv3
-/// linear segmentation protocol (facebookresearch/dinov3, dinov3/eval/segmentation/configs/
-/// config-ade20k-linear-training.yaml): AdamW lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, batch 16, layers
-/// `last`, linear warm-up over 1500/40000 of the steps then cosine decay to 0, cross-entropy ignoring 255 on
-/// logits bilinearly up-sampled to the labels, horizontal flips (--flip). The head file loads in `dinoseg run`
-/// and the node unchanged; class names go to its `dinoseg.classes` metadata.
+/// The flags of `dinoseg train-head` (its help text is the doc of `Command::TrainHead` in main.rs).
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
 pub struct TrainHeadArgs {
     /// The frozen encoder: any checkpoint the node loads (backbone directory, .safetensors with --variant,
     /// official .pth, hub id, or an EoMT / Mask2Former model: the head then reads its encoder).
@@ -34,11 +24,16 @@ pub struct TrainHeadArgs {
     /// Folder of training images.
     #[arg(long)]
     images: PathBuf,
-    /// Folder of label PNGs (same file stems as the images).
+    /// Folder of label PNGs (same file stems as the images), or a COCO panoptic JSON (file_name stems pair with
+    /// the images; its id PNGs in --panoptic-dir).
     #[arg(long)]
     labels: PathBuf,
+    /// The id PNG folder of a panoptic --labels JSON; default: the JSON's path without .json
+    /// (annotations/panoptic_train2017.json -> annotations/panoptic_train2017/), as panopticapi.
+    #[arg(long)]
+    panoptic_dir: Option<PathBuf>,
     /// Class names, the node's labels-file format (one per line, `[id:] name`); default: K = largest label + 1,
-    /// named class_<i>.
+    /// named class_<i> (a panoptic JSON names its classes: not with --classes).
     #[arg(long)]
     classes: Option<PathBuf>,
     /// Dense layers the head reads: `last` (the official linear protocol) or `4` (the four official layers).
@@ -47,8 +42,12 @@ pub struct TrainHeadArgs {
     /// Validation images (with --val-labels): mIoU per epoch, early stopping, the best head kept.
     #[arg(long, requires = "val_labels")]
     val_images: Option<PathBuf>,
+    /// Validation labels: a folder of label PNGs or a COCO panoptic JSON (the same categories), as --labels.
     #[arg(long, requires = "val_images")]
     val_labels: Option<PathBuf>,
+    /// The id PNG folder of a panoptic --val-labels JSON (default as --panoptic-dir).
+    #[arg(long, requires = "val_labels")]
+    val_panoptic_dir: Option<PathBuf>,
     /// The head file to write (.safetensors), atomically.
     #[arg(long)]
     out: PathBuf,
@@ -155,9 +154,11 @@ pub fn run(a: &TrainHeadArgs) -> dinoseg::Result<()> {
         variant: a.variant.clone(),
         images: a.images.clone(),
         labels: a.labels.clone(),
+        panoptic_dir: a.panoptic_dir.clone(),
         classes: a.classes.clone(),
         layers: a.layers,
         val: a.val_images.clone().zip(a.val_labels.clone()),
+        val_panoptic_dir: a.val_panoptic_dir.clone(),
         out: a.out.clone(),
         fit: FitOptions {
             epochs: a.epochs,
