@@ -309,7 +309,8 @@ fn resume_refuses_mismatches_and_continues_a_match() {
     assert!(e.contains("refusing to overwrite"), "{e}");
 }
 
-/// The command line: progress lines on stderr, the cache size, the head written; a convnext with four layers.
+/// The command line: progress lines on stderr (epoch of epochs, loss, validation mIoU, ETA), the cache size, the
+/// head written; a convnext with four layers.
 #[test]
 fn cli_trains_a_convnext_head_with_four_layers() {
     let dir = tmp("cli");
@@ -335,7 +336,10 @@ fn cli_trains_a_convnext_head_with_four_layers() {
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("MB of features") && stderr.contains("epoch    3") && stderr.contains("val mIoU"),
+        stderr.contains("MB of features")
+            && stderr.contains("epoch    3/3  loss ")
+            && stderr.contains("val mIoU")
+            && stderr.contains("ETA 0 s"),
         "{stderr}"
     );
     let (head, _vs) = LinearHead::load(&out, Device::Cpu).unwrap();

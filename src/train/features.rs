@@ -107,9 +107,19 @@ pub struct CacheSpec<'a> {
 
 /// Runs the encoder once over `samples` (and their mirror images with `spec.flip`) and caches the head's input.
 pub fn build_cache(encoder: &Encoder, samples: &[Sample], spec: &CacheSpec) -> Result<Cache> {
+    build_cache_with(encoder, samples, spec, &mut |_, _| {})
+}
+
+/// [`build_cache`], calling `done(images done, images)` after each image.
+pub fn build_cache_with(
+    encoder: &Encoder,
+    samples: &[Sample],
+    spec: &CacheSpec,
+    done: &mut dyn FnMut(usize, usize),
+) -> Result<Cache> {
     let layers = encoder.layers_for(spec.config)?;
     let mut cache = Cache { items: Vec::new(), feature_bytes: 0, label_bytes: 0 };
-    for s in samples {
+    for (i, s) in samples.iter().enumerate() {
         let views: Vec<(std::borrow::Cow<'_, _>, std::borrow::Cow<'_, LabelMap>)> = if spec.flip {
             vec![
                 (std::borrow::Cow::Borrowed(&s.image), std::borrow::Cow::Borrowed(&s.labels)),
@@ -128,6 +138,7 @@ pub fn build_cache(encoder: &Encoder, samples: &[Sample], spec: &CacheSpec) -> R
             cache.label_bytes += (item.labels.numel() * item.labels.kind().elt_size_in_bytes()) as u64;
             cache.items.push(item);
         }
+        done(i + 1, samples.len());
     }
     Ok(cache)
 }

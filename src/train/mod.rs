@@ -152,12 +152,18 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
         features::CacheSpec { config: &config, policy, device: opts.device, kind: opts.cache_kind, flip: opts.flip };
     let t = std::time::Instant::now();
     // With scale jitter the training features are computed each epoch (the encoder stays loaded); else cached.
-    let mut train_cache =
-        if opts.scale_jitter.is_none() { Some(features::build_cache(&encoder, &train, &spec)?) } else { None };
+    let mut train_cache = if opts.scale_jitter.is_none() {
+        let mut tick = Ticker { set: "training", shown: 0, start: t };
+        Some(features::build_cache_with(&encoder, &train, &spec, &mut |d, n| tick.tick(d, n, progress))?)
+    } else {
+        None
+    };
     let val_cache = if val.is_empty() {
         None
     } else {
-        Some(features::build_cache(&encoder, &val, &features::CacheSpec { flip: false, ..spec })?)
+        let mut tick = Ticker { set: "validation", shown: 0, start: t };
+        let spec = features::CacheSpec { flip: false, ..spec };
+        Some(features::build_cache_with(&encoder, &val, &spec, &mut |d, n| tick.tick(d, n, progress))?)
     };
     let cache_seconds = t.elapsed().as_secs_f64();
     let encoder = opts.scale_jitter.is_some().then_some(encoder);
@@ -220,6 +226,23 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
         cache_seconds,
         fit: report,
     })
+}
+
+/// Cache progress: a line every 10 % of a set of 20 images or more (an encoder pass over a big set takes minutes).
+struct Ticker {
+    set: &'static str,
+    shown: usize,
+    start: std::time::Instant,
+}
+
+impl Ticker {
+    fn tick(&mut self, done: usize, n: usize, progress: &mut dyn Progress) {
+        if n >= 20 && done * 10 / n > self.shown {
+            self.shown = done * 10 / n;
+            let s = self.start.elapsed().as_secs_f64();
+            progress.note(&format!("feature cache: {} {done}/{n} images, {s:.1} s", self.set));
+        }
+    }
 }
 
 /// A labelled set: label PNGs paired with `images`, or a COCO panoptic JSON (then with its class names).

@@ -129,15 +129,47 @@ fn decay(s: &str) -> Result<f64, String> {
     number(s, 0.0, false, 10.0)
 }
 
-struct Stderr;
+/// Progress on stderr: the cache notes, and one line per epoch: loss, validation mIoU (and the best so far),
+/// seconds, and the time left at the mean epoch time (an upper bound when early stopping may end the run).
+struct Stderr {
+    epochs: usize,
+    spent: f64,
+    best: Option<(f64, usize)>,
+}
 
 impl Progress for Stderr {
     fn note(&mut self, line: &str) {
         eprintln!("{line}");
     }
     fn epoch(&mut self, l: &EpochLog) {
-        let miou = l.val_miou.map_or("-".to_string(), |m| format!("{m:.4}"));
-        eprintln!("epoch {:>4}  loss {:.4}  val mIoU {miou}  {:.2} s", l.epoch, l.loss, l.seconds);
+        self.spent += l.seconds;
+        if let Some(m) = l.val_miou.filter(|&m| self.best.is_none_or(|(b, _)| m > b)) {
+            self.best = Some((m, l.epoch));
+        }
+        let miou = match (l.val_miou, self.best) {
+            (Some(m), Some((b, e))) => format!("  val mIoU {m:.4} (best {b:.4}, epoch {e})"),
+            (Some(m), None) => format!("  val mIoU {m:.4}"),
+            (None, _) => String::new(),
+        };
+        let left = self.spent / l.epoch.max(1) as f64 * self.epochs.saturating_sub(l.epoch) as f64;
+        eprintln!(
+            "epoch {:>4}/{}  loss {:.4}{miou}  {:.2} s  ETA {}",
+            l.epoch,
+            self.epochs,
+            l.loss,
+            l.seconds,
+            duration(left)
+        );
+    }
+}
+
+/// `42 s`, `3 min 05 s`, `2 h 07 min`.
+fn duration(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..=89 => format!("{s} s"),
+        90..=5399 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -177,7 +209,7 @@ pub fn run(a: &TrainHeadArgs) -> dinoseg::Result<()> {
         resume: a.resume.clone(),
         resize,
     };
-    let r = dinoseg::train::train_head(&opts, &mut Stderr)?;
+    let r = dinoseg::train::train_head(&opts, &mut Stderr { epochs: a.epochs, spent: 0.0, best: None })?;
     let best = r.fit.best_val_miou.map_or(String::new(), |m| format!(", validation mIoU {m:.4}"));
     let stop = if r.fit.stopped_early { " (stopped early)" } else { "" };
     println!(
