@@ -41,6 +41,12 @@ impl Gen {
 /// one of the three classes (two or three distinct), pixel colour = class colour + noise. A few pixels labelled
 /// 255 (ignored).
 fn frame(g: &mut Gen) -> (RgbImage, GrayImage) {
+    let (img, lab, _) = frame_parts(g);
+    (img, lab)
+}
+
+/// [`frame`] and each pixel's region: 0 left, 1 top right, 2 bottom right.
+fn frame_parts(g: &mut Gen) -> (RgbImage, GrayImage, Vec<u8>) {
     let split_x = 16 * (1 + g.below(u64::from(W / 16 - 1))) as u32;
     let split_y = 16 * (1 + g.below(u64::from(H / 16 - 1))) as u32;
     let a = g.below(3) as u8;
@@ -48,15 +54,18 @@ fn frame(g: &mut Gen) -> (RgbImage, GrayImage) {
     let c = g.below(3) as u8;
     let mut img = RgbImage::new(W, H);
     let mut lab = GrayImage::new(W, H);
+    let mut regions = Vec::with_capacity((W * H) as usize);
     for y in 0..H {
         for x in 0..W {
-            let class = if x < split_x {
-                a
+            let region = if x < split_x {
+                0
             } else if y < split_y {
-                b
+                1
             } else {
-                c
+                2
             };
+            regions.push(region);
+            let class = [a, b, c][usize::from(region)];
             let col = COLOURS[class as usize];
             let px: Vec<u8> = col.iter().map(|&v| (v + (g.below(41) as f32 - 20.0)).clamp(0.0, 255.0) as u8).collect();
             img.put_pixel(x, y, Rgb([px[0], px[1], px[2]]));
@@ -64,7 +73,7 @@ fn frame(g: &mut Gen) -> (RgbImage, GrayImage) {
             lab.put_pixel(x, y, Luma([if ignored { 255 } else { class }]));
         }
     }
-    (img, lab)
+    (img, lab, regions)
 }
 
 /// Writes `n` frames to DIR/images and DIR/labels.
@@ -100,9 +109,11 @@ fn options(dir: &Path, train: (PathBuf, PathBuf), val: Option<(PathBuf, PathBuf)
         variant: None,
         images: train.0,
         labels: train.1,
+        panoptic_dir: None,
         classes: None,
         layers: LayerSelection::Last,
         val,
+        val_panoptic_dir: None,
         out: dir.join("head.safetensors"),
         fit: FitOptions {
             epochs: 40,
@@ -116,6 +127,7 @@ fn options(dir: &Path, train: (PathBuf, PathBuf), val: Option<(PathBuf, PathBuf)
         device: Device::Cpu,
         cache_kind: Kind::Float,
         flip: true,
+        scale_jitter: None,
         class_balanced: false,
         resume: None,
         resize: ResizePolicy::default(),
@@ -229,7 +241,7 @@ fn bad_labels_are_named() {
     assert!(e.contains("f001.png") && e.contains("not a readable PNG"), "{e}");
     RgbImage::new(W, H).save(labs.join("f001.png")).unwrap();
     let e = err_text(train::train_head(&opts, &mut Record::default()));
-    assert!(e.contains("f001.png") && e.contains("greyscale"), "{e}");
+    assert!(e.contains("f001.png") && e.contains("8-bit RGB PNG is not a label map"), "{e}");
 
     // An unreadable image, and an image without labels.
     std::fs::write(imgs.join("f001.png"), b"garbage").unwrap();
@@ -239,6 +251,25 @@ fn bad_labels_are_named() {
     std::fs::remove_file(labs.join("f001.png")).unwrap();
     let e = err_text(train::train_head(&opts, &mut Record::default()));
     assert!(e.contains("f001") && e.contains("no label PNG"), "{e}");
+}
+
+/// Label PNGs are read by `dinoseg eval`'s reader: 8/16-bit grey ids, and palette PNGs as their indices (as PIL
+/// and mmseg read VOC-style labels), not their colours.
+#[test]
+fn palette_labels_are_class_ids() {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, 3, 2);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut palette = vec![0u8; 3 * 256];
+        palette[3 * 255..].copy_from_slice(&[224, 224, 192]);
+        enc.set_palette(palette);
+        enc.write_header().unwrap().write_image_data(&[0, 1, 2, 2, 255, 0]).unwrap();
+    }
+    let m = data::parse_label_png(&bytes, "voc.png").unwrap();
+    assert_eq!((m.width, m.height, m.ids.clone()), (3, 2, vec![0, 1, 2, 2, 255, 0]));
+    assert_eq!(m.max_class(), Some(2));
 }
 
 #[test]
@@ -278,7 +309,8 @@ fn resume_refuses_mismatches_and_continues_a_match() {
     assert!(e.contains("refusing to overwrite"), "{e}");
 }
 
-/// The command line: progress lines on stderr, the cache size, the head written; a convnext with four layers.
+/// The command line: progress lines on stderr (epoch of epochs, loss, validation mIoU, ETA), the cache size, the
+/// head written; a convnext with four layers.
 #[test]
 fn cli_trains_a_convnext_head_with_four_layers() {
     let dir = tmp("cli");
@@ -304,7 +336,10 @@ fn cli_trains_a_convnext_head_with_four_layers() {
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("MB of features") && stderr.contains("epoch    3") && stderr.contains("val mIoU"),
+        stderr.contains("MB of features")
+            && stderr.contains("epoch    3/3  loss ")
+            && stderr.contains("val mIoU")
+            && stderr.contains("ETA 0 s"),
         "{stderr}"
     );
     let (head, _vs) = LinearHead::load(&out, Device::Cpu).unwrap();
@@ -318,4 +353,193 @@ fn cli_trains_a_convnext_head_with_four_layers() {
     };
     assert_eq!(head.config, want);
     let _ = nn::VarStore::new(Device::Cpu);
+}
+
+/// `--scale-jitter`: the factor and mirror of (epoch, image) depend on the seed only, stay in the range and vary;
+/// two runs with one seed give the same bytes, another seed other bytes; the synthetic task is still learnt
+/// (validation at the inference size, mIoU >= 0.9).
+#[test]
+fn scale_jitter_is_seeded_and_learns() {
+    use dinoseg::train::jitter::{JitterSpec, Jittered, ScaleJitter};
+    let dir = tmp("jitter");
+    let train_set = dataset(&dir.join("train"), 10, 21);
+    let val_set = dataset(&dir.join("val"), 4, 22);
+    let range = ScaleJitter::parse("0.75,1.25").unwrap();
+
+    // The draws, without training.
+    let encoder = features::Encoder::load(&vit(), None, Device::Cpu).unwrap();
+    let samples = data::read_samples(&data::pair_files(&train_set.0, &train_set.1).unwrap()).unwrap();
+    let config = LinearHeadConfig {
+        num_classes: 3,
+        in_channels: 64,
+        layers: LayerSelection::Last,
+        backbone: "custom".into(),
+        class_names: vec!["a".into(), "b".into(), "c".into()],
+        bn_eps: 1e-5,
+    };
+    let spec = JitterSpec { policy: ResizePolicy::default(), device: Device::Cpu, flip: true, range, seed: 3 };
+    let a = Jittered::new(&encoder, &samples, &config, spec).unwrap();
+    let b = Jittered::new(&encoder, &samples, &config, spec).unwrap();
+    let c = Jittered::new(&encoder, &samples, &config, JitterSpec { seed: 4, ..spec }).unwrap();
+    let draws = |j: &Jittered| -> Vec<(f64, bool)> {
+        (1..=3).flat_map(|e| (0..10).map(move |i| (e, i))).map(|(e, i)| j.draw(e, i)).collect()
+    };
+    let (da, db, dc) = (draws(&a), draws(&b), draws(&c));
+    assert_eq!(da, db);
+    assert_ne!(da, dc);
+    assert!(da.iter().all(|&(f, _)| (0.75..=1.25).contains(&f)), "{da:?}");
+    assert!(da.iter().any(|&(_, m)| m) && da.iter().any(|&(_, m)| !m), "{da:?}");
+    let sizes: std::collections::BTreeSet<(u32, u32)> =
+        da.iter().map(|&(f, _)| a.jittered_size(H, W, f, Path::new("x")).unwrap()).collect();
+    assert!(sizes.len() > 5 && sizes.iter().all(|&(h, w)| (48..=80).contains(&h) && (72..=120).contains(&w)));
+    drop((a, b, c));
+    drop(encoder);
+
+    let run = |seed: u64, name: &str, epochs: usize| {
+        let mut opts = options(&dir, train_set.clone(), Some(val_set.clone()));
+        opts.scale_jitter = Some(range);
+        opts.fit.epochs = epochs;
+        opts.fit.seed = seed;
+        opts.out = dir.join(name);
+        let mut rec = Record::default();
+        let report = train::train_head(&opts, &mut rec).unwrap();
+        assert!(rec.0.iter().any(|l| l.contains("scale jitter 0.75-1.25")), "{:?}", rec.0);
+        (std::fs::read(&opts.out).unwrap(), report)
+    };
+    let (x, _) = run(5, "a.safetensors", 4);
+    let (y, _) = run(5, "b.safetensors", 4);
+    let (z, _) = run(6, "c.safetensors", 4);
+    assert!(x == y, "same seed, different bytes");
+    assert!(x != z, "different seeds, same bytes");
+    let (_, report) = run(7, "learnt.safetensors", 40);
+    let best = report.fit.best_val_miou.unwrap();
+    eprintln!("scale jitter: best val mIoU {best:.4} at epoch {}", report.fit.kept_epoch);
+    assert!(best >= 0.9, "validation mIoU {best} < 0.9");
+}
+
+/// The COCO panoptic categories of [`panoptic_dataset`], in the order listed (not by id): red, green, blue.
+const CATEGORY_IDS: [i64; 3] = [17, 3, 40];
+
+/// `n` frames as a COCO panoptic set: DIR/images/fNNN.png, the RGB id PNGs DIR/NAME/fNNN.png and DIR/NAME.json
+/// (panopticapi's layout), and the class-id PNGs DIR/labels/fNNN.png the conversion must give. Each region is a
+/// segment of its class's category (ids 300 (r + 1) + k: R and G bytes); the ignored pixels are VOID (id 0); in
+/// odd frames a 16x16 block of the left region is a crowd segment of the same category (ignored too).
+fn panoptic_dataset(dir: &Path, n: usize, seed: u64, name: &str) -> (PathBuf, PathBuf) {
+    let (imgs, pngs, labs) = (dir.join("images"), dir.join(name), dir.join("labels"));
+    for d in [&imgs, &pngs, &labs] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut g = Gen(seed);
+    let mut anns = Vec::new();
+    for k in 0..n {
+        let (img, mut lab, regions) = frame_parts(&mut g);
+        let file = format!("f{k:03}.png");
+        let mut ids = RgbImage::new(W, H);
+        let mut area = std::collections::BTreeMap::<u32, (u64, i64, u8)>::new();
+        for y in 0..H {
+            for x in 0..W {
+                let r = regions[(y * W + x) as usize];
+                let class = lab.get_pixel(x, y)[0];
+                let crowd = k % 2 == 1 && r == 0 && (16..32).contains(&y) && x < 16;
+                let class = if class == 255 { None } else { Some(class) };
+                let id = match (class, crowd) {
+                    (None, _) => 0,
+                    (Some(_), true) => 77,
+                    (Some(_), false) => 300 * (u32::from(r) + 1) + k as u32,
+                };
+                if let Some(c) = class {
+                    let e = area.entry(id).or_insert((0, CATEGORY_IDS[usize::from(c)], u8::from(crowd)));
+                    e.0 += 1;
+                }
+                if crowd {
+                    lab.put_pixel(x, y, Luma([255]));
+                }
+                ids.put_pixel(x, y, Rgb([(id & 255) as u8, (id >> 8 & 255) as u8, (id >> 16) as u8]));
+            }
+        }
+        img.save(imgs.join(&file)).unwrap();
+        ids.save(pngs.join(&file)).unwrap();
+        lab.save(labs.join(&file)).unwrap();
+        let segs: Vec<serde_json::Value> = area
+            .iter()
+            .map(|(id, (a, cat, crowd))| serde_json::json!({"id": id, "category_id": cat, "area": a, "iscrowd": crowd}))
+            .collect();
+        anns.push(serde_json::json!({"image_id": 1000 + k, "file_name": file, "segments_info": segs}));
+    }
+    let cats: Vec<serde_json::Value> = ["red", "green", "blue"]
+        .iter()
+        .zip(CATEGORY_IDS)
+        .map(|(name, id)| serde_json::json!({"id": id, "name": name, "isthing": 0}))
+        .collect();
+    let json = dir.join(format!("{name}.json"));
+    let doc = serde_json::json!({"images": [], "annotations": anns, "categories": cats});
+    std::fs::write(&json, doc.to_string()).unwrap();
+    (imgs, json)
+}
+
+/// `--labels GT.json`: a COCO panoptic set converts to the class-id maps (categories in the listed order, VOID
+/// and crowd ignored), trains to a validation mIoU >= 0.9 (panoptic validation set too), and the head's class
+/// names are the category names; errors name the JSON, the image and the segment or pixel.
+#[test]
+fn coco_panoptic_labels_train_with_category_names() {
+    use dinoseg::train::coco;
+    let dir = tmp("panoptic");
+    let (imgs, json) = panoptic_dataset(&dir.join("train"), 12, 31, "panoptic_train");
+    let (vimgs, vjson) = panoptic_dataset(&dir.join("val"), 4, 32, "panoptic_val");
+
+    // The conversion equals the class-id PNGs written beside (crowd blocks already 255 there).
+    let (samples, names) = coco::read_panoptic(&imgs, &json, &coco::default_png_dir(&json)).unwrap();
+    assert_eq!(names, ["red", "green", "blue"]);
+    assert_eq!(samples.len(), 12);
+    for s in &samples {
+        let want = data::read_label(&dir.join("train/labels").join(s.image_path.file_name().unwrap())).unwrap();
+        assert_eq!(s.labels, want, "{}", s.image_path.display());
+    }
+    assert!(samples[1].labels.ids[16 * W as usize] == 255 && samples[0].labels.ids[16 * W as usize] != 255);
+
+    let mut opts = options(&dir, (imgs.clone(), json.clone()), Some((vimgs, vjson.clone())));
+    opts.val_panoptic_dir = Some(dir.join("val/panoptic_val"));
+    opts.fit.patience = 8;
+    let report = train::train_head(&opts, &mut Record::default()).unwrap();
+    let best = report.fit.best_val_miou.unwrap();
+    eprintln!("panoptic: best val mIoU {best:.4} at epoch {}", report.fit.kept_epoch);
+    assert!(best >= 0.9, "validation mIoU {best} < 0.9");
+    let (head, _vs) = LinearHead::load(&opts.out, Device::Cpu).unwrap();
+    assert_eq!(head.config.class_names, ["red", "green", "blue"]);
+
+    // --classes beside a panoptic JSON; --panoptic-dir beside a folder of label PNGs.
+    let mut bad = opts.clone();
+    bad.fit.epochs = 1;
+    bad.classes = Some(classes_file(&dir, &["a", "b", "c"]));
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(e.contains("--classes") && e.contains("panoptic_train.json"), "{e}");
+    bad.classes = None;
+    bad.val = None;
+    let mut folder = options(&dir, (imgs.clone(), dir.join("train/labels")), None);
+    folder.panoptic_dir = Some(dir.join("train/panoptic_train"));
+    let e = err_text(train::train_head(&folder, &mut Record::default()));
+    assert!(e.contains("--panoptic-dir is for a COCO panoptic JSON"), "{e}");
+
+    // A PNG id missing from segments_info: JSON, image, PNG, pixel and id named.
+    let png = dir.join("train/panoptic_train/f002.png");
+    let mut ids = image::open(&png).unwrap().into_rgb8();
+    ids.put_pixel(5, 9, Rgb([9, 0, 0]));
+    ids.save(&png).unwrap();
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(
+        e.contains("panoptic_train.json image_id 1002")
+            && e.contains("f002.png")
+            && e.contains("x 5, y 9")
+            && e.contains("segment id 9"),
+        "{e}"
+    );
+
+    // An annotation without its image, and an image without annotation.
+    std::fs::rename(imgs.join("f003.png"), dir.join("f003.png")).unwrap();
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(e.contains("panoptic_train.json") && e.contains("image_id 1003") && e.contains("no image of stem"), "{e}");
+    std::fs::rename(dir.join("f003.png"), imgs.join("f003.png")).unwrap();
+    std::fs::copy(imgs.join("f003.png"), imgs.join("extra.png")).unwrap();
+    let e = err_text(train::train_head(&bad, &mut Record::default()));
+    assert!(e.contains("extra.png") && e.contains("no annotation"), "{e}");
 }

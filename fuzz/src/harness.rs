@@ -497,8 +497,8 @@ pub fn eval_panoptic_json(data: &[u8]) -> bool {
     }
 }
 
-/// A label PNG of `dinoseg train-head` (8/16-bit greyscale class ids): decoded, then the checks and the flip the
-/// trainer runs on it.
+/// A label PNG of `dinoseg train-head` (8/16-bit grey class ids or palette indices; `eval::label_png`'s reader):
+/// decoded, then the checks and the flip the trainer runs on it.
 pub fn label_png(data: &[u8]) -> bool {
     match dinoseg::train::data::parse_label_png(data, "fuzz.png") {
         Ok(m) => {

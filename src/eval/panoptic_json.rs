@@ -1,6 +1,7 @@
 //! The COCO panoptic annotation format (as panopticapi and the COCO panoptic challenge define it), read for
-//! evaluation: `annotations` [{`image_id`, `file_name`, `segments_info` [{`id`, `category_id`, `area`, `iscrowd`,
-//! ...}]}] and, in the ground truth, `categories` [{`id`, `name`, `isthing`}]. Other keys are ignored.
+//! evaluation (and as `dinoseg train-head` labels, [`crate::train::coco`]): `annotations` [{`image_id`,
+//! `file_name`, `segments_info` [{`id`, `category_id`, `area`, `iscrowd`, ...}]}] and, in the ground truth,
+//! `categories` [{`id`, `name`, `isthing`}]. Other keys are ignored.
 //!
 //! Besides JSON syntax (serde's line and column), the reader refuses what would make the metric ambiguous, naming
 //! the file, image and segment: two annotations of one image, two segments of one id in an image, segment id 0
@@ -79,6 +80,8 @@ struct PredFile {
 pub struct GroundTruth {
     pub annotations: Vec<Annotation>,
     pub categories: BTreeMap<i64, Category>,
+    /// The category ids in the file's order (training maps them to class indices in this order).
+    pub category_order: Vec<i64>,
 }
 
 fn bad(name: &str, message: String) -> Error {
@@ -134,6 +137,7 @@ fn json_error(name: &str, e: serde_json::Error) -> Error {
 pub fn parse_ground_truth(text: &str, name: &str) -> Result<GroundTruth> {
     let file: GtFile = serde_json::from_str(text).map_err(|e| json_error(name, e))?;
     let mut categories = BTreeMap::new();
+    let category_order: Vec<i64> = file.categories.iter().map(|c| c.id).collect();
     for (i, c) in file.categories.into_iter().enumerate() {
         if c.isthing > 1 {
             return Err(bad(name, format!("categories[{i}] (id {}): isthing {} is not 0 or 1", c.id, c.isthing)));
@@ -144,7 +148,7 @@ pub fn parse_ground_truth(text: &str, name: &str) -> Result<GroundTruth> {
         }
     }
     check_annotations(name, &file.annotations, Some(&categories))?;
-    Ok(GroundTruth { annotations: file.annotations, categories })
+    Ok(GroundTruth { annotations: file.annotations, categories, category_order })
 }
 
 /// Parses a prediction panoptic JSON's text (its categories, if any, are not used: the ground truth's are).
@@ -169,6 +173,7 @@ mod tests {
         let gt =
             parse_ground_truth(&ann(r#"{"id": 5, "category_id": 7, "area": 4, "iscrowd": 0}"#), "gt.json").unwrap();
         assert_eq!(gt.categories.len(), 2);
+        assert_eq!(gt.category_order, [1, 7]);
         assert_eq!(gt.annotations[0].segments_info[0].area, Some(4.0));
         let e = parse_ground_truth(&ann(r#"{"id": 5, "category_id": 8}"#), "gt.json").unwrap_err().to_string();
         assert!(

@@ -1,11 +1,12 @@
 //! The training set of `dinoseg train-head`: images and label PNGs paired by file stem, read and checked.
 //!
-//! A label map is a greyscale PNG, 8- or 16-bit, one class id per pixel, [`IGNORE`] (255) unlabelled (the
-//! convention of mmseg, the DINOv3 evaluation and every common labelling tool's semantic export). A label must
-//! have its image's size; a class id >= K other than 255 is an error naming the file, the pixel and the value;
-//! palette or colour PNGs are refused (a colour label export must be converted to ids first). Files are read
-//! through [`crate::files`] caps, special files refused, decoding bounded by
-//! [`crate::pipeline::decode::image_limits`].
+//! A label map is a greyscale PNG, 8- or 16-bit, one class id per pixel (or an indexed PNG whose palette index is
+//! the class id, as PIL and mmseg read VOC-style labels), [`IGNORE`] (255) unlabelled (the convention of mmseg,
+//! the DINOv3 evaluation and every common labelling tool's semantic export). A label must have its image's size; a
+//! class id >= K other than 255 is an error naming the file, the pixel and the value; colour PNGs are refused (a
+//! colour label export must be converted to ids first). The PNG reader is `dinoseg eval`'s
+//! ([`crate::eval::label_png`]: no colour conversion, pixel and allocation limits); files are read through
+//! [`crate::files`] caps, special files refused.
 
 use crate::error::{Error, Result};
 use crate::pipeline::RgbImage;
@@ -52,30 +53,24 @@ impl LabelMap {
     }
 }
 
-/// Decodes the bytes of a label PNG (`name` names it in errors): 8- or 16-bit greyscale only.
-pub fn parse_label_png(bytes: &[u8], name: &str) -> std::result::Result<LabelMap, String> {
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
-    reader.limits(crate::pipeline::decode::image_limits());
-    let img = reader.decode().map_err(|e| format!("{name}: not a readable PNG label map: {e}"))?;
-    let (width, height) = (img.width(), img.height());
-    let ids: Vec<u16> = match img {
-        image::DynamicImage::ImageLuma8(g) => g.into_raw().into_iter().map(u16::from).collect(),
-        image::DynamicImage::ImageLuma16(g) => g.into_raw(),
-        other => {
-            return Err(format!(
-                "{name}: a label map must be an 8- or 16-bit greyscale PNG of class ids, this one is {:?} (convert \
-                 colour or palette exports to ids first)",
-                other.color()
-            ))
-        }
-    };
-    Ok(LabelMap { height, width, ids })
+/// Decodes the bytes of a label PNG (`name` names it in errors) with `dinoseg eval`'s reader
+/// ([`crate::eval::label_png::decode_label_png`]): 8- or 16-bit grey, or the palette index of an indexed PNG (as
+/// PIL / mmseg read it); colour PNGs refused, naming the file and its colour type.
+pub fn parse_label_png(bytes: &[u8], name: &str) -> Result<LabelMap> {
+    let map = crate::eval::label_png::decode_label_png(bytes, name)?;
+    // Grey PNGs hold at most 16 bits and palette indices 8: every value fits u16.
+    let ids = map
+        .values
+        .iter()
+        .map(|&v| u16::try_from(v).map_err(|_| Error::Input(format!("{name}: label value {v} exceeds 16 bits"))))
+        .collect::<Result<Vec<u16>>>()?;
+    Ok(LabelMap { height: map.height, width: map.width, ids })
 }
 
 /// Reads a label PNG file (capped, special files refused).
 pub fn read_label(path: &Path) -> Result<LabelMap> {
     let bytes = crate::files::read_capped(path, crate::files::caps::IMAGE, "label file")?;
-    parse_label_png(&bytes, &path.display().to_string()).map_err(Error::Input)
+    parse_label_png(&bytes, &path.display().to_string())
 }
 
 /// One image and its labels.
@@ -115,7 +110,8 @@ pub fn pair_files(images: &Path, labels: &Path) -> Result<Vec<(PathBuf, PathBuf)
     Ok(pairs)
 }
 
-fn by_stem(dir: &Path, exts: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
+/// The files of `dir` with one of `exts` (lower case) by file stem; two files of one stem are an error.
+pub(crate) fn by_stem(dir: &Path, exts: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
     for entry in entries {
@@ -134,10 +130,18 @@ fn by_stem(dir: &Path, exts: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
 
 /// Reads every pair: the image, the label map, and checks that their sizes agree (an error naming both files).
 pub fn read_samples(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<Sample>> {
+    read_samples_with(pairs, |_, path| read_label(path))
+}
+
+/// [`read_samples`] with another label reader: `read(i, label_path)` gives pair i's label map.
+pub fn read_samples_with(
+    pairs: &[(PathBuf, PathBuf)],
+    mut read: impl FnMut(usize, &Path) -> Result<LabelMap>,
+) -> Result<Vec<Sample>> {
     let mut out = Vec::with_capacity(pairs.len());
-    for (img_path, lab_path) in pairs {
+    for (i, (img_path, lab_path)) in pairs.iter().enumerate() {
         let image = read_image(img_path).map_err(|m| Error::file(img_path, m))?;
-        let labels = read_label(lab_path)?;
+        let labels = read(i, lab_path)?;
         if (image.width(), image.height()) != (labels.width, labels.height) {
             return Err(Error::Input(format!(
                 "label {} is {}x{} but its image {} is {}x{} (width x height): they must have the same size",

@@ -79,6 +79,13 @@ pub struct Item {
     pub letterbox: Letterbox,
 }
 
+impl Item {
+    /// The same item, its tensors shared (no copy).
+    pub fn share(&self) -> Item {
+        Item { features: self.features.shallow_clone(), labels: self.labels.shallow_clone(), letterbox: self.letterbox }
+    }
+}
+
 /// The cache: items and their bytes.
 pub struct Cache {
     pub items: Vec<Item>,
@@ -100,10 +107,19 @@ pub struct CacheSpec<'a> {
 
 /// Runs the encoder once over `samples` (and their mirror images with `spec.flip`) and caches the head's input.
 pub fn build_cache(encoder: &Encoder, samples: &[Sample], spec: &CacheSpec) -> Result<Cache> {
-    let picked = spec.config.select(&encoder.feature_info(), encoder.what).map_err(Error::Input)?;
-    let layers: Vec<i64> = picked.iter().map(|f| f.index as i64).collect();
+    build_cache_with(encoder, samples, spec, &mut |_, _| {})
+}
+
+/// [`build_cache`], calling `done(images done, images)` after each image.
+pub fn build_cache_with(
+    encoder: &Encoder,
+    samples: &[Sample],
+    spec: &CacheSpec,
+    done: &mut dyn FnMut(usize, usize),
+) -> Result<Cache> {
+    let layers = encoder.layers_for(spec.config)?;
     let mut cache = Cache { items: Vec::new(), feature_bytes: 0, label_bytes: 0 };
-    for s in samples {
+    for (i, s) in samples.iter().enumerate() {
         let views: Vec<(std::borrow::Cow<'_, _>, std::borrow::Cow<'_, LabelMap>)> = if spec.flip {
             vec![
                 (std::borrow::Cow::Borrowed(&s.image), std::borrow::Cow::Borrowed(&s.labels)),
@@ -116,18 +132,50 @@ pub fn build_cache(encoder: &Encoder, samples: &[Sample], spec: &CacheSpec) -> R
             vec![(std::borrow::Cow::Borrowed(&s.image), std::borrow::Cow::Borrowed(&s.labels))]
         };
         for (img, lab) in views {
-            let (pixels, letterbox) = preprocess(&img, &spec.policy, &encoder.norm, spec.device, Kind::Float)
-                .map_err(|e| Error::file(&s.image_path, e.to_string()))?;
-            let maps = encoder.maps(&pixels, &layers)?;
-            let features = concat_maps(&maps, spec.config.layers.count(), &s.image_path)?;
-            let features = guarded(|| features.to_kind(spec.kind).contiguous())?;
-            let labels = label_tensor(lab.as_ref(), spec.device)?;
-            cache.feature_bytes += (features.numel() * spec.kind.elt_size_in_bytes()) as u64;
-            cache.label_bytes += (labels.numel() * labels.kind().elt_size_in_bytes()) as u64;
-            cache.items.push(Item { features, labels, letterbox });
+            let view = View { image: &img, labels: lab.as_ref(), source: &s.image_path };
+            let item = encoder.item(&view, &layers, spec.config, &spec.policy, spec.device, spec.kind)?;
+            cache.feature_bytes += (item.features.numel() * spec.kind.elt_size_in_bytes()) as u64;
+            cache.label_bytes += (item.labels.numel() * item.labels.kind().elt_size_in_bytes()) as u64;
+            cache.items.push(item);
         }
+        done(i + 1, samples.len());
     }
     Ok(cache)
+}
+
+/// One image view (as read, mirrored, ...) and its labels; `source` names the image file in errors.
+pub struct View<'a> {
+    pub image: &'a image::RgbImage,
+    pub labels: &'a LabelMap,
+    pub source: &'a std::path::Path,
+}
+
+impl Encoder {
+    /// The encoder levels `config` reads (checked against the encoder).
+    pub fn layers_for(&self, config: &LinearHeadConfig) -> Result<Vec<i64>> {
+        let picked = config.select(&self.feature_info(), self.what).map_err(Error::Input)?;
+        Ok(picked.iter().map(|f| f.index as i64).collect())
+    }
+
+    /// The head's input for one view: preprocessed by `policy`, run through the encoder, the maps of `layers`
+    /// concatenated and cast to `kind`; the labels on `device`.
+    pub fn item(
+        &self,
+        view: &View,
+        layers: &[i64],
+        config: &LinearHeadConfig,
+        policy: &ResizePolicy,
+        device: Device,
+        kind: Kind,
+    ) -> Result<Item> {
+        let (pixels, letterbox) = preprocess(view.image, policy, &self.norm, device, Kind::Float)
+            .map_err(|e| Error::file(view.source, e.to_string()))?;
+        let maps = self.maps(&pixels, layers)?;
+        let features = concat_maps(&maps, config.layers.count(), view.source)?;
+        let features = guarded(|| features.to_kind(kind).contiguous())?;
+        let labels = label_tensor(view.labels, device)?;
+        Ok(Item { features, labels, letterbox })
+    }
 }
 
 /// The head's input from the maps the encoder returned: the maps resized (bilinear, align_corners = false) to

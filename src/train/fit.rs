@@ -62,17 +62,39 @@ fn back_to_labels(lb: &Letterbox, logits: &Tensor) -> Result<Tensor> {
     lb.crop_and_resize_back(logits).map_err(|e| Error::Runtime(format!("mapping logits to the label size: {e}")))
 }
 
+/// Where each step's training items come from: a [`Cache`] (features computed once), or a source that computes
+/// them when asked ([`super::jitter::Jittered`]: scale jitter).
+pub trait TrainItems {
+    /// How many items an epoch goes through.
+    fn count(&self) -> usize;
+    /// The items `indices` (below [`TrainItems::count`]) of `epoch` (1-based).
+    fn take(&mut self, epoch: usize, indices: &[usize]) -> Result<Vec<Item>>;
+}
+
+impl TrainItems for Cache {
+    fn count(&self) -> usize {
+        self.items.len()
+    }
+    fn take(&mut self, _epoch: usize, indices: &[usize]) -> Result<Vec<Item>> {
+        indices
+            .iter()
+            .map(|&i| self.items.get(i).map(Item::share).ok_or_else(|| Error::Internal(format!("no cached item {i}"))))
+            .collect()
+    }
+}
+
 /// Trains `head` (its variables in `vs`) on `train`, validating on `val` each epoch; `progress` gets each
 /// epoch's record as it ends. On return `vs` holds the kept head.
 pub fn fit(
     head: &LinearHead,
     vs: &mut nn::VarStore,
-    train: &Cache,
+    train: &mut dyn TrainItems,
     val: Option<&Cache>,
     opts: &FitOptions,
     progress: &mut dyn FnMut(&EpochLog),
 ) -> Result<FitReport> {
-    if train.items.is_empty() || opts.batch == 0 || opts.epochs == 0 {
+    let n = train.count();
+    if n == 0 || opts.batch == 0 || opts.epochs == 0 {
         return Err(Error::Input("training needs at least one item, a batch of at least 1 and 1 epoch".into()));
     }
     let k = head.config.num_classes;
@@ -85,10 +107,10 @@ pub fn fit(
         nn::AdamW { beta1: 0.9, beta2: 0.999, wd: opts.weight_decay, eps: 1e-8, amsgrad: false }.build(vs, opts.lr)
     })?
     .map_err(|e| Error::Runtime(format!("AdamW: {e}")))?;
-    let steps_per_epoch = train.items.len().div_ceil(opts.batch) as u64;
+    let steps_per_epoch = n.div_ceil(opts.batch) as u64;
     let total = steps_per_epoch * opts.epochs as u64;
     let mut rng = Rng::new(opts.seed);
-    let mut order: Vec<usize> = (0..train.items.len()).collect();
+    let mut order: Vec<usize> = (0..n).collect();
     let mut report = FitReport { epochs: Vec::new(), kept_epoch: 0, best_val_miou: None, stopped_early: false };
     let mut best: Option<Vec<(String, Tensor)>> = None;
     let mut since_best = 0usize;
@@ -100,7 +122,8 @@ pub fn fit(
         for chunk in order.chunks(opts.batch) {
             opt.set_lr(lr_at(opts.lr, step, total));
             step += 1;
-            let items: Vec<&Item> = chunk.iter().map(|&i| &train.items[i]).collect();
+            let owned = train.take(epoch, chunk)?;
+            let items: Vec<&Item> = owned.iter().collect();
             if let Some(l) = train_step(head, &mut opt, &items, weights.as_ref(), k)? {
                 loss_sum += l;
                 loss_n += 1;

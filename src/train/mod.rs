@@ -4,15 +4,19 @@
 //! AdamW, lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, no gradient clipping, batch 16 (2 per GPU x 8),
 //! warm-up then cosine decay to 0 ([`schedule`]), cross-entropy ignoring 255 on logits bilinearly up-sampled to
 //! the labels, horizontal flips (`flip_prob` 0.5: here `--flip` caches both views). The official protocol's
-//! random resized crops are not done (features are cached once); its `LAST` layer is the default.
+//! random resize is `--scale-jitter` ([`jitter`]: computed on the fly, one encoder pass per image per epoch; no
+//! crops); its `LAST` layer is the default.
 //!
-//! [`data`] reads the image / label pairs, [`features`] the encoder and the cache, [`fit`] the loop,
-//! [`schedule`] the arithmetic and the file writer. Output: a `.safetensors` head that [`LinearHead::load`],
-//! `dinoseg run` and the node load unchanged, class names in its `dinoseg.classes` metadata.
+//! [`data`] reads the image / label pairs, [`features`] the encoder and the cache, [`jitter`] the on-the-fly
+//! items, [`coco`] COCO panoptic sets as labels, [`fit`] the loop, [`schedule`] the arithmetic and the file
+//! writer. Output: a `.safetensors` head that [`LinearHead::load`], `dinoseg run` and the node load unchanged,
+//! class names in its `dinoseg.classes` metadata.
 
+pub mod coco;
 pub mod data;
 pub mod features;
 pub mod fit;
+pub mod jitter;
 pub mod schedule;
 
 use crate::error::{Error, Result};
@@ -31,17 +35,25 @@ pub struct TrainOptions {
     pub backbone: String,
     pub variant: Option<String>,
     pub images: PathBuf,
+    /// A folder of label PNGs, or a COCO panoptic JSON ([`coco`]).
     pub labels: PathBuf,
-    /// A labels file (the node's format); None: K = max label + 1.
+    /// The id PNG folder of a panoptic `labels` JSON (None: [`coco::default_png_dir`]).
+    pub panoptic_dir: Option<PathBuf>,
+    /// A labels file (the node's format); None: K = max label + 1, or the panoptic JSON's categories.
     pub classes: Option<PathBuf>,
     pub layers: LayerSelection,
+    /// Validation images and labels (a folder or a panoptic JSON, as `labels`).
     pub val: Option<(PathBuf, PathBuf)>,
+    /// The id PNG folder of a panoptic validation JSON.
+    pub val_panoptic_dir: Option<PathBuf>,
     pub out: PathBuf,
     pub fit: FitOptions,
     pub device: Device,
     /// The cache dtype: Float, BFloat16 or Half.
     pub cache_kind: Kind,
     pub flip: bool,
+    /// Scale jitter (features computed on the fly each epoch, see [`jitter`]); None: the cached path.
+    pub scale_jitter: Option<jitter::ScaleJitter>,
     pub class_balanced: bool,
     pub resume: Option<PathBuf>,
     /// The preprocessing resize rule (`dinoseg run`'s default: keep the size, long side capped at 2048).
@@ -70,23 +82,42 @@ pub trait Progress {
 /// Trains and writes the head; see the module docs.
 pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<TrainReport> {
     check_outputs(opts)?;
-    let pairs = data::pair_files(&opts.images, &opts.labels)?;
-    let val_pairs = match &opts.val {
-        Some((i, l)) => data::pair_files(i, l)?,
-        None => Vec::new(),
+    let (train, train_names) = read_set(&opts.images, &opts.labels, opts.panoptic_dir.as_deref(), "--panoptic-dir")?;
+    let (val, val_names) = match &opts.val {
+        Some((i, l)) => read_set(i, l, opts.val_panoptic_dir.as_deref(), "--val-panoptic-dir")?,
+        None => (Vec::new(), None),
     };
-    let train = data::read_samples(&pairs)?;
-    let val = data::read_samples(&val_pairs)?;
-    let (names, source) = match &opts.classes {
-        Some(p) => {
+    let (names, source) = match (&opts.classes, train_names) {
+        (Some(p), Some(_)) => {
+            return Err(Error::file(
+                p,
+                format!(
+                    "--classes: the COCO panoptic labels {} name the classes (their categories)",
+                    opts.labels.display()
+                ),
+            ))
+        }
+        (None, Some(names)) => {
+            let source = format!("{} lists {} categories", opts.labels.display(), names.len());
+            (names, source)
+        }
+        (Some(p), None) => {
             let labels = Labels::from_file(p).map_err(Error::from)?;
             (labels.names().to_vec(), format!("{} names {}", p.display(), labels.len()))
         }
-        None => {
+        (None, None) => {
             let k = data::classes_from_labels(&train);
             (Labels::generic(k).names().to_vec(), "the largest training label + 1".to_string())
         }
     };
+    if let (Some(v), Some((_, path))) = (&val_names, &opts.val) {
+        if *v != names {
+            return Err(Error::file(
+                path,
+                format!("the validation categories {v:?} differ from the training classes {names:?} ({source})"),
+            ));
+        }
+    }
     let k = names.len();
     if k == 0 {
         return Err(Error::Input("no classes: the classes file names none".into()));
@@ -120,20 +151,40 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
     let spec =
         features::CacheSpec { config: &config, policy, device: opts.device, kind: opts.cache_kind, flip: opts.flip };
     let t = std::time::Instant::now();
-    let train_cache = features::build_cache(&encoder, &train, &spec)?;
+    // With scale jitter the training features are computed each epoch (the encoder stays loaded); else cached.
+    let mut train_cache = if opts.scale_jitter.is_none() {
+        let mut tick = Ticker { set: "training", shown: 0, start: t };
+        Some(features::build_cache_with(&encoder, &train, &spec, &mut |d, n| tick.tick(d, n, progress))?)
+    } else {
+        None
+    };
     let val_cache = if val.is_empty() {
         None
     } else {
-        Some(features::build_cache(&encoder, &val, &features::CacheSpec { flip: false, ..spec })?)
+        let mut tick = Ticker { set: "validation", shown: 0, start: t };
+        let spec = features::CacheSpec { flip: false, ..spec };
+        Some(features::build_cache_with(&encoder, &val, &spec, &mut |d, n| tick.tick(d, n, progress))?)
     };
     let cache_seconds = t.elapsed().as_secs_f64();
-    drop(encoder);
-    let feature_bytes = train_cache.feature_bytes + val_cache.as_ref().map_or(0, |c| c.feature_bytes);
-    let label_bytes = train_cache.label_bytes + val_cache.as_ref().map_or(0, |c| c.label_bytes);
+    let encoder = opts.scale_jitter.is_some().then_some(encoder);
+    let caches = train_cache.iter().chain(val_cache.iter());
+    let feature_bytes: u64 = caches.clone().map(|c| c.feature_bytes).sum();
+    let label_bytes: u64 = caches.map(|c| c.label_bytes).sum();
+    let train_items = train_cache.as_ref().map_or(train.len(), |c| c.items.len());
+    let what = match (&train_cache, opts.scale_jitter) {
+        (Some(c), _) => format!("{} training items", c.items.len()),
+        (None, Some(j)) => format!(
+            "no training items (scale jitter {}-{}: the {} training images go through the encoder every epoch{})",
+            j.min,
+            j.max,
+            train.len(),
+            if opts.flip { ", mirrored with probability 0.5" } else { "" }
+        ),
+        (None, None) => String::new(),
+    };
     progress.note(&format!(
-        "feature cache: {} training items{}, {:.1} MB of features ({:?}) + {:.1} MB of labels on {:?}, built in \
+        "feature cache: {what}{}, {:.1} MB of features ({:?}) + {:.1} MB of labels on {:?}, built in \
          {cache_seconds:.1} s",
-        train_cache.items.len(),
         val_cache.as_ref().map_or(String::new(), |c| format!(" + {} validation items", c.items.len())),
         feature_bytes as f64 / 1e6,
         opts.cache_kind,
@@ -149,13 +200,26 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
     }
     let mut fit_opts = opts.fit.clone();
     if opts.class_balanced {
-        fit_opts.class_weights = Some(schedule::balanced_weights(&class_counts(&train_cache, k)?));
+        let counts = match &train_cache {
+            Some(c) => class_counts(c, k)?,
+            None => sample_class_counts(&train, k),
+        };
+        fit_opts.class_weights = Some(schedule::balanced_weights(&counts));
     }
-    let report = fit::fit(&head, &mut vs, &train_cache, val_cache.as_ref(), &fit_opts, &mut |l| progress.epoch(l))?;
+    let mut on_epoch = |l: &EpochLog| progress.epoch(l);
+    let report = match (&mut train_cache, &encoder, opts.scale_jitter) {
+        (Some(c), _, _) => fit::fit(&head, &mut vs, c, val_cache.as_ref(), &fit_opts, &mut on_epoch)?,
+        (None, Some(enc), Some(range)) => {
+            let spec = jitter::JitterSpec { policy, device: opts.device, flip: opts.flip, range, seed: opts.fit.seed };
+            let mut items = jitter::Jittered::new(enc, &train, &config, spec)?;
+            fit::fit(&head, &mut vs, &mut items, val_cache.as_ref(), &fit_opts, &mut on_epoch)?
+        }
+        _ => return Err(Error::Internal("no training items: neither a cache nor scale jitter".into())),
+    };
     save_head(&opts.out, &head, &vs)?;
     Ok(TrainReport {
         class_names: names,
-        train_items: train_cache.items.len(),
+        train_items,
         val_items: val_cache.as_ref().map_or(0, |c| c.items.len()),
         cache_feature_bytes: feature_bytes,
         cache_label_bytes: label_bytes,
@@ -164,10 +228,47 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
     })
 }
 
+/// Cache progress: a line every 10 % of a set of 20 images or more (an encoder pass over a big set takes minutes).
+struct Ticker {
+    set: &'static str,
+    shown: usize,
+    start: std::time::Instant,
+}
+
+impl Ticker {
+    fn tick(&mut self, done: usize, n: usize, progress: &mut dyn Progress) {
+        if n >= 20 && done * 10 / n > self.shown {
+            self.shown = done * 10 / n;
+            let s = self.start.elapsed().as_secs_f64();
+            progress.note(&format!("feature cache: {} {done}/{n} images, {s:.1} s", self.set));
+        }
+    }
+}
+
+/// A labelled set: label PNGs paired with `images`, or a COCO panoptic JSON (then with its class names).
+fn read_set(
+    images: &Path,
+    labels: &Path,
+    panoptic_dir: Option<&Path>,
+    dir_flag: &str,
+) -> Result<(Vec<data::Sample>, Option<Vec<String>>)> {
+    let json = labels.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || labels.is_file();
+    if json {
+        let dir = panoptic_dir.map_or_else(|| coco::default_png_dir(labels), Path::to_path_buf);
+        let (samples, names) = coco::read_panoptic(images, labels, &dir)?;
+        return Ok((samples, Some(names)));
+    }
+    if let Some(d) = panoptic_dir {
+        return Err(Error::file(d, format!("{dir_flag} is for a COCO panoptic JSON, but the labels are a folder")));
+    }
+    Ok((data::read_samples(&data::pair_files(images, labels)?)?, None))
+}
+
 /// The output must not be one of the inputs.
 fn check_outputs(opts: &TrainOptions) -> Result<()> {
     let backbone = PathBuf::from(&opts.backbone);
-    let mut inputs: Vec<&Path> = vec![backbone.as_path()];
+    let mut inputs: Vec<&Path> = vec![backbone.as_path(), opts.labels.as_path()];
+    inputs.extend(opts.val.as_ref().map(|(_, l)| l.as_path()));
     inputs.extend(opts.classes.as_deref());
     inputs.extend(opts.resume.as_deref());
     crate::files::refuse_overwrite(&opts.out, &inputs, "--out")?;
@@ -222,6 +323,19 @@ fn class_counts(cache: &features::Cache, k: usize) -> Result<Vec<u64>> {
         }
     }
     Ok(counts)
+}
+
+/// Labelled pixels per class over the label maps of `samples`.
+fn sample_class_counts(samples: &[data::Sample], k: usize) -> Vec<u64> {
+    let mut counts = vec![0u64; k];
+    for s in samples {
+        for &v in &s.labels.ids {
+            if let Some(c) = counts.get_mut(usize::from(v)).filter(|_| v != data::IGNORE) {
+                *c += 1;
+            }
+        }
+    }
+    counts
 }
 
 /// Writes the head in the node's format (see [`crate::model::heads::linear_format`]).

@@ -112,13 +112,18 @@ enum Command {
     BenchCore(bench_core::BenchCoreArgs),
     /// Train a DINOv3 linear head (BatchNorm + 1x1 conv, the node's head format) on a frozen encoder.
     ///
-    /// Images and label PNGs (8/16-bit grey class ids, 255 ignored, the image's size) pair by file stem. Features
-    /// are computed once (frozen encoder, the library's preprocessing) and cached on --device. Defaults follow the
-    /// DINOv3 linear segmentation protocol (facebookresearch/dinov3, dinov3/eval/segmentation/configs/
-    /// config-ade20k-linear-training.yaml): AdamW lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, batch 16,
-    /// layers `last`, linear warm-up over 1500/40000 of the steps then cosine decay to 0, cross-entropy ignoring
-    /// 255 on logits bilinearly up-sampled to the labels, horizontal flips (--flip). The head file loads in
-    /// `dinoseg run` and the node unchanged; class names go to its `dinoseg.classes` metadata.
+    /// Labels: a folder of label PNGs paired with the images by file stem (8/16-bit grey class ids or palette
+    /// indices, 255 ignored, the image's size), or a COCO panoptic JSON (its categories are the classes, in the
+    /// order listed; VOID and crowd ignored). Features are computed once (frozen encoder, the library's
+    /// preprocessing) and cached on --device, except with --scale-jitter, which runs the encoder on every training
+    /// image every epoch.
+    ///
+    /// Defaults follow the DINOv3 linear segmentation protocol (facebookresearch/dinov3,
+    /// dinov3/eval/segmentation/configs/config-ade20k-linear-training.yaml): AdamW lr 1e-3, betas (0.9, 0.999),
+    /// weight decay 1e-3, batch 16, layers `last`, linear warm-up over 1500/40000 of the steps then cosine decay to
+    /// 0, cross-entropy ignoring 255 on logits bilinearly up-sampled to the labels, horizontal flips (--flip),
+    /// random resize (--scale-jitter 0.5,2). The head file loads in `dinoseg run` and the node unchanged; class
+    /// names go to its `dinoseg.classes` metadata.
     TrainHead(Box<train_head::TrainHeadArgs>),
     /// Benchmark worker: times forward passes on request (driven by bench/*.py).
     #[command(hide = true)]

@@ -4,23 +4,15 @@ use clap::Args;
 use dinoseg::device::parse_device;
 use dinoseg::model::heads::linear::LayerSelection;
 use dinoseg::pipeline::preprocess::ResizePolicy;
+use dinoseg::train::jitter::ScaleJitter;
 use dinoseg::train::{EpochLog, FitOptions, Progress, TrainOptions};
 use std::path::PathBuf;
 use tch::Kind;
 
 use crate::flags;
 
-/// Train a DINOv3 linear head (BatchNorm + 1x1 conv, the node's head format) on a frozen encoder.
-///
-/// Images and label PNGs (8/16-bit grey class ids, 255 ignored, the image's size) pair by file stem. Features are
-/// computed once (frozen encoder, the library's preprocessing) and cached on --device. Defaults follow the DINOv3
-/// linear segmentation protocol (facebookresearch/dinov3, dinov3/eval/segmentation/configs/
-/// config-ade20k-linear-training.yaml): AdamW lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, batch 16, layers
-/// `last`, linear warm-up over 1500/40000 of the steps then cosine decay to 0, cross-entropy ignoring 255 on
-/// logits bilinearly up-sampled to the labels, horizontal flips (--flip). The head file loads in `dinoseg run`
-/// and the node unchanged; class names go to its `dinoseg.classes` metadata.
+/// The flags of `dinoseg train-head` (its help text is the doc of `Command::TrainHead` in main.rs).
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
 pub struct TrainHeadArgs {
     /// The frozen encoder: any checkpoint the node loads (backbone directory, .safetensors with --variant,
     /// official .pth, hub id, or an EoMT / Mask2Former model: the head then reads its encoder).
@@ -32,11 +24,16 @@ pub struct TrainHeadArgs {
     /// Folder of training images.
     #[arg(long)]
     images: PathBuf,
-    /// Folder of label PNGs (same file stems as the images).
+    /// Folder of label PNGs (same file stems as the images), or a COCO panoptic JSON (file_name stems pair with
+    /// the images; its id PNGs in --panoptic-dir).
     #[arg(long)]
     labels: PathBuf,
+    /// The id PNG folder of a panoptic --labels JSON; default: the JSON's path without .json
+    /// (annotations/panoptic_train2017.json -> annotations/panoptic_train2017/), as panopticapi.
+    #[arg(long)]
+    panoptic_dir: Option<PathBuf>,
     /// Class names, the node's labels-file format (one per line, `[id:] name`); default: K = largest label + 1,
-    /// named class_<i>.
+    /// named class_<i> (a panoptic JSON names its classes: not with --classes).
     #[arg(long)]
     classes: Option<PathBuf>,
     /// Dense layers the head reads: `last` (the official linear protocol) or `4` (the four official layers).
@@ -45,8 +42,12 @@ pub struct TrainHeadArgs {
     /// Validation images (with --val-labels): mIoU per epoch, early stopping, the best head kept.
     #[arg(long, requires = "val_labels")]
     val_images: Option<PathBuf>,
+    /// Validation labels: a folder of label PNGs or a COCO panoptic JSON (the same categories), as --labels.
     #[arg(long, requires = "val_images")]
     val_labels: Option<PathBuf>,
+    /// The id PNG folder of a panoptic --val-labels JSON (default as --panoptic-dir).
+    #[arg(long, requires = "val_labels")]
+    val_panoptic_dir: Option<PathBuf>,
     /// The head file to write (.safetensors), atomically.
     #[arg(long)]
     out: PathBuf,
@@ -69,9 +70,15 @@ pub struct TrainHeadArgs {
     /// Feature cache dtype: fp32, bf16 or fp16 (halves the cache of big backbones).
     #[arg(long, default_value = "fp32", value_parser = parse_cache)]
     cache_dtype: Kind,
-    /// Also train on every image mirrored left to right (cached once, with mirrored labels).
+    /// Also train on every image mirrored left to right (cached once, with mirrored labels; with --scale-jitter
+    /// each image is mirrored with probability 0.5 per epoch instead).
     #[arg(long)]
     flip: bool,
+    /// Scale jitter, e.g. 0.5,2 (the DINOv3 protocol's range): each epoch, each training image goes through the
+    /// encoder at its inference size times a factor drawn uniformly in [MIN, MAX] (seeded). Not cached: it costs
+    /// one encoder pass per training image per epoch (the validation set is still cached once).
+    #[arg(long, value_name = "MIN,MAX", value_parser = ScaleJitter::parse)]
+    scale_jitter: Option<ScaleJitter>,
     /// Weight the loss of class c by N / (P * n_c) (n_c its labelled training pixels, N their sum, P the classes
     /// present).
     #[arg(long)]
@@ -122,15 +129,47 @@ fn decay(s: &str) -> Result<f64, String> {
     number(s, 0.0, false, 10.0)
 }
 
-struct Stderr;
+/// Progress on stderr: the cache notes, and one line per epoch: loss, validation mIoU (and the best so far),
+/// seconds, and the time left at the mean epoch time (an upper bound when early stopping may end the run).
+struct Stderr {
+    epochs: usize,
+    spent: f64,
+    best: Option<(f64, usize)>,
+}
 
 impl Progress for Stderr {
     fn note(&mut self, line: &str) {
         eprintln!("{line}");
     }
     fn epoch(&mut self, l: &EpochLog) {
-        let miou = l.val_miou.map_or("-".to_string(), |m| format!("{m:.4}"));
-        eprintln!("epoch {:>4}  loss {:.4}  val mIoU {miou}  {:.2} s", l.epoch, l.loss, l.seconds);
+        self.spent += l.seconds;
+        if let Some(m) = l.val_miou.filter(|&m| self.best.is_none_or(|(b, _)| m > b)) {
+            self.best = Some((m, l.epoch));
+        }
+        let miou = match (l.val_miou, self.best) {
+            (Some(m), Some((b, e))) => format!("  val mIoU {m:.4} (best {b:.4}, epoch {e})"),
+            (Some(m), None) => format!("  val mIoU {m:.4}"),
+            (None, _) => String::new(),
+        };
+        let left = self.spent / l.epoch.max(1) as f64 * self.epochs.saturating_sub(l.epoch) as f64;
+        eprintln!(
+            "epoch {:>4}/{}  loss {:.4}{miou}  {:.2} s  ETA {}",
+            l.epoch,
+            self.epochs,
+            l.loss,
+            l.seconds,
+            duration(left)
+        );
+    }
+}
+
+/// `42 s`, `3 min 05 s`, `2 h 07 min`.
+fn duration(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..=89 => format!("{s} s"),
+        90..=5399 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -147,9 +186,11 @@ pub fn run(a: &TrainHeadArgs) -> dinoseg::Result<()> {
         variant: a.variant.clone(),
         images: a.images.clone(),
         labels: a.labels.clone(),
+        panoptic_dir: a.panoptic_dir.clone(),
         classes: a.classes.clone(),
         layers: a.layers,
         val: a.val_images.clone().zip(a.val_labels.clone()),
+        val_panoptic_dir: a.val_panoptic_dir.clone(),
         out: a.out.clone(),
         fit: FitOptions {
             epochs: a.epochs,
@@ -163,11 +204,12 @@ pub fn run(a: &TrainHeadArgs) -> dinoseg::Result<()> {
         device: parse_device(&a.device)?,
         cache_kind: a.cache_dtype,
         flip: a.flip,
+        scale_jitter: a.scale_jitter,
         class_balanced: a.class_balanced,
         resume: a.resume.clone(),
         resize,
     };
-    let r = dinoseg::train::train_head(&opts, &mut Stderr)?;
+    let r = dinoseg::train::train_head(&opts, &mut Stderr { epochs: a.epochs, spent: 0.0, best: None })?;
     let best = r.fit.best_val_miou.map_or(String::new(), |m| format!(", validation mIoU {m:.4}"));
     let stop = if r.fit.stopped_early { " (stopped early)" } else { "" };
     println!(
