@@ -359,31 +359,15 @@ impl Rle {
         if self.h != other.h || self.w != other.w {
             return Rle { h: 0, w: 0, counts: Vec::new() };
         }
-        let (a, b) = (&self.counts, &other.counts);
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let (mut ca, mut cb) = (a.first().copied().unwrap_or(0), b.first().copied().unwrap_or(0));
-        let (mut va, mut vb, mut v) = (false, false, false);
-        let (mut ia, mut ib, mut cc, mut ct) = (1, 1, 0u32, 1u64);
+        let (mut a, mut b) = (Runs::new(&self.counts), Runs::new(&other.counts));
+        let mut out = Vec::with_capacity(self.counts.len() + other.counts.len());
+        let (mut v, mut cc, mut ct) = (false, 0u32, 1u64);
         while ct > 0 {
-            let c = ca.min(cb);
+            let c = a.left.min(b.left);
             cc += c;
-            ct = 0;
-            ca -= c;
-            if ca == 0 && ia < a.len() {
-                ca = a[ia];
-                ia += 1;
-                va = !va;
-            }
-            ct += u64::from(ca);
-            cb -= c;
-            if cb == 0 && ib < b.len() {
-                cb = b[ib];
-                ib += 1;
-                vb = !vb;
-            }
-            ct += u64::from(cb);
+            ct = a.take(c) + b.take(c);
             let vp = v;
-            v = va || vb;
+            v = a.on || b.on;
             if v != vp || ct == 0 {
                 out.push(cc);
                 cc = 0;
@@ -440,6 +424,33 @@ impl Walk {
     }
 }
 
+/// A walk over one mask's runs, as pycocotools' `rleMerge` / `rleIou` step two masks together: `left` pixels
+/// remain in the current run, `on` whether it is foreground (runs alternate, starting with background).
+struct Runs<'a> {
+    counts: &'a [u32],
+    next: usize,
+    left: u32,
+    on: bool,
+}
+
+impl<'a> Runs<'a> {
+    fn new(counts: &'a [u32]) -> Self {
+        Runs { counts, next: 1, left: counts.first().copied().unwrap_or(0), on: false }
+    }
+
+    /// Consumes `c` pixels (at most `left`); at the end of a run steps to the next one, if any. Returns the
+    /// pixels left in the current run (0 only at the end of the counts).
+    fn take(&mut self, c: u32) -> u64 {
+        self.left -= c;
+        if self.left == 0 && self.next < self.counts.len() {
+            self.left = self.counts[self.next];
+            self.next += 1;
+            self.on = !self.on;
+        }
+        u64::from(self.left)
+    }
+}
+
 /// Intersection over union of a detection and a ground-truth mask as pycocotools' `rleIou`: 0 when their
 /// bounding boxes do not overlap, -1 when the sizes differ, and for a crowd ground truth the intersection over the
 /// detection's area.
@@ -450,34 +461,17 @@ pub fn iou(dt: &Rle, gt: &Rle, crowd: bool) -> f64 {
     if dt.h != gt.h || dt.w != gt.w {
         return -1.0;
     }
-    let (a, b) = (&dt.counts, &gt.counts);
-    let (mut ca, mut cb) = (a.first().copied().unwrap_or(0), b.first().copied().unwrap_or(0));
-    let (mut va, mut vb) = (false, false);
-    let (mut ia, mut ib) = (1, 1);
+    let (mut a, mut b) = (Runs::new(&dt.counts), Runs::new(&gt.counts));
     let (mut inter, mut union, mut ct) = (0u64, 0u64, 1u64);
     while ct > 0 {
-        let c = ca.min(cb);
-        if va || vb {
+        let c = a.left.min(b.left);
+        if a.on || b.on {
             union += u64::from(c);
-            if va && vb {
+            if a.on && b.on {
                 inter += u64::from(c);
             }
         }
-        ct = 0;
-        ca -= c;
-        if ca == 0 && ia < a.len() {
-            ca = a[ia];
-            ia += 1;
-            va = !va;
-        }
-        ct += u64::from(ca);
-        cb -= c;
-        if cb == 0 && ib < b.len() {
-            cb = b[ib];
-            ib += 1;
-            vb = !vb;
-        }
-        ct += u64::from(cb);
+        ct = a.take(c) + b.take(c);
     }
     if inter == 0 {
         union = 1;
