@@ -12,21 +12,17 @@ medians. transformers' post-processing is its Mask2FormerImageProcessor's (which
   bench/mask2former.py [--threads 2] [--rounds 5] [--device cpu] [--precision fp32] [--confident 20] [--margin 0.5]
 """
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/backbone.py
 
 import torch  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DINOSEG = os.environ.get("DINOSEG_BIN", os.path.join(ROOT, "target", "release", "dinoseg"))
-KINDS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from frame_bench import DINOSEG, KINDS, Worker, add_common_args, interleave, reference_frame, report  # noqa: E402
 
 
 def make_model(tmp, args, x):
@@ -82,23 +78,14 @@ def check_parity(tmp, model_dir, inp, ref, xd, args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="fp32", choices=sorted(KINDS))
+    add_common_args(ap, rounds=5)
     ap.add_argument("--hidden-sizes", default="96,192,384,768", help="ConvNeXt stage widths (T: 96,192,384,768)")
     ap.add_argument("--depths", default="3,3,9,3", help="ConvNeXt stage depths (T: 3,3,9,3; L: 3,3,27,3)")
     ap.add_argument("--queries", type=int, default=100)
-    ap.add_argument("--classes", type=int, default=133)
-    ap.add_argument("--size", type=int, default=640)
     ap.add_argument("--confident", type=int, default=20,
                     help="queries that predict an object with confidence (the rest predict no-object)")
     ap.add_argument("--margin", type=float, default=0.5,
                     help="the least confident of them beats no-object by this logit margin")
-    ap.add_argument("--target", default="480x640", help="camera frame HxW the results are resized to")
-    ap.add_argument("--ours-only", action="store_true")
-    ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     th, tw = (int(v) for v in args.target.split("x"))
@@ -108,88 +95,29 @@ def main():
         inp = os.path.join(tmp, "input.safetensors")
         from safetensors.torch import save_file
         save_file({"pixel_values": x}, inp)
-        worker = subprocess.Popen(
-            [DINOSEG, "bench-worker", "--model", model_dir, "--input", inp, "--device", args.device,
-             "--precision", args.precision, "--threads", str(args.threads), "--postprocess", args.target],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        ready = worker.stdout.readline()
-        if not ready.startswith("ready"):
-            sys.exit(f"worker failed to start: {ready}")
-
-        def ours():
-            worker.stdin.write("1\n")
-            worker.stdin.flush()
-            # one "forward_ms/semantic_ms/panoptic_ms" triple per frame
-            return [tuple(float(v) for v in t.split("/")) for t in worker.stdout.readline().split()][0]
+        worker = Worker(model_dir, inp, args)
 
         from transformers import Mask2FormerImageProcessorPil  # the same post-processing, without torchvision
         proc = Mask2FormerImageProcessorPil()
         ref = ref.to(args.device, KINDS[args.precision])
         xd = x.to(args.device, KINDS[args.precision])
-
-        def sync():
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-
-        def theirs():
-            sync()
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                out = ref(pixel_values=xd)
-            sync()
-            t1 = time.perf_counter()
-            out.class_queries_logits = out.class_queries_logits.float()
-            out.masks_queries_logits = out.masks_queries_logits.float()
-            proc.post_process_semantic_segmentation(out, target_sizes=[(th, tw)])
-            t2 = time.perf_counter()
-            proc.post_process_panoptic_segmentation(out, threshold=0.8, label_ids_to_fuse=set(),
-                                                     target_sizes=[(th, tw)])
-            t3 = time.perf_counter()
-            return ((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-
+        theirs = reference_frame(
+            ref, xd, args.device,
+            lambda out: proc.post_process_semantic_segmentation(out, target_sizes=[(th, tw)]),
+            lambda out: proc.post_process_panoptic_segmentation(out, threshold=0.8, label_ids_to_fuse=set(),
+                                                                target_sizes=[(th, tw)]))
         with torch.inference_mode():
             probs = ref(pixel_values=xd).class_queries_logits.float().softmax(-1)[0]
         kept = int(((probs.argmax(-1) != args.classes) & (probs.max(-1).values > 0.8)).sum())
         parity = check_parity(tmp, model_dir, inp, ref, xd, args)
-        for _ in range(args.warmup):
-            ours()
-            if not args.ours_only:
-                theirs()
-        a, b = [], []
-        for r in range(args.rounds):
-            if args.ours_only:
-                a.append(ours())
-            elif r % 2 == 0:
-                a.append(ours())
-                b.append(theirs())
-            else:
-                b.append(theirs())
-                a.append(ours())
-            print(f"round {r}: dinoseg {a[-1]}, transformers {b[-1] if b else None}", file=sys.stderr)
-        worker.stdin.write("0\n")
-        worker.stdin.flush()
-        worker.wait(timeout=60)
+        a, b = interleave(worker.frame, theirs, args)
+        worker.close()
 
-    med = lambda rows, i: statistics.median(r[i] for r in rows)  # noqa: E731
-    rows = [("dinoseg", a)] + ([("transformers", b)] if b else [])
-    print(f"\nMask2Former frame, {args.device} {args.precision}, {args.threads} threads, DINOv3 ConvNeXt "
-          f"{args.hidden_sizes} x {args.depths}, {args.queries} queries, {args.classes} classes, "
-          f"{args.size}x{args.size} input, results at {tw}x{th}, {args.confident} confident queries (margin "
-          f"{args.margin}; {kept} above the 0.8 query threshold), median of "
-          f"{args.rounds} interleaved rounds, torch {torch.__version__}")
-    print("| side | forward ms | semantic ms | panoptic ms | post-processing / forward |")
-    print("|---|---|---|---|---|")
-    result = {}
-    for name, data in rows:
-        f, s, p = med(data, 0), med(data, 1), med(data, 2)
-        result[name] = {"forward_ms": f, "semantic_ms": s, "panoptic_ms": p}
-        print(f"| {name} | {f:.1f} | {s:.1f} | {p:.1f} | {(s + p) / f:.3f} |")
-    print(f"outputs of the two sides: {parity}")
-    if b:
-        print(f"forward ratio dinoseg / transformers: {result['dinoseg']['forward_ms'] / result['transformers']['forward_ms']:.3f}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+    report(f"Mask2Former frame, {args.device} {args.precision}, {args.threads} threads, DINOv3 ConvNeXt "
+           f"{args.hidden_sizes} x {args.depths}, {args.queries} queries, {args.classes} classes, "
+           f"{args.size}x{args.size} input, results at {tw}x{th}, {args.confident} confident queries (margin "
+           f"{args.margin}; {kept} above the 0.8 query threshold), median of {args.rounds} interleaved rounds",
+           a, b, args.json, notes=[f"outputs of the two sides: {parity}"])
 
 
 if __name__ == "__main__":
