@@ -305,6 +305,11 @@ def coco_seeds():
     write("coco_json", "polygons_rle_crowd.bin", struct.pack("<H", len(g)) + g + json.dumps(res).encode())
     res_box = [dict(r, bbox=[1, 1, 3, 3]) for r in res]
     write("coco_json", "results_with_bbox.bin", struct.pack("<H", len(g)) + g + json.dumps(res_box).encode())
+    # `dinoseg run`'s results: an image_id the ground truth lacks, paired by the file name's stem.
+    named = dict(gt, images=[dict(im, file_name=f"{im['id']:06d}.jpg") for im in gt["images"]])
+    g = json.dumps(named).encode()
+    res_named = [dict(r, image_id=100 + i, file_name=f"{r['image_id']:06d}") for i, r in enumerate(res)]
+    write("coco_json", "results_by_file_name.bin", struct.pack("<H", len(g)) + g + json.dumps(res_named).encode())
     rle = M.frPyObjects([[0.5, 0.5, 8.2, 1.1, 4.4, 9.9]], 10, 12)[0]
     write("coco_rle", "compressed.bin", bytes([0]) + struct.pack("<HH", 10, 12) + rle["counts"])
     poly = [2, 2, 30, 4, 20, 36, -8, 18]  # quarter pixels
@@ -418,6 +423,10 @@ def main():
         "num_attention_heads": 4, "decoder_layers": 4, "num_queries": 10, "id2label": {"0": "a", "1": "b"},
         "backbone_config": {"model_type": "dinov3_vit", "hidden_size": 64, "num_attention_heads": 4,
                             "intermediate_size": 128, "num_hidden_layers": 4, "out_indices": [1, 2, 3, 4]}}).encode())
+    # The same read as a DINOv3-Mask2former dinov3_backbone_config.json (names the variant file).
+    named_variant = {"model_file": "models/mask2former_dinov3_vitsmallplus_pyramid.py", **json.loads(
+        (CORPUS / "model_config" / "mask2former_vit.json").read_text())}
+    write("model_config", "mask2former_adapter_names.json", json.dumps(named_variant, indent=1).encode())
 
     def pth(obj):
         out = io.BytesIO()
