@@ -142,6 +142,7 @@ for name in frames:
         assert int(M.area(r["segmentation"])) == inst["area"] == int(want.sum()), (name, inst)
         assert list(M.toBbox(r["segmentation"])) == r["bbox"] == [float(v) for v in inst["bbox"]], (name, r, inst)
         assert r["category_id"] == inst["class_id"] and abs(r["score"] - inst["score"]) < 1e-6, (r, inst)
+        assert r["category_name"] == inst["class_name"], (r, inst)
         n += 1
 assert n == len(res)
 # A ground truth of the run's own instances, under other image ids and .jpg names (pairing by file stem).
@@ -153,6 +154,13 @@ gt = {"images": [{"id": gt_id[f], "file_name": "val/" + f + ".jpg", "height": si
                        "category_id": r["category_id"], "segmentation": r["segmentation"],
                        "area": float(M.area(r["segmentation"])), "bbox": r["bbox"], "iscrowd": 0}
                       for k, r in enumerate(res)]}
+# The same under other category ids (as COCO's 1-90 against a model's 0-based ids), named as the model's classes.
+names = {r["category_id"]: r["category_name"] for r in res}
+renamed = copy.deepcopy(gt)
+renamed["categories"] = [{"id": 100 + c, "name": names.get(c, "unused%d" % c)} for c in range(6)]
+for a in renamed["annotations"]:
+    a["category_id"] += 100
+json.dump(renamed, open(os.path.join(work, "renamed.json"), "w"))
 bad = copy.deepcopy(gt)
 top = max(range(len(res)), key=lambda k: res[k]["score"])
 bad["annotations"][top]["category_id"] = 1 + bad["annotations"][top]["category_id"] % 5
@@ -199,8 +207,8 @@ fn coco_results_decode_with_pycocotools_and_score_ap_1_against_the_runs_own_inst
     let got = coco_stats(&m);
     assert_eq!(&got[..3], &[1.0, 1.0, 1.0], "{m}");
     assert!(got[3..].iter().all(|&v| v == 1.0 || v == -1.0), "{m}");
-    let want: Vec<f64> = serde_json::from_value(r["stats"]["gt"].clone()).expect("stats");
-    assert_eq!(got, want, "dinoseg eval vs pycocotools");
+    let want_gt: Vec<f64> = serde_json::from_value(r["stats"]["gt"].clone()).expect("stats");
+    assert_eq!(got, want_gt, "dinoseg eval vs pycocotools");
     let (m, _) = eval(
         &work,
         "ap_perturbed",
@@ -213,6 +221,20 @@ fn coco_results_decode_with_pycocotools_and_score_ap_1_against_the_runs_own_inst
     );
     let got = coco_stats(&m);
     assert!(got[0] < 1.0, "{m}");
+    // Other category ids: matched by the results' category_name, the same AP 1; by id, nothing matches.
+    let renamed = [
+        Path::new("--coco-gt"),
+        &work.join("renamed.json"),
+        Path::new("--coco-results"),
+        &out.join("coco_results.json"),
+    ];
+    let mut by_name = renamed.to_vec();
+    by_name.push(Path::new("--categories-by-name"));
+    let (m, err) = eval(&work, "ap_by_name", &by_name);
+    assert_eq!(coco_stats(&m), want_gt, "{m} {err}");
+    let (m, err) = eval(&work, "ap_by_id", &renamed);
+    assert_eq!(coco_stats(&m)[0], 0.0, "{m}");
+    assert!(err.contains("category_id the ground truth lacks") && err.contains("--categories-by-name"), "{err}");
     let want: Vec<f64> = serde_json::from_value(r["stats"]["perturbed"].clone()).expect("stats");
     assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12), "dinoseg eval {got:?} vs pycocotools {want:?}");
 }

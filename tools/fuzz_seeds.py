@@ -306,9 +306,12 @@ def coco_seeds():
     res_box = [dict(r, bbox=[1, 1, 3, 3]) for r in res]
     write("coco_json", "results_with_bbox.bin", struct.pack("<H", len(g)) + g + json.dumps(res_box).encode())
     # `dinoseg run`'s results: an image_id the ground truth lacks, paired by the file name's stem.
-    named = dict(gt, images=[dict(im, file_name=f"{im['id']:06d}.jpg") for im in gt["images"]])
+    # Categories by name: the run's class names, ids of its own.
+    named = dict(gt, images=[dict(im, file_name=f"{im['id']:06d}.jpg") for im in gt["images"]],
+                 categories=[{"id": 1, "name": "person"}, {"id": 2, "name": "car"}])
     g = json.dumps(named).encode()
-    res_named = [dict(r, image_id=100 + i, file_name=f"{r['image_id']:06d}") for i, r in enumerate(res)]
+    res_named = [dict(r, image_id=100 + i, file_name=f"{r['image_id']:06d}", category_id=r["category_id"] - 1,
+                      category_name=["person", "car"][r["category_id"] - 1]) for i, r in enumerate(res)]
     write("coco_json", "results_by_file_name.bin", struct.pack("<H", len(g)) + g + json.dumps(res_named).encode())
     rle = M.frPyObjects([[0.5, 0.5, 8.2, 1.1, 4.4, 9.9]], 10, 12)[0]
     write("coco_rle", "compressed.bin", bytes([0]) + struct.pack("<HH", 10, 12) + rle["counts"])

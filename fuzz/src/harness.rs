@@ -413,7 +413,8 @@ pub fn labels(data: &[u8]) -> bool {
 
 /// A COCO ground-truth file and a results file: bytes 0-1 (LE) the ground truth's length, then the ground truth
 /// ([`dinoseg::eval::coco::CocoGt::from_json`]), then the results ([`dinoseg::eval::coco::parse_results`]); both
-/// parsed, they are evaluated ([`dinoseg::eval::coco::evaluate`]). Accepted: both parsed.
+/// parsed, they are evaluated ([`dinoseg::eval::coco::evaluate`]), also with categories matched by name
+/// ([`dinoseg::eval::coco::categories_by_name`]). Accepted: both parsed.
 pub fn coco_json(data: &[u8]) -> bool {
     use dinoseg::eval::coco;
     let (len, rest) = match data {
@@ -423,6 +424,11 @@ pub fn coco_json(data: &[u8]) -> bool {
     let (gt_bytes, results_bytes) = rest.split_at(len.min(rest.len()));
     let Ok(gt) = coco::CocoGt::from_json(gt_bytes, Path::new("gt.json")) else { return false };
     let Ok(results) = coco::parse_results(results_bytes, Path::new("results.json"), &gt) else { return false };
+    let mut renamed = results.clone();
+    if let Ok(left_out) = coco::categories_by_name(&gt, &mut renamed, Path::new("results.json")) {
+        assert_eq!(renamed.len() + left_out, results.len());
+        let _ = coco::evaluate(&gt, &renamed);
+    }
     let m = coco::evaluate(&gt, &results);
     for v in [m.ap, m.ap50, m.ap75, m.ap_small, m.ap_medium, m.ap_large] {
         assert!(v == -1.0 || (0.0..=1.0).contains(&v), "a COCO metric out of range: {m:?}");

@@ -78,6 +78,8 @@ pub struct GtAnnotation {
 pub struct Detection {
     pub image_id: i64,
     pub category_id: i64,
+    /// `category_name`, which `dinoseg run` adds (not COCO's format; see [`categories_by_name`]).
+    pub category_name: Option<String>,
     pub score: f64,
     /// The mask's area (or the box's, see the module doc).
     pub area: f64,
@@ -89,6 +91,8 @@ pub struct Detection {
 pub struct CocoGt {
     images: BTreeMap<i64, (u32, u32)>,
     categories: Vec<i64>,
+    /// Category ids by `name` (the categories that have one).
+    category_names: BTreeMap<String, Vec<i64>>,
     annotations: Vec<GtAnnotation>,
     /// Image ids by the stem of their `file_name`.
     stems: names::Stems,
@@ -178,8 +182,13 @@ impl CocoGt {
             }
         }
         let mut categories = Vec::with_capacity(raw.categories.len());
+        let mut category_names: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for (index, c) in raw.categories.iter().enumerate() {
-            categories.push(c.id.ok_or_else(|| bad(path, format!("categories[{index}]: missing key `id`")))?);
+            let id = c.id.ok_or_else(|| bad(path, format!("categories[{index}]: missing key `id`")))?;
+            categories.push(id);
+            if let Some(name) = &c.name {
+                category_names.entry(name.clone()).or_default().push(id);
+            }
         }
         categories.sort_unstable();
         categories.dedup();
@@ -204,7 +213,7 @@ impl CocoGt {
             let iscrowd = ann.iscrowd.as_ref().is_some_and(Flag::is_set);
             annotations.push(GtAnnotation { id, image_id, category_id, area, iscrowd, mask });
         }
-        Ok(CocoGt { images, categories, annotations, stems })
+        Ok(CocoGt { images, categories, category_names, annotations, stems })
     }
 
     /// Image ids (sorted) with their (height, width).
@@ -266,9 +275,41 @@ pub fn parse_results(bytes: &[u8], path: &Path, gt: &CocoGt) -> Result<Vec<Detec
         } else {
             mask.area() as f64
         };
-        out.push(Detection { image_id, category_id, score, area, mask });
+        let category_name = r.category_name.clone();
+        out.push(Detection { image_id, category_id, category_name, score, area, mask });
     }
     Ok(out)
+}
+
+/// Gives each result the ground-truth category of its `category_name` (for results whose class ids are not the
+/// ground truth's category ids, e.g. a model's contiguous 0-based ids against COCO's 1-90): a result without the
+/// key, or whose name two ground-truth categories share, is an error naming the result (by its index in
+/// `results`); a result whose name no category has is left out (as pycocotools ignores results of categories the
+/// ground truth lacks). Returns how many were left out.
+pub fn categories_by_name(gt: &CocoGt, results: &mut Vec<Detection>, path: &Path) -> Result<usize> {
+    let mut keep = Vec::with_capacity(results.len());
+    for (index, r) in results.iter_mut().enumerate() {
+        let name = r.category_name.as_deref().ok_or_else(|| {
+            bad(path, format!("result {index}: missing key `category_name` (needed to match categories by name)"))
+        })?;
+        match gt.category_names.get(name).map(Vec::as_slice) {
+            Some([id]) => {
+                r.category_id = *id;
+                keep.push(true);
+            }
+            Some(ids) => {
+                return Err(bad(
+                    path,
+                    format!("result {index}: category_name {name:?} is the name of ground-truth categories {ids:?}"),
+                ))
+            }
+            None => keep.push(false),
+        }
+    }
+    let before = results.len();
+    let mut flags = keep.into_iter();
+    results.retain(|_| flags.next().unwrap_or(false));
+    Ok(before - results.len())
 }
 
 /// Reads both files and evaluates (see [`evaluate`]).

@@ -2,9 +2,10 @@
 //! of [`super::folder`]:
 //!
 //! - `coco_results.json` (when the instance files are on): COCO instance-segmentation results for the whole run,
-//!   a list of `{"image_id", "file_name", "category_id", "score", "segmentation": {"size": [h, w], "counts":
-//!   compressed RLE}, "bbox": [x, y, w, h]}`, one per instance. `category_id` is the model's class id (0-based,
-//!   `NAME_instances.json`'s `class_id`); the RLE is [`crate::eval::rle`]'s (bit-exact with pycocotools) and
+//!   a list of `{"image_id", "file_name", "category_id", "category_name", "score", "segmentation": {"size":
+//!   [h, w], "counts": compressed RLE}, "bbox": [x, y, w, h]}`, one per instance. `category_id` is the model's
+//!   class id (0-based, `NAME_instances.json`'s `class_id`), `category_name` its name (for a ground truth whose
+//!   category ids differ: `dinoseg eval --categories-by-name`); the RLE is [`crate::eval::rle`]'s (bit-exact with pycocotools) and
 //!   `bbox` the mask's box as pycocotools' `toBbox` gives it.
 //! - COCO panoptic (when the semantic or instance files are on and the frame has a panoptic map, i.e. a head
 //!   with `outputs: panoptic`): `panoptic/NAME.png` per frame (RGB ids, id = R + 256 G + 256^2 B, 0 = void) and
@@ -144,6 +145,8 @@ struct CocoResult<'a> {
     image_id: i64,
     file_name: &'a str,
     category_id: u32,
+    /// Not in COCO's format: the class name, for `dinoseg eval --categories-by-name`.
+    category_name: &'a str,
     score: f32,
     segmentation: Segmentation<'a>,
     bbox: [f64; 4],
@@ -354,11 +357,13 @@ impl EvalFiles {
     /// atomically, with every frame added so far.
     pub fn finish(&self) -> Result<()> {
         if let Some(coco) = &self.coco {
+            let name = |id: u32| self.seen.get(&id).and_then(|(n, _)| n.as_deref()).unwrap_or("");
             let results = coco.items.iter().flat_map(|f| {
                 f.instances.iter().map(move |k| CocoResult {
                     image_id: f.image_id,
                     file_name: &f.file_name,
                     category_id: k.category_id,
+                    category_name: name(k.category_id),
                     score: k.score,
                     segmentation: Segmentation { size: f.size, counts: &k.counts },
                     bbox: k.bbox,

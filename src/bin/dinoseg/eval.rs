@@ -54,6 +54,10 @@ pub struct EvalArgs {
     /// stem.
     #[arg(long, help_heading = "COCO instance masks", value_name = "RES.json")]
     coco_results: Option<PathBuf>,
+    /// COCO: match result categories to the ground truth's by name (the results' `category_name`, which
+    /// `dinoseg run` writes), not by id: for a model whose class ids are not the ground truth's category ids.
+    #[arg(long, help_heading = "COCO instance masks")]
+    categories_by_name: bool,
     /// Write the metrics to this JSON file (fractions in [0, 1]; null where undefined).
     #[arg(long, value_name = "OUT.json")]
     json: PathBuf,
@@ -78,13 +82,13 @@ const MODES: &[Mode] = &[
         required: &["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir"],
         optional: &[],
     },
-    Mode { name: "coco", required: &["--coco-gt", "--coco-results"], optional: &[] },
+    Mode { name: "coco", required: &["--coco-gt", "--coco-results"], optional: &["--categories-by-name"] },
 ];
 
 impl EvalArgs {
     /// The mode flags given, by name.
     fn given(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 12] = [
+        let flags: [(&'static str, bool); 13] = [
             ("--pred-dir", self.pred_dir.is_some()),
             ("--gt-dir", self.gt_dir.is_some()),
             ("--num-classes", self.num_classes.is_some()),
@@ -97,6 +101,7 @@ impl EvalArgs {
             ("--panoptic-pred-dir", self.panoptic_pred_dir.is_some()),
             ("--coco-gt", self.coco_gt.is_some()),
             ("--coco-results", self.coco_results.is_some()),
+            ("--categories-by-name", self.categories_by_name),
         ];
         flags.into_iter().filter(|(_, on)| *on).map(|(name, _)| name).collect()
     }
@@ -225,7 +230,26 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             };
             refuse_json_target(&a.json, &[gt, res], &[])?;
             let gt = coco::CocoGt::from_file(gt)?;
-            let results = coco::read_results(res, &gt)?;
+            let mut results = coco::read_results(res, &gt)?;
+            if a.categories_by_name {
+                let left_out = coco::categories_by_name(&gt, &mut results, res)?;
+                if left_out > 0 {
+                    eprintln!(
+                        "warning: {left_out} result(s) in {} name a category the ground truth lacks (left out)",
+                        res.display()
+                    );
+                }
+            } else {
+                let known: std::collections::BTreeSet<i64> = gt.categories().iter().copied().collect();
+                let other = results.iter().filter(|r| !known.contains(&r.category_id)).count();
+                if other > 0 {
+                    eprintln!(
+                        "warning: {other} result(s) in {} have a category_id the ground truth lacks (ignored, as \
+                         pycocotools does; --categories-by-name matches `dinoseg run`'s results by class name)",
+                        res.display()
+                    );
+                }
+            }
             let m = coco::evaluate(&gt, &results);
             let ap = |v: f64| if v < 0.0 { "-".to_string() } else { format!("{:.2}", 100.0 * v) };
             println!("{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}", "AP %", "AP50", "AP75", "APs", "APm", "APl");

@@ -24,6 +24,7 @@ pub(super) struct RawImage {
 #[derive(Deserialize)]
 pub(super) struct RawCategory {
     pub(super) id: Option<i64>,
+    pub(super) name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +46,8 @@ pub(super) struct RawResult {
     pub(super) bbox: Option<Vec<f64>>,
     /// Not in COCO's format: `dinoseg run` writes it to pair results by file name ([`super::names`]).
     pub(super) file_name: Option<String>,
+    /// Not in COCO's format: `dinoseg run` writes the class name ([`super::categories_by_name`]).
+    pub(super) category_name: Option<String>,
 }
 
 /// `iscrowd`: 0/1 or a boolean.
