@@ -4,6 +4,42 @@
 //! publisher, naming the topic, the publishing node and the fix.
 
 use crate::params::Reliability;
+use std::collections::{HashMap, HashSet};
+
+/// The name rmw gives a publisher's node while the graph has its endpoint but not yet its node's name (the two
+/// are discovered separately).
+pub const UNKNOWN_NODE_NAME: &str = "_NODE_NAME_UNKNOWN_";
+
+/// Checks a mismatching publisher whose node is still unnamed is waited for before it is warned about as such.
+pub const NAME_WAIT_CHECKS: u32 = 3;
+
+/// Which mismatching publishers were warned about (each once, by topic and endpoint id), and how long the ones
+/// whose node the graph has not named yet have been waited for: a warning names the publishing node, so it
+/// waits for the name, but not for ever (a DDS application that is not a ROS node has none).
+#[derive(Debug, Default)]
+pub struct Warnings {
+    done: HashSet<(String, Vec<u8>)>,
+    waiting: HashMap<(String, Vec<u8>), u32>,
+}
+
+impl Warnings {
+    /// Whether to warn now about the mismatching publisher `gid` on `topic`, whose node is `named` or not yet.
+    pub fn should_warn(&mut self, topic: &str, gid: &[u8], named: bool) -> bool {
+        let key = (topic.to_string(), gid.to_vec());
+        if self.done.contains(&key) {
+            return false;
+        }
+        if !named {
+            let waited = self.waiting.entry(key.clone()).or_insert(0);
+            *waited += 1;
+            if *waited <= NAME_WAIT_CHECKS {
+                return false;
+            }
+        }
+        self.waiting.remove(&key);
+        self.done.insert(key)
+    }
+}
 
 /// What the graph tells about one publisher of a camera topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +84,23 @@ mod tests {
 
     fn p(type_name: &str, best_effort: bool) -> PublisherInfo {
         PublisherInfo { node: "/usb_cam".into(), type_name: type_name.into(), best_effort }
+    }
+
+    #[test]
+    fn warned_once_and_unnamed_nodes_waited_for() {
+        let mut w = Warnings::default();
+        assert!(w.should_warn("/cam", &[1], true));
+        assert!(!w.should_warn("/cam", &[1], true));
+        assert!(w.should_warn("/other", &[1], true));
+        // unnamed: waited NAME_WAIT_CHECKS checks, then named late -> warned with the name
+        for _ in 0..NAME_WAIT_CHECKS - 1 {
+            assert!(!w.should_warn("/cam", &[2], false));
+        }
+        assert!(w.should_warn("/cam", &[2], true));
+        // never named: warned after the wait, once
+        let warned: Vec<bool> = (0..NAME_WAIT_CHECKS + 3).map(|_| w.should_warn("/cam", &[3], false)).collect();
+        assert_eq!(warned.iter().filter(|&&b| b).count(), 1);
+        assert!(warned[NAME_WAIT_CHECKS as usize]);
     }
 
     #[test]

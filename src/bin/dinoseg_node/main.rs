@@ -272,7 +272,7 @@ fn run() -> Result<(), String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     on_signal(stop.clone());
-    let mut warned = std::collections::HashSet::new();
+    let mut warned = dinoseg::node::publishers::Warnings::default();
     let mut next_check = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         node.spin_once(Duration::from_millis(10));
@@ -298,21 +298,26 @@ fn check_publishers(
     cfg: &CoreConfig,
     ours: Reliability,
     logger: &str,
-    warned: &mut std::collections::HashSet<(String, Vec<u8>)>,
+    warned: &mut dinoseg::node::publishers::Warnings,
 ) {
-    use dinoseg::node::publishers::{mismatch, PublisherInfo};
+    use dinoseg::node::publishers::{mismatch, PublisherInfo, UNKNOWN_NODE_NAME};
     for cam in &cfg.cameras {
         let expected = if cam.compressed { COMPRESSED } else { IMAGE };
         let Ok(infos) = node.get_publishers_info_by_topic(&cam.topic, false) else { continue };
         for info in infos {
-            let gid = info.endpoint_gid.to_vec();
+            let named = info.node_name != UNKNOWN_NODE_NAME;
+            let node = if named {
+                format!("{}/{}", info.node_namespace.trim_end_matches('/'), info.node_name)
+            } else {
+                "a node the ROS graph does not name".to_string()
+            };
             let p = PublisherInfo {
-                node: format!("{}/{}", info.node_namespace.trim_end_matches('/'), info.node_name),
+                node,
                 type_name: info.topic_type.clone(),
                 best_effort: matches!(info.qos_profile.reliability, r2r::qos::ReliabilityPolicy::BestEffort),
             };
             if let Some(w) = mismatch(&cam.topic, expected, ours, &p) {
-                if warned.insert((cam.topic.clone(), gid)) {
+                if warned.should_warn(&cam.topic, &info.endpoint_gid, named) {
                     r2r::log_warn!(logger, "{w}");
                 }
             }
