@@ -56,8 +56,9 @@ fn evaluate(case: &Value) -> Result<Value, String> {
             &path(case, "panoptic_gt_dir"),
             &path(case, "panoptic_pred"),
             &path(case, "panoptic_pred_dir"),
+            false,
         )
-        .map(|r| serde_json::to_value(r).unwrap()),
+        .map(|(r, _)| serde_json::to_value(r).unwrap()),
         other => panic!("mode {other}"),
     };
     result.map_err(|e| e.to_string())

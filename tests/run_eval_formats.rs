@@ -79,14 +79,26 @@ fn read_json(path: &Path) -> Value {
 
 /// `dinoseg eval` with `args` plus `--json`: the metrics (and stderr).
 fn eval(dir: &Path, name: &str, args: &[&Path]) -> (Value, String) {
+    let (json, o) = eval_output(dir, name, args);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "dinoseg eval {args:?}:\n{out}\n{err}");
+    (read_json(&json), err.into_owned())
+}
+
+/// Runs `dinoseg eval` with `--json DIR/NAME.json`: that path and the process's output.
+fn eval_output(dir: &Path, name: &str, args: &[&Path]) -> (PathBuf, std::process::Output) {
     let json = dir.join(format!("{name}.json"));
     let mut all: Vec<&std::ffi::OsStr> = vec!["eval".as_ref()];
     all.extend(args.iter().map(|a| a.as_os_str()));
     all.extend(["--json".as_ref(), json.as_os_str()]);
     let o = dinoseg(&all);
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "dinoseg eval {args:?}:\n{out}\n{err}");
-    (read_json(&json), err.into_owned())
+    (json, o)
+}
+
+/// Runs `dinoseg eval` expecting it may fail: whether it succeeded, and its stderr.
+fn eval_status(dir: &Path, name: &str, args: &[&Path]) -> (bool, String) {
+    let (_, o) = eval_output(dir, name, args);
+    (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 /// The shared run over [`FRAMES`]: its temp folder (the images in `images/`, the output in `out/`).
@@ -273,7 +285,16 @@ for name in frames:
 # The same annotations under other image ids: paired with the predictions by file name.
 moved = dict(pan, annotations=[dict(a, image_id=5000 + i) for i, a in enumerate(pan["annotations"])])
 json.dump(moved, open(os.path.join(work, "moved.json"), "w"))
-print("RESULT " + json.dumps({"segments": segments, "image_ids": {a["file_name"]: a["image_id"] for a in pan["annotations"]}}))
+# The same under other category ids, named as the run's classes; and one where "square" is unknown.
+renamed = dict(moved, categories=[dict(c, id=100 + c["id"]) for c in pan["categories"]],
+               annotations=[dict(a, segments_info=[dict(s, category_id=100 + s["category_id"])
+                                                   for s in a["segments_info"]]) for a in moved["annotations"]])
+json.dump(renamed, open(os.path.join(work, "renamed.json"), "w"))
+unknown = dict(renamed, categories=[dict(c, name="crate" if c["name"] == "square" else c["name"])
+                                    for c in renamed["categories"]])
+json.dump(unknown, open(os.path.join(work, "unknown.json"), "w"))
+squares = sum(s["category_id"] == 2 for a in pan["annotations"] for s in a["segments_info"])
+print("RESULT " + json.dumps({"segments": segments, "squares": squares, "image_ids": {a["file_name"]: a["image_id"] for a in pan["annotations"]}}))
 "#;
 
 #[test]
@@ -288,6 +309,7 @@ fn panoptic_pngs_agree_with_their_json_and_score_pq_1_against_themselves() {
     assert_eq!(r["image_ids"]["000000000042.png"], 42);
     assert_eq!(r["image_ids"]["frame_b.png"], 3);
     let (json, dir_png) = (out.join("panoptic.json"), out.join("panoptic"));
+    let mut n_all = None;
     for (name, gt) in [("pq", json.clone()), ("pq_moved", work.join("moved.json"))] {
         let flags = ["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir"].map(Path::new);
         let (m, _) = eval(&work, name, &[flags[0], &gt, flags[1], &dir_png, flags[2], &json, flags[3], &dir_png]);
@@ -295,7 +317,28 @@ fn panoptic_pngs_agree_with_their_json_and_score_pq_1_against_themselves() {
             assert_eq!((m[part]["PQ"].as_f64(), m[part]["SQ"].as_f64()), (Some(1.0), Some(1.0)), "{name} {part}: {m}");
         }
         assert_eq!(m["images"], 3, "{m}");
+        n_all = m["all"]["n"].as_u64();
     }
+    // Other category ids: matched by the prediction's category names, PQ 1; by id, refused as panopticapi does.
+    let flags = ["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir"].map(Path::new);
+    let renamed = work.join("renamed.json");
+    let args = [flags[0], &renamed, flags[1], &dir_png, flags[2], &json, flags[3], &dir_png];
+    let mut by_name = args.to_vec();
+    by_name.push(Path::new("--categories-by-name"));
+    let (m, _) = eval(&work, "pq_by_name", &by_name);
+    assert_eq!((m["all"]["PQ"].as_f64(), m["all"]["n"].as_u64()), (Some(1.0), n_all), "{m}");
+    let (ok, err) = eval_status(&work, "pq_by_id", &args);
+    assert!(!ok && err.contains("unknown category_id"), "{err}");
+    // A class the ground truth names otherwise: its segments are left out (VOID), the ground truth's are missed.
+    let unknown = work.join("unknown.json");
+    let mut args = [flags[0], &unknown, flags[1], &dir_png, flags[2], &json, flags[3], &dir_png].to_vec();
+    args.push(Path::new("--categories-by-name"));
+    let (m, err) = eval(&work, "pq_unknown", &args);
+    let squares = r["squares"].as_u64().expect("squares");
+    assert!(squares > 0 && err.contains(&format!("warning: {squares} predicted segment(s)")), "{err}");
+    assert_eq!(m["per_class"]["102"]["FN"].as_u64(), Some(squares), "{m}");
+    assert_eq!(m["per_class"]["102"]["FP"].as_u64(), Some(0), "{m}");
+    assert_eq!(m["per_class"]["101"]["PQ"].as_f64(), Some(1.0), "{m}");
 }
 
 #[test]

@@ -334,6 +334,10 @@ def eval_seeds():
     write("eval_panoptic_json", "gt.bin", b"\x00" + json.dumps(gt).encode())
     pred = {"annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": segs[:2]}]}
     write("eval_panoptic_json", "pred.bin", b"\x01" + json.dumps(pred).encode())
+    named = {"annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": [
+        {"id": 1, "category_id": 0}, {"id": 2, "category_id": 5}, {"id": 3, "category_id": 1}]}],
+        "categories": [{"id": 0, "name": "floor"}, {"id": 1, "name": "person"}, {"id": 5, "name": "sky"}]}
+    write("eval_panoptic_json", "pred_named.bin", b"\x01" + json.dumps(named).encode())
 
     def png(arr, mode=None, palette=False):
         img = Image.fromarray(arr) if mode is None else Image.fromarray(arr, mode=mode)

@@ -485,7 +485,22 @@ pub fn eval_panoptic_json(data: &[u8]) -> bool {
     let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
     match selector % 4 {
         0 => text(body).is_some_and(|t| panoptic_json::parse_ground_truth(&t, "gt.json").is_ok()),
-        1 => text(body).is_some_and(|t| panoptic_json::parse_predictions(&t, "pred.json").is_ok()),
+        1 => text(body).is_some_and(|t| {
+            let Ok(mut pred) = panoptic_json::parse_predictions(&t, "pred.json") else { return false };
+            // Matched by name to a ground truth with a shared name, as `dinoseg eval --categories-by-name` does.
+            let gt = r#"{"annotations": [], "categories": [{"id": 1, "name": "floor", "isthing": 0},
+                {"id": 2, "name": "person", "isthing": 1}, {"id": 3, "name": "cart", "isthing": 1},
+                {"id": 4, "name": "cart", "isthing": 1}]}"#;
+            let Ok(gt) = panoptic_json::parse_ground_truth(gt, "gt.json") else { return false };
+            let segments = pred.annotations.iter().map(|a| a.segments_info.len()).sum::<usize>();
+            match pred.categories_by_name(&gt, "pred.json") {
+                Ok(by) => {
+                    let kept = pred.annotations.iter().map(|a| a.segments_info.len()).sum::<usize>();
+                    kept + by.left_out == segments
+                }
+                Err(_) => true,
+            }
+        }),
         2 => label_png::decode_label_png(body, "labels.png").is_ok(),
         _ => {
             let len = body.get(..2).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));

@@ -286,13 +286,28 @@ fn stem(name: &str) -> &str {
 /// stem (`dinoseg run` names its PNGs by frame: `frame_7.png` pairs with `frame_7.png` or `frame_7.jpg`'s
 /// annotation) when that image has no prediction yet. Every ground-truth image needs a prediction; a prediction
 /// for an image not in the ground truth (by id, or by stem to an image not yet predicted) is an error.
-pub fn evaluate_files(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir: &Path) -> Result<PanopticResult> {
+///
+/// With `by_name`, the predictions' categories are matched to the ground truth's by name
+/// ([`super::panoptic_json::Predictions::categories_by_name`]); the count of segments left out (of categories the
+/// ground truth has no name for) is returned beside the metrics (0 without `by_name`).
+pub fn evaluate_files(
+    gt_json: &Path,
+    gt_dir: &Path,
+    pred_json: &Path,
+    pred_dir: &Path,
+    by_name: bool,
+) -> Result<(PanopticResult, usize)> {
     let gt_text = read_text_capped(gt_json, ANNOTATIONS_JSON_CAP, "panoptic ground-truth JSON")?;
     let gt = parse_ground_truth(&gt_text, &gt_json.display().to_string())?;
     drop(gt_text);
     let pred_text = read_text_capped(pred_json, ANNOTATIONS_JSON_CAP, "panoptic prediction JSON")?;
-    let preds = parse_predictions(&pred_text, &pred_json.display().to_string())?;
+    let mut preds = parse_predictions(&pred_text, &pred_json.display().to_string())?;
     drop(pred_text);
+    let by = match by_name {
+        true => preds.categories_by_name(&gt, &pred_json.display().to_string())?,
+        false => Default::default(),
+    };
+    let preds = preds.annotations;
     let gt_ids: std::collections::HashSet<_> = gt.annotations.iter().map(|a| &a.image_id).collect();
     // Stem -> the ground-truth image of that stem (None: several).
     let mut stems: HashMap<&str, Option<&ImageId>> = HashMap::new();
@@ -300,13 +315,13 @@ pub fn evaluate_files(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir:
         stems.entry(stem(&g.file_name)).and_modify(|v| *v = None).or_insert(Some(&g.image_id));
     }
     // By image_id first; then the others by file stem, to a ground-truth image not yet predicted.
-    let mut by_id: HashMap<&ImageId, &Annotation> =
-        preds.iter().filter(|p| gt_ids.contains(&p.image_id)).map(|p| (&p.image_id, p)).collect();
+    let mut by_id: HashMap<&ImageId, usize> =
+        preds.iter().enumerate().filter(|(_, p)| gt_ids.contains(&p.image_id)).map(|(i, p)| (&p.image_id, i)).collect();
     let mut extra = Vec::new();
-    for p in preds.iter().filter(|p| !gt_ids.contains(&p.image_id)) {
+    for (i, p) in preds.iter().enumerate().filter(|(_, p)| !gt_ids.contains(&p.image_id)) {
         match stems.get(stem(&p.file_name)) {
             Some(Some(id)) if !by_id.contains_key(id) => {
-                by_id.insert(id, p);
+                by_id.insert(id, i);
             }
             _ => extra.push(format!("{} ({})", p.image_id, p.file_name)),
         }
@@ -324,14 +339,18 @@ pub fn evaluate_files(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir:
     }
     let mut eval = PanopticEval::new(gt.categories.clone());
     for g in &gt.annotations {
-        let p = by_id.get(&g.image_id).ok_or_else(|| {
+        let &i = by_id.get(&g.image_id).ok_or_else(|| {
             Error::file(pred_json, format!("no prediction for the image with id {} ({})", g.image_id, g.file_name))
         })?;
+        let p = &preds[i];
         let gt_png = read_id_png(&gt_dir.join(&g.file_name))?;
-        let pred_png = read_id_png(&pred_dir.join(&p.file_name))?;
+        let mut pred_png = read_id_png(&pred_dir.join(&p.file_name))?;
+        if let Some(voided) = by.voided.get(&i) {
+            pred_png.values.iter_mut().filter(|v| voided.contains(v)).for_each(|v| *v = 0);
+        }
         eval.add(g, &gt_png, p, &pred_png)?;
     }
-    Ok(eval.result())
+    Ok((eval.result(), by.left_out))
 }
 
 #[cfg(test)]
@@ -350,12 +369,12 @@ mod tests {
         let g = LabelMap::new("g.png", 4, 1, vec![1, 1, 0, 0]).unwrap();
         let p = LabelMap::new("p.png", 4, 1, vec![5, 5, 5, 6]).unwrap();
         let mut eval = PanopticEval::new(gt.categories.clone());
-        eval.add(&gt.annotations[0], &g, &pred[0], &p).unwrap();
+        eval.add(&gt.annotations[0], &g, &pred.annotations[0], &p).unwrap();
         let r = eval.result();
         // seg 5: inter 2, union 3 + 2 - 2 - 1 (on void) = 2: IoU 1; seg 6 lies on void: ignored
         assert_eq!((r.all.pq, r.all.n, r.stuff.n), (Some(1.0), 1, 0));
         let bad = LabelMap::new("p.png", 4, 1, vec![5, 5, 7, 6]).unwrap();
-        let e = eval.add(&gt.annotations[0], &g, &pred[0], &bad).unwrap_err().to_string();
+        let e = eval.add(&gt.annotations[0], &g, &pred.annotations[0], &bad).unwrap_err().to_string();
         assert!(e.contains("image_id 1") && e.contains("segment id 7 is in the PNG p.png"), "{e}");
         assert_eq!(eval.result(), r);
     }

@@ -7,6 +7,10 @@
 //! the file, image and segment: two annotations of one image, two segments of one id in an image, segment id 0
 //! (VOID in the PNGs), ids that do not fit 24 bits, `iscrowd` / `isthing` other than 0 or 1, two categories of
 //! one id, a ground-truth segment of an unknown category, and file names that leave their folder.
+//!
+//! A prediction's `categories` are not read unless its categories are matched to the ground truth's by name
+//! ([`Predictions::categories_by_name`], `dinoseg eval --categories-by-name`), as for a model whose class ids are
+//! not the ground truth's category ids (`dinoseg run` writes its classes' names there).
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -73,6 +77,24 @@ struct GtFile {
 #[derive(Deserialize)]
 struct PredFile {
     annotations: Vec<Annotation>,
+    #[serde(default)]
+    categories: serde_json::Value,
+}
+
+/// A parsed prediction file: annotations in file order; its `categories` kept unread (see the module doc).
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    pub annotations: Vec<Annotation>,
+    categories: serde_json::Value,
+}
+
+/// What matching categories by name did: the segments it left out, their pixels to be read as VOID.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ByName {
+    /// Per annotation (index into [`Predictions::annotations`]), the segment ids left out.
+    pub voided: BTreeMap<usize, BTreeSet<u32>>,
+    /// How many segments were left out.
+    pub left_out: usize,
 }
 
 /// A parsed ground-truth file: annotations in file order, categories by id.
@@ -151,11 +173,80 @@ pub fn parse_ground_truth(text: &str, name: &str) -> Result<GroundTruth> {
     Ok(GroundTruth { annotations: file.annotations, categories, category_order })
 }
 
-/// Parses a prediction panoptic JSON's text (its categories, if any, are not used: the ground truth's are).
-pub fn parse_predictions(text: &str, name: &str) -> Result<Vec<Annotation>> {
+/// Parses a prediction panoptic JSON's text (its categories, if any, are not used unless matched by name).
+pub fn parse_predictions(text: &str, name: &str) -> Result<Predictions> {
     let file: PredFile = serde_json::from_str(text).map_err(|e| json_error(name, e))?;
     check_annotations(name, &file.annotations, None)?;
-    Ok(file.annotations)
+    Ok(Predictions { annotations: file.annotations, categories: file.categories })
+}
+
+impl Predictions {
+    /// The file's categories, id -> name; `name` names the file in errors (a missing list, an entry without an
+    /// integer `id` or a string `name`, two entries of one id).
+    pub fn category_names(&self, name: &str) -> Result<BTreeMap<i64, String>> {
+        let list = self
+            .categories
+            .as_array()
+            .ok_or_else(|| bad(name, "no `categories` list (needed to match categories by name)".to_string()))?;
+        let mut names = BTreeMap::new();
+        for (i, c) in list.iter().enumerate() {
+            let id = c.get("id").and_then(serde_json::Value::as_i64);
+            let label = c.get("name").and_then(serde_json::Value::as_str);
+            let (Some(id), Some(label)) = (id, label) else {
+                return Err(bad(name, format!("categories[{i}]: needs an integer `id` and a string `name`")));
+            };
+            if names.insert(id, label.to_string()).is_some() {
+                return Err(bad(name, format!("categories[{i}]: a second category with id {id}")));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Gives each segment the ground-truth category of its category's name: a segment whose category the file
+    /// does not list, or whose name two ground-truth categories share, is an error naming it; a segment whose name
+    /// no ground-truth category has is left out of `segments_info` and returned in [`ByName::voided`] (its pixels
+    /// are then VOID: neither matched nor a false positive, as a result of an unknown category is ignored in COCO
+    /// evaluation by name).
+    pub fn categories_by_name(&mut self, gt: &GroundTruth, name: &str) -> Result<ByName> {
+        let names = self.category_names(name)?;
+        let mut gt_ids: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for id in &gt.category_order {
+            if let Some(c) = gt.categories.get(id) {
+                gt_ids.entry(c.name.as_str()).or_default().push(*id);
+            }
+        }
+        let mut out = ByName::default();
+        for (i, ann) in self.annotations.iter_mut().enumerate() {
+            let mut keep = Vec::with_capacity(ann.segments_info.len());
+            for (j, mut s) in std::mem::take(&mut ann.segments_info).into_iter().enumerate() {
+                let at = format!("annotations[{i}] (image_id {}): segments_info[{j}] (id {})", ann.image_id, s.id);
+                let Some(label) = names.get(&s.category_id) else {
+                    return Err(bad(
+                        name,
+                        format!("{at}: category_id {} is not in the file's categories", s.category_id),
+                    ));
+                };
+                match gt_ids.get(label.as_str()).map(Vec::as_slice) {
+                    Some([id]) => {
+                        s.category_id = *id;
+                        keep.push(s);
+                    }
+                    Some(ids) => {
+                        return Err(bad(
+                            name,
+                            format!("{at}: category name {label:?} is the name of ground-truth categories {ids:?}"),
+                        ))
+                    }
+                    None => {
+                        out.voided.entry(i).or_default().insert(s.id);
+                        out.left_out += 1;
+                    }
+                }
+            }
+            ann.segments_info = keep;
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -195,5 +286,37 @@ mod tests {
         assert!(e.unwrap_err().to_string().contains("inside the folder"));
         let e = parse_predictions(r#"{"annotations": [{"image_id": 1}]}"#, "p.json").unwrap_err().to_string();
         assert!(e.contains("p.json") && e.contains("file_name") && e.contains("column"), "{e}");
+    }
+
+    #[test]
+    fn prediction_categories_match_the_ground_truth_by_name() {
+        let gt = r#"{"annotations": [], "categories": [{"id": 11, "name": "floor", "isthing": 0},
+            {"id": 12, "name": "person", "isthing": 1}, {"id": 13, "name": "cart", "isthing": 1},
+            {"id": 14, "name": "cart", "isthing": 1}]}"#;
+        let gt = parse_ground_truth(gt, "gt.json").unwrap();
+        let pred = |segs: &str, cats: &str| {
+            format!(r#"{{"annotations": [{{"image_id": 3, "file_name": "a.png", "segments_info": [{segs}]}}]{cats}}}"#)
+        };
+        let cats = r#", "categories": [{"id": 0, "name": "floor"}, {"id": 1, "name": "person"},
+            {"id": 2, "name": "sky"}, {"id": 3, "name": "cart"}]"#;
+        let segs = r#"{"id": 1, "category_id": 0}, {"id": 2, "category_id": 2}, {"id": 3, "category_id": 1}"#;
+        let mut p = parse_predictions(&pred(segs, cats), "p.json").unwrap();
+        let by = p.categories_by_name(&gt, "p.json").unwrap();
+        let kept: Vec<(u32, i64)> = p.annotations[0].segments_info.iter().map(|s| (s.id, s.category_id)).collect();
+        assert_eq!(kept, [(1, 11), (3, 12)]);
+        assert_eq!((by.left_out, by.voided.get(&0).cloned()), (1, Some(BTreeSet::from([2]))));
+        // A name two ground-truth categories share, an id the file does not list, no list at all: named errors.
+        let mut p = parse_predictions(&pred(r#"{"id": 4, "category_id": 3}"#, cats), "p.json").unwrap();
+        let e = p.categories_by_name(&gt, "p.json").unwrap_err().to_string();
+        assert!(e.contains("p.json") && e.contains("(id 4)") && e.contains("[13, 14]"), "{e}");
+        let mut p = parse_predictions(&pred(r#"{"id": 4, "category_id": 9}"#, cats), "p.json").unwrap();
+        let e = p.categories_by_name(&gt, "p.json").unwrap_err().to_string();
+        assert!(e.contains("category_id 9 is not in the file's categories"), "{e}");
+        let mut p = parse_predictions(&pred(segs, ""), "p.json").unwrap();
+        let e = p.categories_by_name(&gt, "p.json").unwrap_err().to_string();
+        assert!(e.contains("no `categories` list"), "{e}");
+        let mut p = parse_predictions(&pred(segs, r#", "categories": [{"id": "0", "name": "x"}]"#), "p.json").unwrap();
+        let e = p.categories_by_name(&gt, "p.json").unwrap_err().to_string();
+        assert!(e.contains("categories[0]"), "{e}");
     }
 }

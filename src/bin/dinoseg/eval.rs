@@ -54,9 +54,11 @@ pub struct EvalArgs {
     /// stem.
     #[arg(long, help_heading = "COCO instance masks", value_name = "RES.json")]
     coco_results: Option<PathBuf>,
-    /// COCO: match result categories to the ground truth's by name (the results' `category_name`, which
-    /// `dinoseg run` writes), not by id: for a model whose class ids are not the ground truth's category ids.
-    #[arg(long, help_heading = "COCO instance masks")]
+    /// COCO and panoptic: match predicted categories to the ground truth's by name, not by id (COCO: the
+    /// results' `category_name`; panoptic: the names in the prediction JSON's `categories`; `dinoseg run` writes
+    /// both): for a model whose class ids are not the ground truth's category ids. Predictions of a name the
+    /// ground truth lacks are left out (panoptic: their pixels count as VOID), with a warning.
+    #[arg(long)]
     categories_by_name: bool,
     /// Write the metrics to this JSON file (fractions in [0, 1]; null where undefined).
     #[arg(long, value_name = "OUT.json")]
@@ -80,7 +82,7 @@ const MODES: &[Mode] = &[
     Mode {
         name: "panoptic",
         required: &["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir"],
-        optional: &[],
+        optional: &["--categories-by-name"],
     },
     Mode { name: "coco", required: &["--coco-gt", "--coco-results"], optional: &["--categories-by-name"] },
 ];
@@ -110,20 +112,24 @@ impl EvalArgs {
 /// The one mode the given flags select: refused when they belong to two modes, or a mode's flags are missing.
 fn select_mode(given: &[&str]) -> Result<&'static str> {
     let usage = || MODES.iter().map(|m| format!("{}: {}", m.name, m.required.join(" "))).collect::<Vec<_>>().join("; ");
-    let touched: Vec<&Mode> =
-        MODES.iter().filter(|m| given.iter().any(|g| m.required.contains(g) || m.optional.contains(g))).collect();
+    let takes = |m: &Mode, g: &str| m.required.contains(&g) || m.optional.contains(&g);
+    // A flag several modes take (--categories-by-name) selects none: the others choose, and it must be theirs.
+    let own = |g: &str| MODES.iter().filter(|m| takes(m, g)).count() == 1;
+    let touched: Vec<&Mode> = MODES.iter().filter(|m| given.iter().any(|g| own(g) && takes(m, g))).collect();
     let mode = match touched.as_slice() {
         [] => return Err(Error::parameter("dinoseg eval", format!("give the flags of one mode ({})", usage()))),
         [mode] => mode,
         [a, b, ..] => {
             let of = |m: &Mode| {
-                let flags: Vec<&str> =
-                    given.iter().copied().filter(|g| m.required.contains(g) || m.optional.contains(g)).collect();
+                let flags: Vec<&str> = given.iter().copied().filter(|g| own(g) && takes(m, g)).collect();
                 format!("{} ({})", m.name, flags.join(" "))
             };
             return Err(Error::parameter("dinoseg eval", format!("flags of two modes: {} and {}", of(a), of(b))));
         }
     };
+    if let Some(g) = given.iter().find(|g| !takes(mode, g)) {
+        return Err(Error::parameter("dinoseg eval", format!("{g} is not a flag of {} evaluation", mode.name)));
+    }
     let missing: Vec<&str> = mode.required.iter().copied().filter(|r| !given.contains(r)).collect();
     if !missing.is_empty() {
         return Err(Error::parameter(
@@ -199,7 +205,14 @@ pub fn run(a: &EvalArgs) -> Result<()> {
                 _ => return Err(missing()),
             };
             refuse_json_target(&a.json, &[gj, gd, pj, pd], &[gd, pd])?;
-            let r = panoptic::evaluate_files(gj, gd, pj, pd)?;
+            let (r, left_out) = panoptic::evaluate_files(gj, gd, pj, pd, a.categories_by_name)?;
+            if left_out > 0 {
+                eprintln!(
+                    "warning: {left_out} predicted segment(s) in {} are of a category name the ground truth lacks \
+                     (left out: their pixels count as VOID)",
+                    pj.display()
+                );
+            }
             println!(
                 "{:>24}  {:>6}  {:>6}  {:>6}  {:>4} {:>4} {:>4}",
                 "category", "PQ %", "SQ %", "RQ %", "TP", "FP", "FN"
@@ -295,5 +308,12 @@ mod tests {
         assert!(e.contains("coco evaluation also needs --coco-results"), "{e}");
         let e = select_mode(&["--coco-results", "--panoptic-gt"]).unwrap_err().to_string();
         assert!(e.contains("panoptic (--panoptic-gt) and coco (--coco-results)"), "{e}");
+        let by_name = "--categories-by-name";
+        assert_eq!(select_mode(&["--coco-gt", "--coco-results", by_name]).unwrap(), "coco");
+        let panoptic = ["--panoptic-gt", "--panoptic-gt-dir", "--panoptic-pred", "--panoptic-pred-dir", by_name];
+        assert_eq!(select_mode(&panoptic).unwrap(), "panoptic");
+        let e = select_mode(&["--pred-dir", "--gt-dir", "--num-classes", by_name]).unwrap_err().to_string();
+        assert!(e.contains("--categories-by-name is not a flag of semantic evaluation"), "{e}");
+        assert!(select_mode(&[by_name]).unwrap_err().to_string().contains("give the flags of one mode"));
     }
 }
