@@ -210,20 +210,20 @@ impl Predictions {
     pub fn categories_by_name(&mut self, gt: &GroundTruth, name: &str) -> Result<ByName> {
         let names = self.category_names(name)?;
         let mut gt_ids: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for id in &gt.category_order {
-            if let Some(c) = gt.categories.get(id) {
-                gt_ids.entry(c.name.as_str()).or_default().push(*id);
-            }
+        for c in gt.categories.values() {
+            gt_ids.entry(c.name.as_str()).or_default().push(c.id);
         }
         let mut out = ByName::default();
         for (i, ann) in self.annotations.iter_mut().enumerate() {
             let mut keep = Vec::with_capacity(ann.segments_info.len());
+            let image_id = &ann.image_id;
             for (j, mut s) in std::mem::take(&mut ann.segments_info).into_iter().enumerate() {
-                let at = format!("annotations[{i}] (image_id {}): segments_info[{j}] (id {})", ann.image_id, s.id);
+                // Formatted only for an error.
+                let at = |id: u32| format!("annotations[{i}] (image_id {image_id}): segments_info[{j}] (id {id})");
                 let Some(label) = names.get(&s.category_id) else {
                     return Err(bad(
                         name,
-                        format!("{at}: category_id {} is not in the file's categories", s.category_id),
+                        format!("{}: category_id {} is not in the file's categories", at(s.id), s.category_id),
                     ));
                 };
                 match gt_ids.get(label.as_str()).map(Vec::as_slice) {
@@ -234,7 +234,10 @@ impl Predictions {
                     Some(ids) => {
                         return Err(bad(
                             name,
-                            format!("{at}: category name {label:?} is the name of ground-truth categories {ids:?}"),
+                            format!(
+                                "{}: category name {label:?} is the name of ground-truth categories {ids:?}",
+                                at(s.id)
+                            ),
                         ))
                     }
                     None => {
