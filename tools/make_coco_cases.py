@@ -2,9 +2,10 @@
 """COCO instance-segmentation cases with pycocotools' answers, for tests/eval_coco.rs (`dinoseg::eval::coco`).
 
 Usage: make_coco_cases.py OUT_DIR
-       make_coco_cases.py --large OUT_DIR   (one larger set for the ignored timing test: 300 images of 480x640,
-                                             about 2,400 objects and 12,000 results; expected.json then also has
-                                             pycocotools' seconds for loadRes + evaluate + accumulate + summarize)
+       make_coco_cases.py --large OUT_DIR   (one larger set, for tests/eval_coco.rs and bench/eval_coco.py: 300
+                                             images of 480x640, about 2,400 objects and 7,600 results;
+                                             expected.json then also has pycocotools' seconds for loadRes +
+                                             evaluate + accumulate + summarize)
 
 Writes OUT_DIR/CASE/{gt.json, results.json, expected.json} for each case below, then OUT_DIR/DONE (built in
 OUT_DIR.tmp, renamed when complete). expected.json holds what pycocotools 2.0.11 computes from the two files:
