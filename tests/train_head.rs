@@ -12,7 +12,7 @@ use dinoseg::pipeline::preprocess::{preprocess, ResizePolicy};
 use dinoseg::train::{self, data, features, fit, EpochLog, FitOptions, Progress, TrainOptions};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use std::path::{Path, PathBuf};
-use tch::{nn, Device, Kind};
+use tch::{nn, Device, Kind, Tensor};
 
 const COLOURS: [[f32; 3]; 3] = [[200.0, 40.0, 40.0], [40.0, 180.0, 60.0], [50.0, 60.0, 210.0]];
 const H: u32 = 64;
@@ -210,7 +210,23 @@ fn same_seed_same_bytes() {
         train::train_head(&opts, &mut Record::default()).unwrap();
         std::fs::read(&opts.out).unwrap()
     };
+    // Another thread seeding and drawing from libtorch's process-wide generator all along (as a second training
+    // or a random-weight model in the same process does) changes nothing: the head draws from its own seed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tch::manual_seed(i);
+                let _ = Tensor::randn([64, 64], (Kind::Float, Device::Cpu));
+                i += 1;
+            }
+        })
+    };
     let (a, b, c) = (run(5, "a.safetensors"), run(5, "b.safetensors"), run(6, "c.safetensors"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
     assert!(a == b, "same seed, different bytes");
     assert!(a != c, "different seeds, same bytes");
 }

@@ -265,3 +265,29 @@ fn restore(vs: &nn::VarStore, saved: &[(String, Tensor)]) -> Result<()> {
         }
     })
 }
+
+/// Starts the head from `seed` alone, not from libtorch's process-wide generator (another thread drawing from or
+/// seeding that one, e.g. a second training in the same process, would change the head): the 1x1 convolution's
+/// weight uniform in +-sqrt(6 / fan_in) (tch's default distribution, Kaiming uniform with the ReLU gain) drawn by our
+/// own RNG in f64 and rounded to f32; the BatchNorm weight 1 (PyTorch's `nn.BatchNorm2d`, as the DINOv3 head is
+/// built; tch would draw it uniform in [0, 1)); the biases 0.
+pub fn init_head(vs: &nn::VarStore, seed: u64) -> Result<()> {
+    let vars = vs.variables();
+    let var = |name: &str| {
+        vars.get(name).map(Tensor::shallow_clone).ok_or_else(|| Error::Internal(format!("linear head without {name}")))
+    };
+    let (weight, bn_weight) = (var("conv.weight")?, var("bn.weight")?);
+    let dims = weight.size();
+    let fan_in: i64 = dims.iter().skip(1).product();
+    let bound = (6.0 / fan_in.max(1) as f64).sqrt();
+    let mut rng = Rng::new(seed ^ 0x6865_6164); // "head": a stream apart from the shuffles' `Rng::new(seed)`
+    let values: Vec<f32> =
+        (0..dims.iter().product::<i64>()).map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32).collect();
+    guarded(|| {
+        let _g = tch::no_grad_guard();
+        let drawn = Tensor::from_slice(&values).reshape(&dims).to_device(weight.device()).to_kind(weight.kind());
+        let (mut w, mut g) = (weight.shallow_clone(), bn_weight.shallow_clone());
+        w.copy_(&drawn);
+        let _ = g.fill_(1.0);
+    })
+}

@@ -192,9 +192,9 @@ pub fn train_head(opts: &TrainOptions, progress: &mut dyn Progress) -> Result<Tr
         opts.device
     ));
 
-    tch::manual_seed(opts.fit.seed as i64);
     let mut vs = nn::VarStore::new(opts.device);
     let head = LinearHead::new(&vs.root(), config.clone())?;
+    fit::init_head(&vs, opts.fit.seed)?;
     if let Some(path) = &opts.resume {
         resume_from(&mut vs, &config, path)?;
     }
